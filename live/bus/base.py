@@ -1,0 +1,55 @@
+"""The ``CallBus`` contract shared by the in-process and the Redis implementation.
+
+Semantics every implementation keeps:
+
+* ``publish`` delivers the event to every subscriber on every node, the publishing node
+  included, in publish order per publisher. It also updates the shared roster so that a node
+  (or a console) arriving later gets the current state from ``snapshot``.
+* ``snapshot`` returns the calls alive in the cluster, each with its current listeners. Calls
+  of a node that stopped heart-beating drop out.
+* Media relay: the node that ingests a call publishes that call's packets with
+  ``publish_media`` only while some other node has asked for them with ``want_media``
+  (renewed while it listens); ``media_wanted`` tells the ingesting node whether to bother.
+"""
+
+from __future__ import annotations
+
+from typing import Awaitable, Callable, Protocol
+
+from ..model import BusEvent, CallInfo
+from ..types import CallId
+
+EventHandler = Callable[[BusEvent], None]
+MediaHandler = Callable[[bytes], None]
+Unsubscribe = Callable[[], None]
+
+
+class CallBus(Protocol):
+    async def start(self) -> None:
+        """Connect and start delivering events; raise ``BusUnavailable`` if impossible."""
+
+    async def aclose(self) -> None:
+        """Stop delivering, withdraw this node's calls and listeners, release connections."""
+
+    async def publish(self, event: BusEvent) -> None:
+        """Apply ``event`` to the shared roster and deliver it to every subscriber."""
+
+    async def snapshot(self) -> list[CallInfo]:
+        """Every live call in the cluster with its listeners."""
+
+    def subscribe(self, handler: EventHandler) -> Unsubscribe:
+        """Call ``handler`` for every event from now on; returns the unsubscribe function."""
+
+    async def want_media(self, call_id: CallId) -> None:
+        """Ask the node that ingests ``call_id`` to relay its packets (renew every few s)."""
+
+    def media_wanted(self, call_id: CallId) -> bool:
+        """True while another node has asked for this call's packets recently."""
+
+    async def publish_media(self, call_id: CallId, data: bytes) -> None:
+        """Relay one encoded packet (``codec.encode_media``) of a call ingested here."""
+
+    async def subscribe_media(
+        self, call_id: CallId, handler: MediaHandler
+    ) -> Callable[[], Awaitable[None]]:
+        """Receive relayed packets of a call ingested elsewhere; returns async unsubscribe."""

@@ -1,0 +1,96 @@
+"""The in-process bus: one node, no network. Events are delivered synchronously."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Awaitable, Callable
+
+from ..model import (
+    BusEvent,
+    CallEnded,
+    CallInfo,
+    CallStarted,
+    CallUpdated,
+    ListenEnded,
+    ListenStarted,
+)
+from ..types import CallId
+from .base import EventHandler, MediaHandler, Unsubscribe
+
+log = logging.getLogger(__name__)
+
+
+class Roster:
+    """The calls known to a node, kept current by applying bus events in order."""
+
+    def __init__(self) -> None:
+        self.calls: dict[CallId, CallInfo] = {}
+
+    def apply(self, event: BusEvent) -> None:
+        if isinstance(event, (CallStarted, CallUpdated)):
+            # Call state comes from the ingesting node, listeners from the listening nodes
+            # (listen.* events): a call update never replaces the listeners known here.
+            known = self.calls.get(event.call.call_id)
+            listeners = known.listeners if known is not None else event.call.listeners
+            self.calls[event.call.call_id] = dataclasses.replace(event.call, listeners=listeners)
+        elif isinstance(event, CallEnded):
+            self.calls.pop(event.call_id, None)
+        elif isinstance(event, ListenStarted):
+            known = self.calls.get(event.call_id)
+            if known is not None:
+                self.calls[event.call_id] = known.with_listener(event.listener)
+        elif isinstance(event, ListenEnded):
+            known = self.calls.get(event.call_id)
+            if known is not None:
+                self.calls[event.call_id] = known.without_listener(event.session_id)
+
+
+class MemoryCallBus:
+    def __init__(self) -> None:
+        self._roster = Roster()
+        self._handlers: list[EventHandler] = []
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        self._handlers.clear()
+
+    async def publish(self, event: BusEvent) -> None:
+        self._roster.apply(event)
+        for handler in list(self._handlers):
+            try:
+                handler(event)
+            except Exception:  # a subscriber's bug must not stop delivery to the others
+                log.exception("bus subscriber failed on %s", event.kind)
+
+    async def snapshot(self) -> list[CallInfo]:
+        return list(self._roster.calls.values())
+
+    def subscribe(self, handler: EventHandler) -> Unsubscribe:
+        self._handlers.append(handler)
+
+        def unsubscribe() -> None:
+            if handler in self._handlers:
+                self._handlers.remove(handler)
+
+        return unsubscribe
+
+    # One node ingests every call, so nothing is ever relayed.
+    async def want_media(self, call_id: CallId) -> None:
+        return None
+
+    def media_wanted(self, call_id: CallId) -> bool:
+        return False
+
+    async def publish_media(self, call_id: CallId, data: bytes) -> None:
+        return None
+
+    async def subscribe_media(
+        self, call_id: CallId, handler: MediaHandler
+    ) -> Callable[[], Awaitable[None]]:
+        async def unsubscribe() -> None:
+            return None
+
+        return unsubscribe

@@ -1,0 +1,91 @@
+"""msgpack encoding of bus events and media packets (what crosses Redis between nodes).
+
+The wire form of an event is a map ``{"k": kind, "v": version, "d": fields}``; enums are
+their values, tuples become arrays, nested dataclasses become maps. Decoding is strict:
+anything that does not fit raises ``BadRequest`` rather than producing a half-built event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+import msgpack
+
+from .errors import BadRequest
+from .model import EVENT_TYPES, BusEvent, CallInfo, ListenerInfo
+from .types import Consent
+
+WIRE_VERSION = 1
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Consent):
+        return value.value
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _listener(data: Any) -> ListenerInfo:
+    if not isinstance(data, dict):
+        raise BadRequest("listener must be a map")
+    return ListenerInfo(**data)
+
+
+def _call(data: Any) -> CallInfo:
+    if not isinstance(data, dict):
+        raise BadRequest("call must be a map")
+    fields = dict(data)
+    fields["consent"] = Consent(fields.get("consent", "unknown"))
+    fields["listeners"] = tuple(_listener(x) for x in fields.get("listeners", ()))
+    fields["attributes"] = dict(fields.get("attributes", {}))
+    return CallInfo(**fields)
+
+
+_NESTED = {"call": _call, "listener": _listener}
+
+
+def encode_event(event: BusEvent) -> bytes:
+    payload = {"k": event.kind, "v": WIRE_VERSION, "d": _plain(event)}
+    return typing.cast(bytes, msgpack.packb(payload, use_bin_type=True))
+
+
+def decode_event(data: bytes) -> BusEvent:
+    try:
+        payload = msgpack.unpackb(data, raw=False)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise BadRequest("undecodable bus message") from exc
+    if not isinstance(payload, dict) or payload.get("v") != WIRE_VERSION:
+        raise BadRequest("unknown bus message version")
+    cls = EVENT_TYPES.get(payload.get("k", ""))
+    fields = payload.get("d")
+    if cls is None or not isinstance(fields, dict):
+        raise BadRequest(f"unknown bus event {payload.get('k')!r}")
+    try:
+        kwargs = {k: _NESTED[k](v) if k in _NESTED else v for k, v in fields.items()}
+        if "legs" in kwargs:
+            kwargs["legs"] = tuple(kwargs["legs"])
+        return typing.cast(BusEvent, cls(**kwargs))
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"malformed bus event {cls.kind}: {exc}") from exc
+
+
+def encode_media(leg: str, timestamp: int, payload: bytes) -> bytes:
+    """One relayed 20 ms packet: ``[leg, rtp timestamp, payload]``."""
+    return typing.cast(bytes, msgpack.packb((leg, timestamp, payload), use_bin_type=True))
+
+
+def decode_media(data: bytes) -> tuple[str, int, bytes]:
+    try:
+        leg, timestamp, payload = msgpack.unpackb(data, raw=False)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise BadRequest("undecodable media packet") from exc
+    if leg not in ("agent", "caller") or not isinstance(payload, bytes):
+        raise BadRequest("malformed media packet")
+    return str(leg), int(timestamp), payload

@@ -1,0 +1,159 @@
+"""Settings, read once: ``LIVE_*`` environment variables over an optional TOML file.
+
+Nothing else in the server reads ``os.environ``. Every setting has a documented default
+(see the README's configuration reference); a malformed value raises ``ConfigError`` naming
+the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+DEFAULT_PURPOSES = ("quality", "training", "coaching", "complaint")
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    urls: str
+    username: str | None = None
+    credential: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("live-data")
+    public_url: str = ""
+    node_id: str = ""
+    redis_url: str = ""
+    ledger_url: str = ""
+    ice_servers: tuple[IceServer, ...] = ()
+    purposes: tuple[str, ...] = DEFAULT_PURPOSES
+    # Ingest
+    ingest_secret: str = ""
+    twilio_auth_token: str = ""
+    ingest_loopback_trust: bool = False
+    max_ingest_message: int = 64 * 1024
+    # Media
+    listener_queue_packets: int = 10
+    # Sessions
+    session_secret: str = ""
+    session_ttl_s: int = 8 * 3600
+    tls_cert: str = ""
+    tls_key: str = ""
+    demo: bool = False
+    log_level: str = "INFO"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def effective_node_id(self) -> str:
+        return self.node_id or f"node-{self.port}"
+
+    @property
+    def ledger_path(self) -> Path:
+        if self.ledger_url.startswith("sqlite:///"):
+            return Path(self.ledger_url[len("sqlite:///") :])
+        return self.data_dir / "ledger.sqlite3"
+
+    @property
+    def users_path(self) -> Path:
+        return self.data_dir / "users.json"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(f"not a boolean: {raw!r}")
+        if kind == "Path":
+            return Path(str(raw))
+        if name == "purposes":
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            purposes = tuple(str(x).strip() for x in items if str(x).strip())
+            if not purposes:
+                raise ValueError("at least one purpose is needed")
+            return purposes
+        if name == "ice_servers":
+            return _ice_servers(raw)
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name}: {exc}", setting=name) from exc
+
+
+def _ice_servers(raw: Any) -> tuple[IceServer, ...]:
+    """``LIVE_ICE_SERVERS=turn:host:3478?transport=udp|user|pass,stun:host`` or TOML tables."""
+    if isinstance(raw, list):
+        return tuple(
+            IceServer(str(x["urls"]), x.get("username"), x.get("credential"))
+            if isinstance(x, dict)
+            else IceServer(str(x))
+            for x in raw
+        )
+    servers = []
+    for item in str(raw).split(","):
+        if not item.strip():
+            continue
+        parts = item.strip().split("|")
+        if not parts[0].startswith(("stun:", "turn:", "turns:")):
+            raise ValueError(f"ICE server url must start with stun:, turn: or turns:: {parts[0]!r}")
+        servers.append(
+            IceServer(parts[0], parts[1] if len(parts) > 1 else None, parts[2] if len(parts) > 2 else None)
+        )
+    return tuple(servers)
+
+
+def load_settings(
+    environ: Mapping[str, str],
+    config_file: Path | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build settings from a TOML file, then ``LIVE_*`` variables, then explicit overrides."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc}") from exc
+        for key, raw in data.items():
+            if key not in _FIELDS or key == "extra":
+                raise ConfigError(f"unknown setting {key!r} in {config_file}", setting=key)
+            values[key] = _coerce(key, raw)
+    for key, raw in environ.items():
+        if not key.startswith("LIVE_"):
+            continue
+        name = key[len("LIVE_") :].lower()
+        if name not in _FIELDS or name == "extra":
+            raise ConfigError(f"unknown setting {key}", setting=key)
+        values[name] = _coerce(name, raw)
+    for key, raw in overrides.items():
+        if raw is not None:
+            values[key] = _coerce(key, raw) if not isinstance(raw, (tuple, Path)) else raw
+    settings = Settings(**values)
+    if not (1 <= settings.port <= 65535):
+        raise ConfigError(f"setting port: {settings.port} is not a TCP port", setting="port")
+    if settings.listener_queue_packets < 1:
+        raise ConfigError("setting listener_queue_packets must be at least 1")
+    return settings

@@ -1,0 +1,123 @@
+"""Pure data: calls, listen sessions and the events that travel on the bus.
+
+Nothing here does I/O. ``CallInfo`` is the roster's view of a call (what every node knows);
+the audio itself lives in ``media`` on the node that ingests the call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from .types import CallId, Consent, LegName, NodeId, SessionId
+
+Codec = Literal["PCMU", "PCMA"]
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerInfo:
+    """Who is listening to a call, as shown in the roster."""
+
+    session_id: SessionId
+    user_id: str
+    display_name: str
+    purpose: str
+    started_at: float
+    node_id: NodeId
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    call_id: CallId
+    source: str
+    agent_id: str
+    started_at: float
+    node_id: NodeId
+    consent: Consent = Consent.UNKNOWN
+    pci_paused: bool = False
+    codec: Codec = "PCMU"
+    queue: str = ""
+    private: bool = False
+    attributes: dict[str, str] = field(default_factory=dict)
+    listeners: tuple[ListenerInfo, ...] = ()
+
+    def with_listener(self, listener: ListenerInfo) -> "CallInfo":
+        others = tuple(x for x in self.listeners if x.session_id != listener.session_id)
+        return dataclasses.replace(self, listeners=others + (listener,))
+
+    def without_listener(self, session_id: SessionId) -> "CallInfo":
+        return dataclasses.replace(
+            self, listeners=tuple(x for x in self.listeners if x.session_id != session_id)
+        )
+
+
+# --- bus events -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    kind: ClassVar[str] = "call.started"
+    call: CallInfo
+
+
+@dataclass(frozen=True, slots=True)
+class CallUpdated:
+    kind: ClassVar[str] = "call.updated"
+    call: CallInfo
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    kind: ClassVar[str] = "call.ended"
+    call_id: CallId
+    ended_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ListenStarted:
+    kind: ClassVar[str] = "listen.started"
+    call_id: CallId
+    listener: ListenerInfo
+    legs: tuple[LegName, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListenEnded:
+    kind: ClassVar[str] = "listen.ended"
+    call_id: CallId
+    session_id: SessionId
+    reason: str
+    ended_at: float
+
+
+BusEvent = CallStarted | CallUpdated | CallEnded | ListenStarted | ListenEnded
+
+EVENT_TYPES: dict[str, type[Any]] = {
+    cls.kind: cls for cls in (CallStarted, CallUpdated, CallEnded, ListenStarted, ListenEnded)
+}
+
+
+def call_to_json(call: CallInfo) -> dict[str, Any]:
+    """The JSON shape of a call in ``GET /api/calls`` and on ``/api/events``."""
+    return {
+        "call_id": call.call_id,
+        "source": call.source,
+        "agent_id": call.agent_id,
+        "started_at": call.started_at,
+        "node_id": call.node_id,
+        "consent": call.consent.value,
+        "pci_paused": call.pci_paused,
+        "codec": call.codec,
+        "queue": call.queue,
+        "listeners": [
+            {
+                "session_id": x.session_id,
+                "user_id": x.user_id,
+                "display_name": x.display_name,
+                "purpose": x.purpose,
+                "started_at": x.started_at,
+            }
+            for x in call.listeners
+        ],
+    }

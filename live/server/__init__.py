@@ -1,0 +1,5 @@
+"""The aiohttp application: routes, WebSockets, middlewares, static pages."""
+
+from .app import create_app
+
+__all__ = ["create_app"]

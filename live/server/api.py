@@ -1,0 +1,241 @@
+"""The supervisor-facing HTTP API and the roster WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+
+from ..errors import BadRequest, LiveError, PayloadTooLarge
+from ..model import (
+    BusEvent,
+    CallEnded,
+    CallStarted,
+    CallUpdated,
+    ListenEnded,
+    ListenStarted,
+    call_to_json,
+)
+from ..types import Consent, Role
+from .security import check_origin, require
+from .state import STATE
+
+log = logging.getLogger(__name__)
+
+MAX_JSON_BODY = 64 * 1024
+EVENTS_QUEUE = 256
+WS_TOO_SLOW = 4408
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
+        raise PayloadTooLarge(f"request body over {MAX_JSON_BODY} bytes")
+    raw = await request.content.read(MAX_JSON_BODY + 1)
+    if len(raw) > MAX_JSON_BODY:
+        raise PayloadTooLarge(f"request body over {MAX_JSON_BODY} bytes")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the body must be JSON", code="bad_json") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", code="bad_json")
+    return body
+
+
+def event_to_json(event: BusEvent) -> dict[str, Any]:
+    if isinstance(event, (CallStarted, CallUpdated)):
+        return {"type": event.kind, "call": call_to_json(event.call)}
+    if isinstance(event, CallEnded):
+        return {"type": event.kind, "call_id": event.call_id}
+    if isinstance(event, ListenStarted):
+        listener = event.listener
+        return {
+            "type": event.kind,
+            "call_id": event.call_id,
+            "legs": list(event.legs),
+            "listener": {
+                "session_id": listener.session_id,
+                "user_id": listener.user_id,
+                "display_name": listener.display_name,
+                "purpose": listener.purpose,
+                "started_at": listener.started_at,
+            },
+        }
+    assert isinstance(event, ListenEnded)
+    return {
+        "type": event.kind,
+        "call_id": event.call_id,
+        "session_id": event.session_id,
+        "reason": event.reason,
+    }
+
+
+async def me(request: web.Request) -> web.Response:
+    identity = require(request)
+    state = request.app[STATE]
+    body: dict[str, Any] = identity.to_json()
+    body["purposes"] = list(state.settings.purposes)
+    body["ice_servers"] = [
+        {k: v for k, v in (("urls", s.urls), ("username", s.username), ("credential", s.credential)) if v}
+        for s in state.settings.ice_servers
+    ]
+    body["csrf_token"] = (
+        state.sessions.csrf_token(identity.session_id) if identity.via == "session" else None
+    )
+    return web.json_response(body)
+
+
+async def list_calls(request: web.Request) -> web.Response:
+    require(request, (Role.SUPERVISOR, Role.ADMIN))
+    monitor = request.app[STATE].monitor
+    return web.json_response({"calls": [call_to_json(c) for c in monitor.calls() if not c.private]})
+
+
+async def events(request: web.Request) -> web.WebSocketResponse:
+    """Roster WebSocket: a snapshot at once, then every change, in order."""
+    require(request, (Role.SUPERVISOR, Role.ADMIN))
+    check_origin(request)
+    monitor = request.app[STATE].monitor
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+    await ws.prepare(request)
+    queue: asyncio.Queue[BusEvent] = asyncio.Queue(EVENTS_QUEUE)
+    overflow = asyncio.Event()
+
+    def on_event(event: BusEvent) -> None:
+        try:
+            queue.put_nowait(event)
+        except asyncio.QueueFull:
+            overflow.set()
+
+    unsubscribe = monitor.bus.subscribe(on_event)
+    reader = asyncio.create_task(_drain_client(ws), name="events-reader")
+    try:
+        snapshot = [call_to_json(c) for c in monitor.calls() if not c.private]
+        await ws.send_json({"type": "snapshot", "calls": snapshot})
+        while not ws.closed and not reader.done():
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait(
+                {getter, reader, asyncio.ensure_future(overflow.wait())},
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if overflow.is_set():
+                getter.cancel()
+                await ws.close(code=WS_TOO_SLOW, message=b"too slow: reconnect for a fresh snapshot")
+                break
+            if getter not in done:
+                getter.cancel()
+                break
+            event = getter.result()
+            if isinstance(event, (CallStarted, CallUpdated)) and event.call.private:
+                continue
+            await ws.send_json(event_to_json(event))
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        unsubscribe()
+        reader.cancel()
+        if not ws.closed:
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+    return ws
+
+
+async def _drain_client(ws: web.WebSocketResponse) -> None:
+    """Consoles send nothing but pings; anything else is refused with a 4400 close."""
+    async for message in ws:
+        if message.type == web.WSMsgType.TEXT and message.data.strip() in ('"ping"', '{"type":"ping"}'):
+            await ws.send_json({"type": "pong"})
+            continue
+        await ws.close(code=4400, message=b"this socket accepts only pings")
+        return
+
+
+async def listen(request: web.Request) -> web.Response:
+    identity = require(request, (Role.SUPERVISOR, Role.ADMIN, Role.AGENT, Role.AUDITOR))
+    body = await read_json(request)
+    if body.get("type", "offer") != "offer":
+        raise BadRequest("type must be 'offer'", code="bad_sdp")
+    monitor = request.app[STATE].monitor
+    answer, session, legs = await monitor.start_listen(
+        identity, request.match_info["call_id"], body.get("sdp"), body.get("purpose")
+    )
+    return web.json_response(
+        {
+            "sdp": answer,
+            "type": "answer",
+            "session_id": session.session_id,
+            "legs": [
+                {"leg": leg, "mid": session.peer.mids.get(leg), "audible": audible, "reason": reason}
+                for leg, (audible, reason) in legs.items()
+            ],
+        },
+        status=201,
+    )
+
+
+async def stop_listen(request: web.Request) -> web.Response:
+    identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
+    session = await request.app[STATE].monitor.stop_listen(identity, request.match_info["session_id"])
+    return web.json_response(
+        {"session_id": session.session_id, "ended": True, "duration_s": round(time.time() - session.started_at, 3)}
+    )
+
+
+async def my_listens(request: web.Request) -> web.Response:
+    identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
+    sessions = request.app[STATE].monitor.sessions_of(identity)
+    return web.json_response(
+        {
+            "listens": [
+                {
+                    "session_id": s.session_id,
+                    "call_id": s.call_id,
+                    "purpose": s.purpose,
+                    "started_at": s.started_at,
+                    "dropped_packets": sum(q.dropped for q in s.queues.values()),
+                }
+                for s in sessions
+            ]
+        }
+    )
+
+
+async def set_consent(request: web.Request) -> web.Response:
+    """CTI integrations report the caller's consent (admin role or an API token of one)."""
+    require(request, (Role.ADMIN,))
+    body = await read_json(request)
+    value = body.get("consent")
+    if value not in {c.value for c in Consent}:
+        raise BadRequest("consent must be granted, denied or unknown", code="bad_consent")
+    call = await request.app[STATE].monitor.update_call(
+        request.match_info["call_id"], consent=Consent(value)  # type: ignore[arg-type]
+    )
+    return web.json_response({"call": call_to_json(call)})
+
+
+async def set_pci(request: web.Request) -> web.Response:
+    require(request, (Role.ADMIN,))
+    body = await read_json(request)
+    if not isinstance(body.get("paused"), bool):
+        raise BadRequest("paused must be true or false", code="bad_pci")
+    call = await request.app[STATE].monitor.update_call(
+        request.match_info["call_id"], pci_paused=body["paused"]  # type: ignore[arg-type]
+    )
+    return web.json_response({"call": call_to_json(call)})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/me", me)
+    app.router.add_get("/api/calls", list_calls)
+    app.router.add_get("/api/events", events)
+    app.router.add_post("/api/calls/{call_id}/listen", listen)
+    app.router.add_delete("/api/listens/{session_id}", stop_listen)
+    app.router.add_get("/api/listens", my_listens)
+    app.router.add_post("/api/calls/{call_id}/consent", set_consent)
+    app.router.add_post("/api/calls/{call_id}/pci", set_pci)
+
+
+__all__ = ["setup", "LiveError"]

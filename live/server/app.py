@@ -1,0 +1,120 @@
+"""Builds the aiohttp application around one ``Monitor``."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from ..audit import open_ledger
+from ..auth import SessionCodec, UserStore
+from ..bus import CallBus, MemoryCallBus
+from ..config import Settings
+from ..service import Monitor
+from . import api, ingest, pages
+from .errors import Handler, error_middleware
+from .state import STATE, ServerState
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.path.startswith(("/api/", "/auth/")):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def make_bus(settings: Settings) -> CallBus:
+    if settings.redis_url:
+        from ..bus.redis import RedisCallBus
+
+        return RedisCallBus(settings.redis_url, settings.effective_node_id)
+    return MemoryCallBus()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if not state.ready:
+        return web.json_response({"status": "starting"}, status=503)
+    return web.json_response({"status": "ready", "node_id": state.monitor.node_id})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format: what an operator watches."""
+    state = request.app[STATE]
+    monitor = state.monitor
+    queues = [q for s in monitor.sessions.values() for q in s.queues.values()]
+    received = sum(m.agent.received + m.caller.received for m in monitor.local.values())
+    lines = [
+        "# TYPE live_calls gauge",
+        f"live_calls{{scope=\"node\"}} {len(monitor.local)}",
+        f"live_calls{{scope=\"cluster\"}} {len(monitor.roster.calls)}",
+        "# TYPE live_listen_sessions gauge",
+        f"live_listen_sessions {len(monitor.sessions)}",
+        "# TYPE live_packets_ingested_total counter",
+        f"live_packets_ingested_total {received}",
+        "# TYPE live_packets_delivered_total counter",
+        f"live_packets_delivered_total {sum(q.delivered for q in queues)}",
+        "# TYPE live_packets_dropped_total counter",
+        f"live_packets_dropped_total {sum(q.dropped for q in queues)}",
+        "# TYPE live_listen_refused_total counter",
+        f"live_listen_refused_total {monitor.refused}",
+        "# TYPE live_ingest_connections_total counter",
+        f"live_ingest_connections_total{{result=\"accepted\"}} {state.ingest.accepted}",
+        f"live_ingest_connections_total{{result=\"refused\"}} {state.ingest.refused}",
+        "# TYPE live_ingest_frames_rejected_total counter",
+        f"live_ingest_frames_rejected_total {state.ingest.rejected_frames}",
+        "# TYPE live_ingest_protocol_errors_total counter",
+        f"live_ingest_protocol_errors_total {state.ingest.protocol_errors}",
+    ]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+def create_app(settings: Settings, *, users: UserStore | None = None, monitor: Monitor | None = None) -> web.Application:
+    """The whole server as an aiohttp application; the monitor starts and stops with it."""
+    app = web.Application(middlewares=[security_headers, error_middleware], client_max_size=64 * 1024)
+    if monitor is None:
+        ledger = open_ledger(settings.ledger_url, settings.ledger_path)
+        monitor = Monitor(settings, make_bus(settings), ledger)
+    state = ServerState(
+        settings=settings,
+        monitor=monitor,
+        users=users or UserStore(settings.users_path),
+        # Without a configured secret, sessions last as long as this process.
+        sessions=SessionCodec(settings.session_secret or secrets.token_hex(32), settings.session_ttl_s),
+    )
+    app[STATE] = state
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await state.monitor.start()
+        state.ready = True
+        yield
+        state.ready = False
+        await state.monitor.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    api.setup(app)
+    ingest.setup(app)
+    pages.setup(app)
+    return app

@@ -1,0 +1,101 @@
+"""Ingest WebSockets: where telephony platforms stream call audio into ``live``."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import time
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ..errors import LiveError, Unauthorized
+from ..ingest.twilio import TwilioStream
+from .security import is_loopback
+from .state import STATE
+
+log = logging.getLogger(__name__)
+
+
+def twilio_signature_valid(request: web.Request, auth_token: str) -> bool:
+    """``X-Twilio-Signature``: base64(HMAC-SHA1(auth token, full URL)) for a GET upgrade.
+
+    The URL is the one Twilio connected to; behind a proxy that is ``public_url`` with the
+    request's path and query, so both spellings (ws/wss vs http/https) are accepted.
+    """
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature or not auth_token:
+        return False
+    public = request.app[STATE].settings.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
+    bases = {public}
+    for a, b in (("https://", "wss://"), ("http://", "ws://")):
+        if public.startswith(a):
+            bases.add(b + public[len(a) :])
+    for base in bases:
+        expected = base64.b64encode(
+            hmac.new(auth_token.encode(), (base + request.path_qs).encode(), hashlib.sha1).digest()
+        ).decode()
+        if hmac.compare_digest(expected, signature):
+            return True
+    return False
+
+
+def authenticate_ingest(request: web.Request) -> str:
+    """How this sender proved itself; raises ``Unauthorized`` (and counts it) otherwise."""
+    state = request.app[STATE]
+    settings = state.settings
+    secret = settings.ingest_secret
+    if secret:
+        offered = request.headers.get("X-Live-Ingest-Secret", "")
+        auth = request.headers.get("Authorization", "")
+        if auth.lower().startswith("bearer "):
+            offered = offered or auth[7:].strip()
+        if offered and hmac.compare_digest(offered.encode(), secret.encode()):
+            return "secret"
+    if twilio_signature_valid(request, settings.twilio_auth_token):
+        return "twilio-signature"
+    if settings.ingest_loopback_trust and is_loopback(request):
+        return "loopback"
+    state.ingest.refused += 1
+    raise Unauthorized("ingest needs a shared secret or a valid Twilio signature", code="ingest_unauthenticated")
+
+
+async def twilio(request: web.Request) -> web.WebSocketResponse:
+    state = request.app[STATE]
+    authenticate_ingest(request)
+    ws = web.WebSocketResponse(max_msg_size=state.settings.max_ingest_message, heartbeat=30)
+    await ws.prepare(request)
+    state.ingest.accepted += 1
+    stream = TwilioStream(state.monitor, source="twilio")
+    try:
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                try:
+                    await stream.handle_text(message.data, time.monotonic_ns())
+                except LiveError as exc:
+                    state.ingest.protocol_errors += 1
+                    log.warning("twilio ingest closed: %s", exc.message)
+                    await ws.close(code=exc.close_code, message=exc.message.encode()[:120])
+                    break
+            elif message.type == WSMsgType.BINARY:
+                state.ingest.protocol_errors += 1
+                await ws.close(code=4400, message=b"Media Streams messages are JSON text")
+                break
+            elif message.type == WSMsgType.ERROR:
+                # aiohttp reports an oversized frame here and closes with 1009.
+                state.ingest.protocol_errors += 1
+                break
+    finally:
+        state.ingest.rejected_frames += stream.rejected_frames
+        await stream.close()
+        if not ws.closed:
+            await ws.close(code=WSCloseCode.OK)
+    return ws
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/ingest/twilio", twilio)
+
+
+__all__ = ["setup", "Unauthorized"]

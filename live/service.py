@@ -1,0 +1,416 @@
+"""The use cases: calls arriving and leaving, supervisors starting and stopping listens.
+
+``Monitor`` wires the bus, the ledger, the media hub and WebRTC peers. It is the only place
+that decides the order of things for a listen session (architecture decision 4):
+
+1. authorise (role, purpose, call known and alive) and parse the browser's offer;
+2. append ``listen.started`` to the ledger, durably; if that fails, refuse (503);
+3. only then attach the listener's queues to the leg sources, so no packet can leave before
+   the session is on record;
+4. every way the session ends goes through ``_finish``, which appends ``listen.ended``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .audit import Ledger
+from .auth import Identity
+from .bus import CallBus
+from .bus.memory import Roster
+from .codec import decode_media, encode_media
+from .config import Settings
+from .errors import BadRequest, Conflict, Forbidden, Gone, LedgerUnavailable, LiveError, NotFound
+from .ingest.sink import CallAnnouncement
+from .media.hub import CallMedia, EncodedPacket, ListenerQueue
+from .model import (
+    BusEvent,
+    CallEnded,
+    CallInfo,
+    CallStarted,
+    CallUpdated,
+    ListenEnded,
+    ListenerInfo,
+    ListenStarted,
+)
+from .rtc import ListenPeer, PacketTrack
+from .types import LEGS, CallId, Consent, EndReason, LegName, NodeId, Role, SessionId, new_id
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 5.0
+MEDIA_DEMAND_S = 2.0
+
+
+def caller_audible(call: CallInfo) -> tuple[bool, str | None]:
+    """Whether the caller leg may be heard now, and why not.
+
+    A caller who objected is never heard; consent not yet known is not heard either (the
+    safe default until the policy issue makes ``not_required`` configurable).
+    """
+    if call.pci_paused:
+        return False, "payment-pause"
+    if call.consent is Consent.GRANTED:
+        return True, None
+    if call.consent is Consent.DENIED:
+        return False, "consent-denied"
+    return False, "consent-unknown"
+
+
+def agent_audible(call: CallInfo) -> tuple[bool, str | None]:
+    return (False, "payment-pause") if call.pci_paused else (True, None)
+
+
+def legs_state(call: CallInfo) -> dict[LegName, tuple[bool, str | None]]:
+    return {"agent": agent_audible(call), "caller": caller_audible(call)}
+
+
+@dataclass(eq=False)
+class ListenSession:
+    session_id: SessionId
+    call_id: CallId
+    agent_id: str
+    actor: Identity
+    purpose: str
+    started_at: float
+    queues: dict[LegName, ListenerQueue]
+    media: CallMedia
+    peer: ListenPeer = field(init=False)
+    ended: bool = False
+
+
+class RemoteFeed:
+    """Packets of a call ingested on another node, relayed through the bus, as local legs."""
+
+    def __init__(self, call: CallInfo) -> None:
+        self.media = CallMedia(call.codec)
+        self.unsubscribe: Callable[[], object] | None = None
+        self.renew_task: asyncio.Task[None] | None = None
+
+    def on_packet(self, data: bytes) -> None:
+        try:
+            leg, pts, payload = decode_media(data)
+        except LiveError:
+            log.warning("dropped an undecodable relayed packet")
+            return
+        self.media.leg("agent" if leg == "agent" else "caller").publish(payload, pts)
+
+
+class Monitor:
+    """Owns every call ingested here and every listen session served here."""
+
+    def __init__(self, settings: Settings, bus: CallBus, ledger: Ledger) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.ledger = ledger
+        self.node_id = NodeId(settings.effective_node_id)
+        self.roster = Roster()
+        self.local: dict[CallId, CallMedia] = {}
+        self.remote: dict[CallId, RemoteFeed] = {}
+        self.sessions: dict[SessionId, ListenSession] = {}
+        self.refused = 0
+        self._unsubscribe: Callable[[], None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._relay_checked: dict[CallId, bool] = {}
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.ledger.open()
+        recovered = await self.ledger.recover(self.node_id, time.time())
+        if recovered:
+            log.warning("closed %d listen sessions left open by a crash", len(recovered))
+        await self.bus.start()
+        self._unsubscribe = self.bus.subscribe(self._on_event)
+        for call in await self.bus.snapshot():
+            self.roster.calls[call.call_id] = call
+        self._heartbeat = asyncio.create_task(self._beat(), name="monitor-heartbeat")
+
+    async def stop(self) -> None:
+        for session in list(self.sessions.values()):
+            await self._finish(session, EndReason.SHUTDOWN)
+        for call_id in list(self.local):
+            await self.call_ended(call_id)
+        for feed in list(self.remote.values()):
+            await self._drop_feed(feed)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        await self.bus.aclose()
+        await self.ledger.aclose()
+
+    async def _beat(self) -> None:
+        while True:
+            try:
+                await self.ledger.heartbeat(self.node_id, time.time())
+            except LiveError:
+                log.error("ledger heartbeat failed")
+            await asyncio.sleep(HEARTBEAT_S)
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- bus ---------------------------------------------------------------------------
+
+    def _on_event(self, event: BusEvent) -> None:
+        self.roster.apply(event)
+        if isinstance(event, CallEnded):
+            for session in list(self.sessions.values()):
+                if session.call_id == event.call_id and not session.ended:
+                    self._spawn(self._finish(session, EndReason.CALL_ENDED), "end-on-hangup")
+            feed = self.remote.pop(event.call_id, None)
+            if feed is not None:
+                self._spawn(self._drop_feed(feed), "drop-feed")
+        elif isinstance(event, CallUpdated):
+            media = self.local.get(event.call.call_id) or (
+                self.remote[event.call.call_id].media if event.call.call_id in self.remote else None
+            )
+            if media is not None:
+                self._apply_gates(event.call, media)
+
+    def calls(self) -> list[CallInfo]:
+        return sorted(self.roster.calls.values(), key=lambda c: c.started_at)
+
+    def call(self, call_id: str) -> CallInfo:
+        call = self.roster.calls.get(CallId(call_id))
+        if call is None:
+            raise NotFound(f"no live call {call_id!r}", code="unknown_call")
+        return call
+
+    # --- ingest (CallSink) -------------------------------------------------------------
+
+    async def call_started(self, announcement: CallAnnouncement) -> CallMedia:
+        if announcement.call_id in self.roster.calls or announcement.call_id in self.local:
+            raise Conflict(f"call {announcement.call_id!r} is already live", code="duplicate_call")
+        media = CallMedia(announcement.codec)
+        info = CallInfo(
+            call_id=announcement.call_id,
+            source=announcement.source,
+            agent_id=announcement.agent_id,
+            started_at=time.time(),
+            node_id=self.node_id,
+            consent=announcement.consent,
+            codec=announcement.codec,
+            queue=announcement.queue,
+            private=announcement.private,
+            attributes=dict(announcement.attributes),
+        )
+        self._apply_gates(info, media)
+        self.local[info.call_id] = media
+        for leg in LEGS:
+            media.leg(leg).taps.append(self._relay_tap(info.call_id))
+        await self.bus.publish(CallStarted(info))
+        return media
+
+    async def call_ended(self, call_id: CallId) -> None:
+        media = self.local.pop(call_id, None)
+        if media is None:
+            return
+        for session in list(self.sessions.values()):
+            if session.call_id == call_id:
+                await self._finish(session, EndReason.CALL_ENDED)
+        media.close()
+        self._relay_checked.pop(call_id, None)
+        try:
+            await self.bus.publish(CallEnded(call_id, time.time()))
+        except LiveError:
+            log.error("could not announce the end of call %s", call_id)
+
+    async def consent_reported(self, call_id: CallId, consent: Consent) -> None:
+        await self.update_call(call_id, consent=consent)
+
+    async def update_call(self, call_id: CallId, **changes: object) -> CallInfo:
+        """Change a call's state (consent, payment pause) and gate its legs at once."""
+        call = self.call(call_id)
+        updated = dataclasses.replace(call, **changes)  # type: ignore[arg-type]
+        media = self.local.get(call_id)
+        if media is not None:
+            self._apply_gates(updated, media)
+        await self.bus.publish(CallUpdated(updated))
+        return updated
+
+    def _apply_gates(self, call: CallInfo, media: CallMedia) -> None:
+        for leg, (audible, _reason) in legs_state(call).items():
+            media.leg(leg).set_audible(audible)
+
+    def _relay_tap(self, call_id: CallId) -> Callable[[LegName, EncodedPacket], None]:
+        """Publish a local call's packets for other nodes, only while one asks for them."""
+        bus = self.bus
+
+        def tap(leg: LegName, packet: EncodedPacket) -> None:
+            if bus.media_wanted(call_id):
+                self._spawn(
+                    bus.publish_media(call_id, encode_media(leg, packet.pts, packet.payload)),
+                    "relay",
+                )
+
+        return tap
+
+    # --- listening ---------------------------------------------------------------------
+
+    async def start_listen(
+        self, actor: Identity, call_id: str, offer_sdp: object, purpose: object
+    ) -> tuple[str, ListenSession, dict[LegName, tuple[bool, str | None]]]:
+        if actor.role is not Role.SUPERVISOR:
+            self.refused += 1
+            raise Forbidden("only supervisors may listen", code="role_forbidden")
+        if not isinstance(purpose, str) or purpose not in self.settings.purposes:
+            self.refused += 1
+            raise BadRequest(
+                f"a purpose is required, one of: {', '.join(self.settings.purposes)}",
+                code="bad_purpose",
+            )
+        call = self.call(call_id)
+        if call.private:
+            self.refused += 1
+            raise Forbidden("this call is private and can never be listened to", code="call_private")
+        if not isinstance(offer_sdp, str):
+            raise BadRequest("sdp must be a string", code="bad_sdp")
+
+        media = self.local.get(call.call_id)
+        if media is None:
+            media = (await self._remote_feed(call)).media
+        session_id = SessionId(new_id("ls"))
+        queues = {leg: ListenerQueue(self.settings.listener_queue_packets) for leg in LEGS}
+        tracks = {leg: PacketTrack(queue) for leg, queue in queues.items()}
+        session = ListenSession(
+            session_id, call.call_id, call.agent_id, actor, purpose, time.time(), queues, media
+        )
+        session.peer = ListenPeer(self.settings.ice_servers, lambda reason: self._finish(session, reason))
+        try:
+            answer = await session.peer.answer(offer_sdp, tracks, call.codec)
+        except BaseException:
+            session.ended = True
+            await session.peer.pc.close()
+            raise
+        legs = legs_state(call)
+        heard = [leg for leg in LEGS if legs[leg][0]]
+        try:
+            await self.ledger.append(
+                "listen.started",
+                actor=actor.user_id,
+                at=session.started_at,
+                session_id=session_id,
+                call_id=call.call_id,
+                agent_id=call.agent_id,
+                user_id=actor.user_id,
+                display_name=actor.display_name,
+                purpose=purpose,
+                legs=heard,
+                node_id=self.node_id,
+                started_at=session.started_at,
+            )
+        except LiveError as exc:
+            session.ended = True
+            await session.peer.pc.close()
+            self.refused += 1
+            raise LedgerUnavailable(
+                "the listen could not be recorded, so it is refused", detail=exc.message
+            ) from exc
+        if call.call_id not in self.roster.calls:  # hung up while we were setting up
+            await self._finish(session, EndReason.CALL_ENDED)
+            raise Gone("the call ended", code="call_ended")
+        self.sessions[session_id] = session
+        for leg in LEGS:  # only now, with the start on record, may packets flow
+            media.leg(leg).attach(queues[leg])
+        listener = ListenerInfo(
+            session_id, actor.user_id, actor.display_name, purpose, session.started_at, self.node_id
+        )
+        try:
+            await self.bus.publish(ListenStarted(call.call_id, listener, tuple(heard)))
+        except LiveError:
+            log.error("could not announce listen %s on the bus", session_id)
+        return answer, session, legs
+
+    async def stop_listen(self, actor: Identity, session_id: str) -> ListenSession:
+        session = self.sessions.get(SessionId(session_id))
+        if session is None:
+            raise NotFound(f"no listen session {session_id!r} on this node", code="unknown_session")
+        if session.actor.user_id != actor.user_id and actor.role is not Role.ADMIN:
+            raise Forbidden("only the listener may stop this session", code="not_your_session")
+        await self._finish(session, EndReason.STOPPED)
+        return session
+
+    def sessions_of(self, actor: Identity) -> list[ListenSession]:
+        return [s for s in self.sessions.values() if s.actor.user_id == actor.user_id]
+
+    async def _finish(self, session: ListenSession, reason: EndReason) -> None:
+        """The single end path of a listen session: detach, record, announce, close."""
+        if session.ended:
+            return
+        session.ended = True
+        self.sessions.pop(session.session_id, None)
+        for leg, queue in session.queues.items():
+            session.media.leg(leg).detach(queue)
+        ended_at = time.time()
+        try:
+            await self.ledger.append(
+                "listen.ended",
+                actor=session.actor.user_id if reason is EndReason.STOPPED else "system",
+                at=ended_at,
+                session_id=session.session_id,
+                call_id=session.call_id,
+                agent_id=session.agent_id,
+                reason=reason.value,
+                ended_at=ended_at,
+                duration_s=round(ended_at - session.started_at, 3),
+                dropped_packets=sum(q.dropped for q in session.queues.values()),
+            )
+        except LiveError:
+            # The start is on record; the crash-recovery path closes it at the next start.
+            log.error("could not record the end of listen %s", session.session_id)
+        try:
+            await self.bus.publish(
+                ListenEnded(session.call_id, session.session_id, reason.value, ended_at)
+            )
+        except LiveError:
+            log.error("could not announce the end of listen %s", session.session_id)
+        await session.peer.close(reason)
+        feed = self.remote.get(session.call_id)
+        if feed is not None and feed.media.listener_count == 0:
+            self.remote.pop(session.call_id, None)
+            await self._drop_feed(feed)
+
+    # --- calls on other nodes ------------------------------------------------------------
+
+    async def _remote_feed(self, call: CallInfo) -> RemoteFeed:
+        feed = self.remote.get(call.call_id)
+        if feed is not None:
+            return feed
+        feed = RemoteFeed(call)
+        self._apply_gates(call, feed.media)
+        self.remote[call.call_id] = feed
+        feed.unsubscribe = await self.bus.subscribe_media(call.call_id, feed.on_packet)
+        await self.bus.want_media(call.call_id)
+        feed.renew_task = asyncio.create_task(self._renew_demand(call.call_id), name="media-demand")
+        return feed
+
+    async def _renew_demand(self, call_id: CallId) -> None:
+        while True:
+            await asyncio.sleep(MEDIA_DEMAND_S)
+            try:
+                await self.bus.want_media(call_id)
+            except LiveError:
+                log.warning("could not renew the media relay for %s", call_id)
+
+    async def _drop_feed(self, feed: RemoteFeed) -> None:
+        if feed.renew_task is not None:
+            feed.renew_task.cancel()
+            await asyncio.gather(feed.renew_task, return_exceptions=True)
+        if feed.unsubscribe is not None:
+            result = feed.unsubscribe()
+            if asyncio.iscoroutine(result):
+                await result
+        feed.media.close()

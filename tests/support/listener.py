@@ -1,0 +1,100 @@
+"""A supervisor's browser stand-in: an aiortc peer with two receive-only audio legs.
+
+It measures what a person would hear per leg: packets received and RMS level of the
+decoded audio (aiortc decodes PCMU on the receive side).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+
+@dataclass
+class LegStats:
+    frames: int = 0
+    levels: list[float] = field(default_factory=list)
+
+    def level(self, last: int = 50) -> float:
+        recent = self.levels[-last:]
+        return max(recent) if recent else 0.0
+
+
+class Listener:
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.stats = {"agent": LegStats(), "caller": LegStats()}
+        self.session_id: str | None = None
+        self.answer: dict[str, Any] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def listen(self, call_id: str, purpose: str = "quality") -> dict[str, Any]:
+        agent = self.pc.addTransceiver("audio", direction="recvonly")
+        caller = self.pc.addTransceiver("audio", direction="recvonly")
+        mids: dict[str, str] = {}
+
+        @self.pc.on("track")
+        def on_track(track: Any) -> None:
+            for leg, transceiver in (("agent", agent), ("caller", caller)):
+                if transceiver.receiver.track is track:
+                    self._tasks.append(asyncio.create_task(self._consume(leg, track)))
+
+        offer = await self.pc.createOffer()
+        await self.pc.setLocalDescription(offer)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{self.base_url}/api/calls/{call_id}/listen",
+                json={"sdp": self.pc.localDescription.sdp, "type": "offer", "purpose": purpose},
+                headers=self.headers,
+            ) as response:
+                body = await response.json()
+                if response.status != 201:
+                    raise RuntimeError(f"listen refused: {response.status} {body}")
+        self.answer = body
+        self.session_id = body["session_id"]
+        await self.pc.setRemoteDescription(RTCSessionDescription(body["sdp"], "answer"))
+        del mids
+        return body
+
+    async def _consume(self, leg: str, track: Any) -> None:
+        stats = self.stats[leg]
+        try:
+            while True:
+                frame = await track.recv()
+                samples = frame.to_ndarray().astype("float64")
+                stats.frames += 1
+                stats.levels.append(math.sqrt(float((samples**2).mean())) / 32768)
+        except MediaStreamError:
+            return
+
+    async def wait_frames(self, count: int, timeout: float = 10.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while min(s.frames for s in self.stats.values()) < count:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"only {[s.frames for s in self.stats.values()]} frames after {timeout}s")
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> int:
+        status = 0
+        if self.session_id:
+            async with aiohttp.ClientSession() as http:
+                async with http.delete(
+                    f"{self.base_url}/api/listens/{self.session_id}", headers=self.headers
+                ) as response:
+                    status = response.status
+        await self.close()
+        return status
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
