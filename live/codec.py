@@ -70,7 +70,10 @@ def decode_event(data: bytes) -> BusEvent:
     try:
         kwargs = {k: _NESTED[k](v) if k in _NESTED else v for k, v in fields.items()}
         if "legs" in kwargs:
-            kwargs["legs"] = tuple(kwargs["legs"])
+            legs = kwargs["legs"]
+            if not isinstance(legs, (list, tuple)):
+                raise BadRequest("legs must be a list")
+            kwargs["legs"] = tuple(legs)
         return typing.cast(BusEvent, cls(**kwargs))
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"malformed bus event {cls.kind}: {exc}") from exc

@@ -153,10 +153,12 @@ def parse_message(text: str | bytes) -> TwilioMessage:
             custom_parameters={str(k): str(v) for k, v in params.items()},
         )
     if event == "dtmf":
-        dtmf = data.get("dtmf") if isinstance(data.get("dtmf"), dict) else {}
+        dtmf = data.get("dtmf")
+        dtmf = dtmf if isinstance(dtmf, dict) else {}
         return Dtmf(str(dtmf.get("track", "")), str(dtmf.get("digit", "")))
     if event == "mark":
-        mark = data.get("mark") if isinstance(data.get("mark"), dict) else {}
+        mark = data.get("mark")
+        mark = mark if isinstance(mark, dict) else {}
         return Mark(str(mark.get("name", "")))
     if event == "stop":
         return Stop("stop")

@@ -10,6 +10,7 @@ from aiohttp import web
 from ..errors import Unauthorized
 from ..types import Role
 from .api import read_json
+from .errors import Handler
 from .security import SESSION_COOKIE, identify
 from .state import STATE
 
@@ -63,7 +64,7 @@ def _page(name: str) -> web.FileResponse:
     return web.FileResponse(WEB_ROOT / name / "index.html")
 
 
-def _signed_in_page(name: str) -> web.Handler:
+def _signed_in_page(name: str) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         if identify(request) is None:
             raise web.HTTPFound("/signin/")

@@ -1,0 +1,190 @@
+"""A real PostgreSQL for tests, started by the tests themselves (never the shared one on 5432).
+
+``postgres_url`` (session scope) runs ``initdb`` into a fresh temporary directory, starts
+``postgres`` on a free loopback port with its socket in that directory and ``fsync=off``
+(speed; durability is not under test here), creates a database and yields its URL; the
+server is stopped and the directory removed afterwards. ``postgres_db_url`` gives each test
+a database of its own on that server.
+
+When the tests run as root, PostgreSQL refuses to start, so its programs run as the
+``postgres`` system user (created if missing) and the directory is handed to that user.
+
+Use: ``from tests.conftest_pg import postgres_db_url, postgres_url  # noqa: F401`` in a
+test module, or ``pytest_plugins = ["tests.conftest_pg"]`` in the root ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PG_USER = "live"
+
+
+def _bindir() -> Path | None:
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
+    )
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _system_user() -> dict[str, Any]:
+    """Popen arguments that run a program as ``postgres`` when we are root (else none)."""
+    if os.geteuid() != 0:
+        return {}
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"],
+            check=True,
+        )
+    entry = pwd.getpwnam("postgres")
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+class PostgresServer:
+    """One throwaway PostgreSQL server."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.base = Path(tempfile.mkdtemp(prefix="live-pg-"))
+        self.data = self.base / "data"
+        self.port = _free_port()
+        self.as_user = _system_user()
+        self.env = {**os.environ, "LC_ALL": "C", "HOME": str(self.base)}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = self.base / "postgres.log"
+
+    def _run(self, *args: str) -> None:
+        result = subprocess.run(
+            [str(self.bindir / args[0]), *args[1:]],
+            env=self.env,
+            cwd=self.base,
+            capture_output=True,
+            check=False,
+            **self.as_user,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(args)} failed ({result.returncode}): "
+                f"{result.stderr.decode(errors='replace')}"
+            )
+
+    def start(self) -> None:
+        if self.as_user:
+            os.chown(self.base, self.as_user["user"], self.as_user["group"])
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            PG_USER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
+        log = open(self.log, "wb")  # noqa: SIM115 - owned by the server process
+        self.process = subprocess.Popen(
+            [
+                str(self.bindir / "postgres"),
+                "-D",
+                str(self.data),
+                "-k",
+                str(self.base),
+                "-p",
+                str(self.port),
+                "-h",
+                "127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=100",
+            ],
+            env=self.env,
+            cwd=self.base,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            **self.as_user,
+        )
+        log.close()
+        deadline = time.monotonic() + 30
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"postgres exited: {self.log.read_text(errors='replace')}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    pass
+                self._run("pg_isready", "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER)
+                break
+            except (OSError, RuntimeError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"postgres did not start: {self.log.read_text(errors='replace')}"
+                    ) from None
+                time.sleep(0.1)
+
+    def create_database(self, name: str) -> str:
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER, name)
+        return f"postgresql://{PG_USER}@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(2)  # SIGINT: fast shutdown
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    bindir = _bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, postgres) are not installed")
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A database on a PostgreSQL server the tests started (shared by the session)."""
+    return postgres_server.create_database("live_test")
+
+
+@pytest.fixture
+def postgres_db_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database for one test."""
+    return postgres_server.create_database(f"t_{secrets.token_hex(6)}")

@@ -1,0 +1,92 @@
+"""A supervisor in a real Chromium signs in, listens to a call, hears both legs, stops."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page
+
+from tests.support.g711 import tone
+from tests.support.server import running_server
+from tests.support.twilio import TwilioSender
+
+pytestmark = pytest.mark.e2e
+
+LOUD = tone(440, 2.0, 0.6)
+QUIET = tone(660, 2.0, 0.06)
+
+STATS_JS = """
+async () => {
+  const pc = window.liveConsole && window.liveConsole.pc;
+  if (!pc) return null;
+  const report = await pc.getStats();
+  const legs = {};
+  const codecs = {};
+  report.forEach(s => { if (s.type === 'codec') codecs[s.id] = s.mimeType; });
+  report.forEach(s => {
+    if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+      legs[s.mid] = {packets: s.packetsReceived, energy: s.totalAudioEnergy || 0,
+                     level: s.audioLevel || 0, codec: codecs[s.codecId] || null};
+    }
+  });
+  return {legs, mids: (window.liveConsole.legs || []).map(l => [l.leg, l.mid])};
+}
+"""
+
+
+async def stats(page: Page) -> dict[str, Any]:
+    result = await page.evaluate(STATS_JS)
+    assert result is not None, "the console exposes no peer connection"
+    by_leg = {leg: result["legs"].get(mid) for leg, mid in result["mids"]}
+    return by_leg
+
+
+async def test_supervisor_listens_in_chromium(tmp_path: Path, browser: Browser) -> None:
+    async with running_server(tmp_path) as server:
+        sender = TwilioSender(server.twilio_url, "CA-e2e-1", LOUD, QUIET, agent="agent-42", consent="granted")
+        await sender.start()
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{server.base_url}/auth/link?token={server.tokens['sup']}")
+            assert page.url.endswith("/console/")
+            row = page.locator('[data-testid="call-row"][data-call-id="CA-e2e-1"]')
+            await row.wait_for(timeout=10_000)
+            assert "agent-42" in await row.inner_text()
+
+            await row.locator('[data-testid="listen-button"]').click()
+            await page.locator('[data-testid="purpose-select"]').select_option("training")
+            await page.locator('[data-testid="purpose-confirm"]').click()
+            await page.locator('[data-testid="listen-panel"]').wait_for(timeout=10_000)
+
+            deadline = asyncio.get_running_loop().time() + 15
+            legs: dict[str, Any] = {}
+            while asyncio.get_running_loop().time() < deadline:
+                legs = await stats(page)
+                if all(legs.get(leg) and legs[leg]["packets"] > 100 and legs[leg]["energy"] > 0 for leg in ("agent", "caller")):
+                    break
+                await asyncio.sleep(0.25)
+            assert set(legs) == {"agent", "caller"}, legs
+            for leg in ("agent", "caller"):
+                assert legs[leg]["packets"] > 100, legs
+                assert legs[leg]["energy"] > 0, legs
+                assert legs[leg]["codec"] == "audio/PCMU", legs
+            assert legs["agent"]["energy"] > 4 * legs["caller"]["energy"], legs
+
+            session_id = await page.evaluate("window.liveConsole.sessionId")
+            assert session_id
+            await page.locator('[data-testid="stop-button"]').click()
+            monitor = server.state.monitor
+            for _ in range(100):
+                if not monitor.sessions:
+                    break
+                await asyncio.sleep(0.05)
+            entries = await monitor.ledger.entries(session_id=session_id)
+            assert [e.kind for e in entries] == ["listen.started", "listen.ended"]
+            assert entries[0].fields["purpose"] == "training"
+            assert entries[0].fields["agent_id"] == "agent-42"
+            assert entries[1].fields["reason"] == "stopped"
+        finally:
+            await sender.stop()
