@@ -34,6 +34,10 @@ class Settings:
     node_id: str = ""
     redis_url: str = ""
     ledger_url: str = ""
+    ledger_origin: str = ""
+    ledger_key_file: str = ""
+    ledger_checkpoint_every: int = 64
+    ledger_checkpoint_interval_s: int = 60
     ice_servers: tuple[IceServer, ...] = ()
     purposes: tuple[str, ...] = DEFAULT_PURPOSES
     # Ingest
@@ -61,6 +65,10 @@ class Settings:
         if self.ledger_url.startswith("sqlite:///"):
             return Path(self.ledger_url[len("sqlite:///") :])
         return self.data_dir / "ledger.sqlite3"
+
+    @property
+    def ledger_key_path(self) -> Path:
+        return Path(self.ledger_key_file) if self.ledger_key_file else self.data_dir / "ledger-signing.pem"
 
     @property
     def users_path(self) -> Path:

@@ -8,7 +8,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from ..audit import open_ledger
+from ..audit import Ledger, open_ledger
 from ..auth import SessionCodec, UserStore
 from ..bus import CallBus, MemoryCallBus
 from ..config import Settings
@@ -44,6 +44,17 @@ def make_bus(settings: Settings) -> CallBus:
 
         return RedisCallBus(settings.redis_url, settings.effective_node_id)
     return MemoryCallBus()
+
+
+def make_ledger(settings: Settings) -> Ledger:
+    return open_ledger(
+        settings.ledger_url,
+        settings.ledger_path,
+        key_path=settings.ledger_key_path,
+        origin=settings.ledger_origin or None,
+        checkpoint_every=settings.ledger_checkpoint_every,
+        checkpoint_interval_s=float(settings.ledger_checkpoint_interval_s),
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -92,7 +103,7 @@ def create_app(settings: Settings, *, users: UserStore | None = None, monitor: M
     """The whole server as an aiohttp application; the monitor starts and stops with it."""
     app = web.Application(middlewares=[security_headers, error_middleware], client_max_size=64 * 1024)
     if monitor is None:
-        ledger = open_ledger(settings.ledger_url, settings.ledger_path)
+        ledger = make_ledger(settings)
         monitor = Monitor(settings, make_bus(settings), ledger)
     state = ServerState(
         settings=settings,

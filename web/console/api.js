@@ -88,7 +88,8 @@ const BACKOFF_MAX_MS = 10000;
  * The `/api/events` WebSocket, reconnected with exponential backoff (1 s .. 10 s).
  * Callbacks: onMessage(obj), onState({state, attempt, delayMs, code, reason}).
  * States: "connecting", "open", "waiting" (closed, retry scheduled), "stopped".
- * `onClose(code, reason)` may return false to stop reconnecting (e.g. signed out).
+ * `onClose({code, reason, opened})` may return false to stop reconnecting (e.g. signed out);
+ * `opened` is false when the upgrade itself failed (an HTTP 401 shows up only as 1006).
  */
 export class EventStream {
   constructor({ onMessage, onState, onClose }) {
@@ -132,11 +133,13 @@ export class EventStream {
     try {
       socket = new WebSocket(this.url);
     } catch {
-      this._scheduleRetry(0, "");
+      this._scheduleRetry(0, "", false);
       return;
     }
     this.socket = socket;
+    let opened = false;
     socket.addEventListener("open", () => {
+      opened = true;
       if (this.socket === socket) this.onState({ state: "open" });
     });
     socket.addEventListener("message", (event) => {
@@ -153,13 +156,13 @@ export class EventStream {
       if (this.socket !== socket) return;
       this.socket = null;
       if (this.stopped) return;
-      this._scheduleRetry(event.code, event.reason);
+      this._scheduleRetry(event.code, event.reason, opened);
     });
     // "error" is always followed by "close"; nothing to do here.
   }
 
-  async _scheduleRetry(code, reason) {
-    if (this.onClose && (await this.onClose(code, reason)) === false) {
+  async _scheduleRetry(code, reason, opened) {
+    if (this.onClose && (await this.onClose({ code, reason, opened })) === false) {
       this.stopped = true;
       this.onState({ state: "stopped", code, reason });
       return;

@@ -28,6 +28,7 @@ const ui = {
   signedOut: byId("signed-out"),
   rosterSection: byId("roster-section"),
   panel: byId("listen-panel"),
+  panelTitle: byId("panel-title"),
   panelState: byId("panel-state"),
   panelCall: byId("panel-call"),
   panelPurpose: byId("panel-purpose"),
@@ -88,6 +89,8 @@ let disconnectedSince = null;
 let retryAt = null;
 let pendingCall = null;
 let dialogReturnFocus = null;
+/** Leg reasons that mean "payment pause" (the server says payment-pause). */
+const PAUSE_REASONS = new Set(["payment-pause", "pci-paused", "pci"]);
 let status = { kind: "info", text: () => i18n.t("status.loading") };
 
 const roster = new RosterView({
@@ -177,9 +180,10 @@ async function loadMe() {
 const stream = new EventStream({
   onMessage: handleEvent,
   onState: handleStreamState,
-  onClose: async (code) => {
-    // 4401 (4000 + HTTP 401): the session cookie is gone. Anything else: just retry.
-    if (code !== 4401 && code !== 4403) return true;
+  onClose: async ({ code, opened }) => {
+    // Signed out shows as 4401 (4000 + HTTP 401) on an open socket, or as a failed upgrade
+    // (the server answers the handshake with HTTP 401; browsers report 1006). Ask /api/me.
+    if (opened && code !== 4401 && code !== 4403) return true;
     try {
       await api.me();
       return true;
@@ -200,7 +204,8 @@ function renderConnection() {
     const seconds = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
     ui.connText.textContent = i18n.t("conn.retry", { seconds });
   } else {
-    ui.connText.textContent = i18n.t(`conn.${state === "open" ? "open" : state === "stopped" ? "stopped" : "connecting"}`);
+    const key = state === "open" || state === "stopped" ? state : "connecting";
+    ui.connText.textContent = i18n.t(`conn.${key}`);
   }
 }
 
@@ -283,28 +288,29 @@ function handleEvent(message) {
 
 /**
  * Keep the panel's call details and leg audibility in step with the roster. The server is the
- * authority on what is audible (it answered `legs`, and may send `listen.updated`); without
- * such updates we follow the documented rules: a payment pause mutes both legs, refused
- * consent mutes the caller (COMPLIANCE.md, items 4 and 5).
+ * authority on what is audible: it answered `legs` (and may send `listen.updated`). Without
+ * such updates we follow its documented rules (COMPLIANCE.md items 4 and 5): a payment pause
+ * mutes both legs; the caller is heard only with consent granted.
  */
 function callChanged(call) {
   session.call = call;
   renderPanel();
   if (session.serverReportsLegs || session.answeredLegs.length === 0) return;
   for (const answered of session.answeredLegs) {
-    let next = { audible: answered.audible, reason: answered.reason };
-    const answeredForPci = /^pci/.test(answered.reason || "");
+    const answeredForPause = PAUSE_REASONS.has(answered.reason);
+    let next;
     if (call.pci_paused) {
-      next = { audible: false, reason: "pci-paused" };
-    } else if (answered.leg === "caller" && call.consent === "denied") {
-      next = { audible: false, reason: "consent-denied" };
-    } else if (
-      answeredForPci ||
-      (answered.leg === "caller" && call.consent === "granted" && session.consentAtStart !== "granted")
-    ) {
+      next = { audible: false, reason: "payment-pause" };
+    } else if (answered.leg === "agent") {
+      next = answeredForPause ? { audible: true, reason: null } : answered;
+    } else if (call.consent === session.consentAtStart && !answeredForPause) {
+      next = answered;
+    } else if (call.consent === "granted") {
       next = { audible: true, reason: null };
+    } else {
+      next = { audible: false, reason: `consent-${call.consent === "denied" ? "denied" : "unknown"}` };
     }
-    session.setLegState(answered.leg, next);
+    session.setLegState(answered.leg, { audible: next.audible, reason: next.reason ?? null });
   }
 }
 
@@ -374,6 +380,13 @@ ui.dialogForm.addEventListener("submit", (event) => {
   startListening(call, purpose);
 });
 ui.purposeSelect.addEventListener("change", () => showPurposeError(false));
+// A closed <select> does not submit its form on Enter; here it should.
+ui.purposeSelect.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.isComposing) {
+    event.preventDefault();
+    ui.dialogForm.requestSubmit();
+  }
+});
 ui.purposeCancel.addEventListener("click", () => ui.dialog.close());
 ui.dialog.addEventListener("close", () => {
   if (pendingCall && dialogReturnFocus?.isConnected) dialogReturnFocus.focus();
@@ -408,7 +421,9 @@ function startListening(call, purpose) {
   }
   sessionChanged(session);
   ui.panel.hidden = false;
-  ui.stopButton.focus();
+  // Focus the panel heading, not the Stop button: the Enter that confirmed the dialog would
+  // otherwise go on to press Stop. Screen readers announce the panel from its heading.
+  ui.panelTitle.focus();
   session.start();
 }
 
@@ -456,7 +471,10 @@ function sessionChanged(s) {
 function sessionEnded(s) {
   if (s !== session) return;
   exportSession(s);
-  const focusWasInPanel = ui.panel.contains(document.activeElement);
+  // Return focus to the roster only if it was in the panel (or was lost with a disabled
+  // Stop button); never take it from wherever else the user is.
+  const active = document.activeElement;
+  const focusWasInPanel = !active || active === document.body || ui.panel.contains(active);
   ui.panel.hidden = true;
   roster.setActive(null, false);
   for (const leg of LEG_ORDER) ui.legs[leg].shown = 0;
@@ -465,12 +483,12 @@ function sessionEnded(s) {
     showSignedOut();
   } else if (s.endReason) {
     const reason = s.endReason;
+    const ended = () => i18n.t("status.ended", { reason: i18n.label("end", reason) });
     if (s.error) {
       const message = describeError(s.error);
-      setStatus("warn", () => i18n.t("status.stopFailed", { message }));
+      setStatus("warn", () => `${ended()} ${i18n.t("status.stopFailed", { message })}`);
     } else {
-      const kind = reason === "stopped" || reason === "cancelled" ? "info" : "warn";
-      setStatus(kind, () => i18n.t("status.ended", { reason: i18n.label("end", reason) }));
+      setStatus(reason === "stopped" || reason === "cancelled" ? "info" : "warn", ended);
     }
   } else if (s.error) {
     const message = describeError(s.error);
@@ -485,16 +503,19 @@ function sessionEnded(s) {
   }
 }
 
-/** Autoplay rules can keep the AudioContext suspended; resume on the next click. */
+/** Autoplay rules can refuse playback or keep the meter's AudioContext suspended; the next
+ *  click on the page resumes both. */
 function checkAudioAllowed() {
-  const blocked = () => audioContext && audioContext.state !== "running";
+  const blocked = () =>
+    (audioContext && audioContext.state !== "running") ||
+    [...ui.panel.querySelectorAll("audio")].some((audio) => audio.paused);
   setTimeout(() => {
     if (!blocked() || !session || session.done) return;
     setStatus("warn", () => i18n.t("status.audioBlocked"));
     document.addEventListener(
       "click",
       () => {
-        audioContext.resume().catch(() => {});
+        audioContext?.resume().catch(() => {});
         for (const audio of ui.panel.querySelectorAll("audio")) audio.play().catch(() => {});
         if (session && !session.done) restingStatus();
       },

@@ -1,10 +1,14 @@
 // One listen session: an RTCPeerConnection with two receive-only audio transceivers
 // (agent first, caller second, ARCHITECTURE.md decision 1), non-trickle ICE, and per leg an
-// <audio> element plus a WebAudio graph for the level meter and the volume.
+// <audio> element that plays the leg plus a WebAudio analyser for the level meter.
 //
-//   track ─► MediaStream ─► <audio autoplay muted>        (Chromium decodes a remote track
-//                      └──► MediaStreamSource ─┬► AnalyserNode   only when it is attached to an
-//                                              └► GainNode ─► speakers      element)
+//   track ─► MediaStream ─┬► <audio autoplay>, volume = slider ─► speakers
+//                         └► MediaStreamSource ─► AnalyserNode (meter only, not to speakers)
+//
+// The element plays the audio rather than a WebAudio GainNode because Chromium fills
+// getStats() inbound-rtp audioLevel / totalAudioEnergy only for audio its WebRTC playout
+// pulls; with the element muted those stay 0 (measured with Chromium here), and tests use
+// them to check what a listener hears (PROTOCOLS.md, "The browser as a client").
 //
 // States: "starting" (offer, ICE gathering, POST), "connecting" (answer applied, waiting for
 // ICE/DTLS), "listening" (connected), "stopping", then "ended" (with endReason) or "failed"
@@ -69,7 +73,7 @@ function storedVolume(leg) {
   return 100;
 }
 
-/** What plays one leg: an <audio> element and, when WebAudio is available, analyser + gain. */
+/** What plays one leg: an <audio> element, and a WebAudio analyser for the meter. */
 class LegOutput {
   constructor(leg, track, audioContext, container) {
     this.leg = leg;
@@ -81,18 +85,15 @@ class LegOutput {
     this.element.srcObject = this.stream;
     this.volume = storedVolume(leg);
     this.analyser = null;
-    this.gain = null;
     this.source = null;
     if (audioContext) {
       try {
         this.source = audioContext.createMediaStreamSource(this.stream);
         this.analyser = audioContext.createAnalyser();
         this.analyser.fftSize = 1024;
-        this.gain = audioContext.createGain();
-        this.source.connect(this.analyser); // the meter shows what arrives, whatever the volume
-        this.source.connect(this.gain);
-        this.gain.connect(audioContext.destination);
-        this.element.muted = true; // the graph plays it; the element only keeps it decoding
+        // Not connected onwards: an AnalyserNode is processed while it has input, and the
+        // meter shows what arrives whatever the volume slider says.
+        this.source.connect(this.analyser);
         this.buffer = new Float32Array(this.analyser.fftSize);
       } catch {
         this._dropGraph();
@@ -106,28 +107,20 @@ class LegOutput {
   }
 
   _dropGraph() {
-    for (const node of [this.source, this.analyser, this.gain]) {
+    for (const node of [this.source, this.analyser]) {
       try {
         node?.disconnect();
       } catch {
         /* already disconnected */
       }
     }
-    this.source = this.analyser = this.gain = null;
-    this.element.muted = false;
+    this.source = this.analyser = null;
   }
 
   /** @param {number} percent 0..100 */
   setVolume(percent) {
     this.volume = Math.max(0, Math.min(100, Number(percent) || 0));
-    const value = this.volume / 100;
-    if (this.gain) {
-      const ctx = this.gain.context;
-      // A short ramp avoids clicks while the slider moves.
-      this.gain.gain.setTargetAtTime(value, ctx.currentTime, 0.015);
-    } else {
-      this.element.volume = value;
-    }
+    this.element.volume = this.volume / 100;
     try {
       window.localStorage.setItem(`live.volume.${this.leg}`, String(this.volume));
     } catch {

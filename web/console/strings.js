@@ -25,7 +25,7 @@ export const STRINGS = {
     "status.ended": "Listening ended: {reason}.",
     "status.refused": "Listening refused: {message}",
     "status.failed": "Could not start listening: {message}",
-    "status.stopFailed": "The server did not confirm the stop: {message}. The connection was closed.",
+    "status.stopFailed": "The server did not confirm the end ({message}); the connection is closed.",
     "status.audioBlocked": "Your browser blocked audio. Click anywhere on the page to turn it on.",
     "status.connInterrupted": "Audio connection interrupted, trying to recover…",
     "status.noPurposes": "No listening purposes are configured for you. Ask an administrator.",
@@ -93,6 +93,7 @@ export const STRINGS = {
     "reason.consent-denied": "the caller refused consent",
     "reason.consent-unknown": "the caller's consent is not known",
     "reason.consent-required": "the caller's consent is required",
+    "reason.payment-pause": "payment pause",
     "reason.pci-paused": "payment pause",
     "reason.pci": "payment pause",
     "reason.policy": "not allowed by the monitoring policy",
@@ -119,6 +120,7 @@ export const STRINGS = {
     "purpose.fraud": "Fraud investigation",
 
     "error.network": "the server could not be reached",
+    "error.timeout": "the server did not answer in time",
     "error.http": "HTTP {status}",
     "error.ice": "no network path to the server (ICE)",
     "error.sdp": "the server's answer could not be used",
@@ -149,7 +151,7 @@ export const STRINGS = {
     "status.refused": "Mithören abgelehnt: {message}",
     "status.failed": "Mithören konnte nicht gestartet werden: {message}",
     "status.stopFailed":
-      "Der Server hat das Beenden nicht bestätigt: {message}. Die Verbindung wurde geschlossen.",
+      "Der Server hat das Ende nicht bestätigt ({message}); die Verbindung ist geschlossen.",
     "status.audioBlocked":
       "Ihr Browser hat die Tonausgabe blockiert. Klicken Sie irgendwo auf die Seite, um sie einzuschalten.",
     "status.connInterrupted": "Audioverbindung unterbrochen, Wiederherstellung läuft…",
@@ -219,6 +221,7 @@ export const STRINGS = {
     "reason.consent-denied": "keine Einwilligung der anrufenden Person",
     "reason.consent-unknown": "Einwilligung der anrufenden Person unbekannt",
     "reason.consent-required": "Einwilligung der anrufenden Person erforderlich",
+    "reason.payment-pause": "Zahlungspause",
     "reason.pci-paused": "Zahlungspause",
     "reason.pci": "Zahlungspause",
     "reason.policy": "laut Betriebsvereinbarung nicht erlaubt",
@@ -245,6 +248,7 @@ export const STRINGS = {
     "purpose.fraud": "Betrugsermittlung",
 
     "error.network": "der Server ist nicht erreichbar",
+    "error.timeout": "der Server hat nicht rechtzeitig geantwortet",
     "error.http": "HTTP {status}",
     "error.ice": "kein Netzwerkweg zum Server (ICE)",
     "error.sdp": "die Antwort des Servers war nicht verwendbar",

@@ -8,7 +8,7 @@ const STRINGS = {
     "signin.title": "Sign in · live",
     "signin.heading": "Sign in with your personal link",
     "signin.intro":
-      "live has no passwords. You sign in by opening the personal link you received from your administrator or by e-mail.",
+      "You sign in by opening the personal link you received from your administrator or by e-mail.",
     "signin.step1": "Find the message with your personal sign-in link.",
     "signin.step2":
       "Open the link in this browser. You are then signed in and taken to your page.",
@@ -17,6 +17,8 @@ const STRINGS = {
     "signin.pasteHint": "The whole link, or just the token from it.",
     "signin.pasteEmpty": "Paste the link you received.",
     "signin.submit": "Sign in",
+    "signin.error.bad_link":
+      "This sign-in link is not valid or no longer works. Check that you copied all of it, or ask your administrator for a new one.",
     "signin.error.invalid": "This sign-in link is not valid. Check that you copied all of it.",
     "signin.error.expired": "This sign-in link has expired. Ask your administrator for a new one.",
     "signin.error.used": "This sign-in link has already been used. Ask your administrator for a new one.",
@@ -32,7 +34,7 @@ const STRINGS = {
     "signin.title": "Anmelden · live",
     "signin.heading": "Mit Ihrem persönlichen Link anmelden",
     "signin.intro":
-      "live verwendet keine Passwörter. Sie melden sich an, indem Sie den persönlichen Link öffnen, den Sie von Ihrer Administration oder per E-Mail erhalten haben.",
+      "Sie melden sich an, indem Sie den persönlichen Link öffnen, den Sie von Ihrer Administration oder per E-Mail erhalten haben.",
     "signin.step1": "Suchen Sie die Nachricht mit Ihrem persönlichen Anmeldelink.",
     "signin.step2":
       "Öffnen Sie den Link in diesem Browser. Sie werden angemeldet und zu Ihrer Seite weitergeleitet.",
@@ -41,6 +43,8 @@ const STRINGS = {
     "signin.pasteHint": "Den ganzen Link oder nur das Token daraus.",
     "signin.pasteEmpty": "Fügen Sie den erhaltenen Link ein.",
     "signin.submit": "Anmelden",
+    "signin.error.bad_link":
+      "Dieser Anmeldelink ist ungültig oder funktioniert nicht mehr. Prüfen Sie, ob Sie ihn vollständig kopiert haben, oder bitten Sie Ihre Administration um einen neuen.",
     "signin.error.invalid":
       "Dieser Anmeldelink ist ungültig. Prüfen Sie, ob Sie ihn vollständig kopiert haben.",
     "signin.error.expired":

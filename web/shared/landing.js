@@ -1,6 +1,7 @@
-// Landing page: three destinations, in English and German.
+// Landing page (web/index.html): three destinations, in English and German.
+// It lives in shared/ because the server serves only its page folders and shared/.
 
-import { I18n } from "./shared/i18n.js";
+import { I18n } from "./i18n.js";
 
 const STRINGS = {
   en: {

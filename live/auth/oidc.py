@@ -1,0 +1,734 @@
+"""OpenID Connect sign-in: the authorization code flow with PKCE, for a confidential client.
+
+What it follows, and where:
+
+- OpenID Connect Discovery 1.0 section 4: metadata from ``{issuer}/.well-known/openid-configuration``;
+  its ``issuer`` must be identical to the configured one (section 4.3).
+- OpenID Connect Core 1.0 section 3.1.2.1 and RFC 7636: the authorization request carries a
+  random ``state`` (CSRF, RFC 6749 section 10.12), a random ``nonce`` (replay, Core 15.5.2)
+  and an S256 ``code_challenge``; the ``plain`` method is never used.
+- RFC 9207: if the provider puts ``iss`` in the authorization response it must be ours, and
+  if it advertises that it does, a response without it is refused (mix-up defence).
+- Core 3.1.3.1-3.1.3.3: the code is exchanged at the token endpoint with
+  ``client_secret_basic`` (or ``client_secret_post`` if that is all the provider offers).
+- Core 3.1.3.7: the ID token's signature (keys from ``jwks_uri``, refetched once when a
+  token names an unknown ``kid``: providers rotate keys), ``iss``, ``aud``/``azp``,
+  ``exp``/``iat``/``nbf`` (with a small leeway for clock skew) and ``nonce``.
+
+Who gets in is decided by ``identity_from_claims``: a role from one claim (directly, or via a
+configured map of claim values such as group names), teams from another; no role, no entry
+(403). The aiohttp handlers keep the flow's secrets in a short-lived signed cookie that only
+the callback path receives, and hand the resulting ``Identity`` to the server's own
+``start_session``; they do not know how sessions are stored.
+
+Failures are ``Unauthorized`` (401) with an ``oidc_*`` code, ``Forbidden`` (403,
+``oidc_no_role``) for a valid user without a role, and ``ServiceUnavailable`` (503) when the
+provider cannot be reached or answers nonsense.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import html
+import inspect
+import ipaddress
+import json
+import logging
+import secrets
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Self
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from ..errors import BadRequest, ConfigError, Forbidden, LiveError, ServiceUnavailable, Unauthorized
+from ..types import Role
+from .identity import Identity
+from .jwt import (
+    Jwk,
+    SignedJwt,
+    b64url_decode,
+    b64url_encode,
+    jwks_from_json,
+    parse_jwt,
+    verify_signature,
+)
+
+log = logging.getLogger(__name__)
+
+LOGIN_PATH = "/auth/oidc/login"
+CALLBACK_PATH = "/auth/oidc/callback"
+STATE_COOKIE = "live_oidc"
+STATE_TTL_S = 600  # the provider's login page must be finished within ten minutes
+MAX_DOCUMENT_BYTES = 512 * 1024  # discovery, JWKS and token responses are a few kB
+
+
+# --- settings and claim mapping -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimMapping:
+    """How ID token claims become an ``Identity``.
+
+    ``role_claim`` holds a string or a list of strings. Without ``role_map`` its values must be
+    role names (``supervisor``, ...). With ``role_map`` (pairs of claim value and role, e.g.
+    ``("qa-supervisors", Role.SUPERVISOR)``) only mapped values count, and the first pair that
+    matches wins: order the map from the role that should prevail.
+    """
+
+    role_claim: str = "live_role"
+    teams_claim: str = "live_teams"
+    role_map: tuple[tuple[str, Role], ...] = ()
+    user_claim: str = "sub"
+    name_claim: str = "name"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class OidcSettings:
+    """One OpenID Provider and this server's registration with it."""
+
+    issuer: str
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    role_claim: str = "live_role"
+    teams_claim: str = "live_teams"
+    role_map: Mapping[str, str] = field(default_factory=dict)  # claim value -> role name
+    scopes: tuple[str, ...] = ("openid", "profile")
+    leeway_s: int = 60
+
+    def __post_init__(self) -> None:
+        issuer = urllib.parse.urlsplit(self.issuer)
+        # Discovery 1.0 section 3: the issuer is an https URL. Plain http only for a provider
+        # on this machine (tests, a local dev provider).
+        if issuer.scheme != "https" and not (
+            issuer.scheme == "http" and _is_loopback(issuer.hostname or "")
+        ):
+            raise ConfigError(
+                f"OIDC issuer must be an https URL: {self.issuer!r}", setting="oidc_issuer"
+            )
+        if issuer.query or issuer.fragment:
+            raise ConfigError("OIDC issuer has no query or fragment", setting="oidc_issuer")
+        if not self.client_id or not self.client_secret:
+            raise ConfigError(
+                "OIDC needs a client id and a client secret", setting="oidc_client_id"
+            )
+        redirect = urllib.parse.urlsplit(self.redirect_uri)
+        if redirect.scheme not in ("https", "http") or not redirect.netloc:
+            raise ConfigError(
+                f"OIDC redirect URI must be absolute: {self.redirect_uri!r}",
+                setting="oidc_redirect_uri",
+            )
+        if "openid" not in self.scopes:
+            raise ConfigError("OIDC scopes must include 'openid'", setting="oidc_scopes")
+        _ = self.claim_mapping  # validates role_map now, not at the first sign-in
+
+    @property
+    def claim_mapping(self) -> ClaimMapping:
+        pairs = []
+        for value, role in self.role_map.items():
+            try:
+                pairs.append((str(value), Role(role)))
+            except ValueError:
+                raise ConfigError(
+                    f"OIDC role map: {role!r} is not a role", setting="oidc_role_map"
+                ) from None
+        return ClaimMapping(self.role_claim, self.teams_claim, tuple(pairs))
+
+
+def _strings(value: object) -> list[str]:
+    """A claim that may be one string or a list of strings, as a list (other types ignored)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
+def identity_from_claims(claims: Mapping[str, Any], mapping: ClaimMapping) -> Identity:
+    """The ``Identity`` validated claims stand for; ``Forbidden`` (``oidc_no_role``) if none."""
+    user_id = claims.get(mapping.user_claim)
+    if not isinstance(user_id, str) or not user_id:
+        raise Unauthorized(
+            f"ID token has no {mapping.user_claim!r} claim", code="oidc_missing_claim"
+        )
+    values = _strings(claims.get(mapping.role_claim))
+    role: Role | None = None
+    if mapping.role_map:
+        role = next((r for value, r in mapping.role_map if value in values), None)
+    else:
+        role = next((Role(v) for v in values if v in Role._value2member_map_), None)
+    if role is None:
+        raise Forbidden(
+            f"{user_id} signed in, but their {mapping.role_claim!r} claim gives no role here",
+            code="oidc_no_role",
+        )
+    name = claims.get(mapping.name_claim) or claims.get("preferred_username") or user_id
+    teams = tuple(dict.fromkeys(_strings(claims.get(mapping.teams_claim))))
+    # via="session": the sign-in ends in a cookie session, and cookie sessions are what the
+    # server's CSRF check applies to (a new "via" value would slip past it).
+    return Identity(user_id, str(name), role, teams, via="session")
+
+
+# --- ID token claims (pure) ----------------------------------------------------------------
+
+
+def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | None:
+    value = claims.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Unauthorized(f"ID token claim {name!r} must be a number", code="oidc_malformed_token")
+    return float(value)
+
+
+def validate_id_token_claims(
+    claims: Mapping[str, Any],
+    *,
+    issuer: str,
+    client_id: str,
+    nonce: str,
+    now: float,
+    leeway_s: float,
+) -> None:
+    """OpenID Connect Core 1.0 section 3.1.3.7, steps 2-3 and 9-11, on already-verified claims."""
+    if claims.get("iss") != issuer:
+        raise Unauthorized(
+            f"ID token issuer {claims.get('iss')!r} is not {issuer!r}", code="oidc_bad_issuer"
+        )
+    audience = claims.get("aud")
+    audiences = [audience] if isinstance(audience, str) else _strings(audience)
+    if client_id not in audiences:
+        raise Unauthorized("ID token was issued for another client", code="oidc_wrong_audience")
+    azp = claims.get("azp")
+    if len(audiences) > 1 and azp is None:
+        raise Unauthorized(
+            "ID token with several audiences names no azp", code="oidc_wrong_audience"
+        )
+    if azp is not None and azp != client_id:
+        raise Unauthorized(
+            "ID token was authorized for another client (azp)", code="oidc_wrong_audience"
+        )
+    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+        raise Unauthorized("ID token has no subject", code="oidc_missing_claim")
+    expires = _number(claims, "exp", required=True)
+    issued = _number(claims, "iat", required=True)
+    not_before = _number(claims, "nbf", required=False)
+    assert expires is not None and issued is not None
+    if now > expires + leeway_s:
+        raise Unauthorized("ID token has expired", code="oidc_expired")
+    if issued > now + leeway_s or (not_before is not None and not_before > now + leeway_s):
+        raise Unauthorized(
+            "ID token is not valid yet (check the clocks)", code="oidc_not_yet_valid"
+        )
+    token_nonce = claims.get("nonce")
+    if not isinstance(token_nonce, str) or not hmac.compare_digest(
+        token_nonce.encode(), nonce.encode()
+    ):
+        raise Unauthorized("ID token nonce does not match this sign-in", code="oidc_bad_nonce")
+
+
+# --- the provider ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderMetadata:
+    """The parts of the discovery document this client uses."""
+
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    token_endpoint_auth_methods: tuple[str, ...] = ("client_secret_basic",)
+    iss_parameter_supported: bool = False
+
+    @classmethod
+    def from_json(cls, document: Any, expected_issuer: str) -> ProviderMetadata:
+        if not isinstance(document, dict):
+            raise TypeError("discovery document is not a JSON object")
+        if document.get("issuer") != expected_issuer:
+            raise Unauthorized(
+                f"provider calls itself {document.get('issuer')!r}, configured issuer is {expected_issuer!r}",
+                code="oidc_bad_issuer",
+            )
+        endpoints = {
+            name: document.get(name)
+            for name in ("authorization_endpoint", "token_endpoint", "jwks_uri")
+        }
+        for name, url in endpoints.items():
+            if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+                raise ValueError(f"discovery document has no usable {name}")
+        methods = document.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
+        return cls(
+            issuer=expected_issuer,
+            authorization_endpoint=str(endpoints["authorization_endpoint"]),
+            token_endpoint=str(endpoints["token_endpoint"]),
+            jwks_uri=str(endpoints["jwks_uri"]),
+            token_endpoint_auth_methods=tuple(_strings(methods)),
+            iss_parameter_supported=document.get("authorization_response_iss_parameter_supported")
+            is True,
+        )
+
+
+class AuthorizationRequest(NamedTuple):
+    """Where to send the browser, and the secrets to keep until it comes back."""
+
+    url: str
+    state: str
+    nonce: str
+    code_verifier: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResponse:
+    id_token: str
+    access_token: str
+    token_type: str
+    expires_in: int | None
+    raw: Mapping[str, Any]
+
+
+def code_challenge(code_verifier: str) -> str:
+    """RFC 7636 section 4.2: ``BASE64URL(SHA256(ASCII(code_verifier)))``."""
+    return b64url_encode(hashlib.sha256(code_verifier.encode("ascii")).digest())
+
+
+def _verifies(token: SignedJwt, key: Jwk) -> bool:
+    try:
+        verify_signature(token, key)
+    except Unauthorized:
+        return False
+    return True
+
+
+class OidcClient:
+    """A relying party for one OpenID Provider.
+
+    Discovery and the JWKS are fetched on first use and cached. Keys are refetched when a
+    token names a key we do not have (at most once per ``jwks_refetch_interval_s``, so forged
+    ``kid`` values cannot make us hammer the provider) and when the cached set is older than
+    ``jwks_max_age_s`` (so a key the provider withdrew stops being accepted).
+
+    Owns its ``aiohttp.ClientSession`` unless one is given; close with ``aclose()``.
+    """
+
+    def __init__(
+        self,
+        settings: OidcSettings,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout_s: float = 10.0,
+        jwks_refetch_interval_s: float = 10.0,
+        jwks_max_age_s: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self._session = session
+        self._owns_session = session is None
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._jwks_refetch_interval_s = jwks_refetch_interval_s
+        self._jwks_max_age_s = jwks_max_age_s
+        self._clock = clock
+        self._metadata: ProviderMetadata | None = None
+        self._keys: tuple[Jwk, ...] = ()
+        self._keys_fetched_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:  # created lazily: a ClientSession belongs to a running loop
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._owns_session = True
+        return self._session
+
+    async def _request_json(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+        """``(status, parsed JSON)``; the provider being unreachable or incoherent is a 503."""
+        try:
+            async with self._http().request(
+                method, url, timeout=self._timeout, **kwargs
+            ) as response:
+                body = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    body += chunk
+                    if len(body) > MAX_DOCUMENT_BYTES:
+                        raise ValueError(f"response larger than {MAX_DOCUMENT_BYTES} bytes")
+                status = response.status
+            return status, json.loads(bytes(body)) if body else None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise ServiceUnavailable(
+                f"OIDC provider unreachable ({method} {url}): {exc!r}",
+                code="oidc_provider_unavailable",
+            ) from exc
+        except ValueError as exc:
+            raise ServiceUnavailable(
+                f"OIDC provider sent an unreadable answer ({method} {url}): {exc}",
+                code="oidc_bad_provider_response",
+            ) from exc
+
+    async def _get_document(self, url: str) -> Any:
+        status, document = await self._request_json(
+            "GET", url, headers={"Accept": "application/json"}
+        )
+        if status != 200:
+            raise ServiceUnavailable(
+                f"{url} answered HTTP {status}", code="oidc_provider_unavailable"
+            )
+        return document
+
+    async def discover(self) -> ProviderMetadata:
+        """The provider's metadata (Discovery 1.0 section 4), fetched once."""
+        if self._metadata is None:
+            async with self._lock:
+                if self._metadata is None:
+                    url = self.settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
+                    try:
+                        document = await self._get_document(url)
+                        self._metadata = ProviderMetadata.from_json(document, self.settings.issuer)
+                    except (TypeError, ValueError) as exc:
+                        raise ServiceUnavailable(
+                            str(exc), code="oidc_bad_provider_response"
+                        ) from exc
+        return self._metadata
+
+    async def authorization_url(self, redirect_uri: str) -> AuthorizationRequest:
+        """A fresh authorization request: random state and nonce, an S256 PKCE challenge."""
+        metadata = await self.discover()
+        state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        code_verifier = secrets.token_urlsafe(48)  # 64 unreserved characters (RFC 7636 4.1: 43-128)
+        url = URL(metadata.authorization_endpoint).update_query(
+            response_type="code",
+            client_id=self.settings.client_id,
+            redirect_uri=redirect_uri,
+            scope=" ".join(self.settings.scopes),
+            state=state,
+            nonce=nonce,
+            code_challenge=code_challenge(code_verifier),
+            code_challenge_method="S256",
+        )
+        return AuthorizationRequest(str(url), state, nonce, code_verifier)
+
+    async def exchange(self, code: str, redirect_uri: str, code_verifier: str) -> TokenResponse:
+        """Trade an authorization code for tokens (Core 3.1.3.1-3.1.3.3, RFC 7636 4.5)."""
+        metadata = await self.discover()
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": code_verifier,
+        }
+        headers = {"Accept": "application/json"}
+        methods = metadata.token_endpoint_auth_methods
+        if "client_secret_basic" in methods or not methods:
+            # RFC 6749 section 2.3.1: id and secret are form-encoded before Basic encoding.
+            pair = f"{urllib.parse.quote_plus(self.settings.client_id)}:{urllib.parse.quote_plus(self.settings.client_secret)}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        elif "client_secret_post" in methods:
+            form.update(
+                client_id=self.settings.client_id, client_secret=self.settings.client_secret
+            )
+        else:
+            raise ServiceUnavailable(
+                f"provider offers no client secret authentication ({', '.join(methods)})",
+                code="oidc_unsupported_client_auth",
+            )
+        status, body = await self._request_json(
+            "POST", metadata.token_endpoint, data=form, headers=headers
+        )
+        if not isinstance(body, dict):
+            raise ServiceUnavailable(
+                f"token endpoint answered HTTP {status} without JSON",
+                code="oidc_bad_provider_response",
+            )
+        if status != 200:
+            error = str(body.get("error", "unknown"))
+            if status >= 500:
+                raise ServiceUnavailable(
+                    f"token endpoint failed: {error}", code="oidc_provider_unavailable"
+                )
+            raise Unauthorized(
+                f"provider refused the code: {error}: {body.get('error_description', '')}".rstrip(
+                    ": "
+                ),
+                code="oidc_token_error",
+                provider_error=error,
+            )
+        id_token, token_type = body.get("id_token"), str(body.get("token_type", ""))
+        if not isinstance(id_token, str):
+            raise Unauthorized(
+                "token response has no ID token (is 'openid' in scope?)", code="oidc_no_id_token"
+            )
+        if token_type.lower() != "bearer":  # Core 3.1.3.3: token_type MUST be Bearer
+            raise Unauthorized(f"unexpected token type {token_type!r}", code="oidc_token_error")
+        expires_in = body.get("expires_in")
+        return TokenResponse(
+            id_token,
+            str(body.get("access_token", "")),
+            token_type,
+            expires_in
+            if isinstance(expires_in, int) and not isinstance(expires_in, bool)
+            else None,
+            body,
+        )
+
+    async def _refresh_keys(self, jwks_uri: str, *, unknown_kid: bool) -> None:
+        """Fetch the JWKS unless the cached copy is young enough for this reason to refetch."""
+        fetched = self._keys_fetched_at
+        min_age = self._jwks_refetch_interval_s if unknown_kid else self._jwks_max_age_s
+        if fetched is not None and self._clock() - fetched < min_age:
+            return
+        async with self._lock:
+            if self._keys_fetched_at != fetched:
+                return  # another request refreshed them while we waited
+            try:
+                self._keys = jwks_from_json(await self._get_document(jwks_uri))
+            except (TypeError, ValueError) as exc:
+                raise ServiceUnavailable(
+                    f"bad JWKS: {exc}", code="oidc_bad_provider_response"
+                ) from exc
+            self._keys_fetched_at = self._clock()
+            log.debug("fetched %d signing keys from %s", len(self._keys), jwks_uri)
+
+    def _keys_named(self, kid: str | None) -> list[Jwk]:
+        return [key for key in self._keys if kid is None or key.kid == kid]
+
+    async def validate_id_token(self, id_token: str, nonce: str) -> dict[str, Any]:
+        """The claims of a valid ID token for this client and this sign-in's ``nonce``."""
+        metadata = await self.discover()
+        token = parse_jwt(id_token)
+        # First use, or the cached set is older than jwks_max_age_s.
+        await self._refresh_keys(metadata.jwks_uri, unknown_kid=False)
+        candidates = self._keys_named(token.kid)
+        if not candidates:
+            # The provider may have rotated its keys (Core 10.1.1): look once more.
+            await self._refresh_keys(metadata.jwks_uri, unknown_kid=True)
+            candidates = self._keys_named(token.kid)
+        if not candidates:
+            raise Unauthorized(
+                f"no signing key {token.kid!r} at the provider", code="oidc_unknown_key"
+            )
+        fitting = [key for key in candidates if key.fits(token.alg)]
+        if not fitting:
+            raise Unauthorized(f"no provider key fits {token.alg}", code="oidc_bad_signature")
+        # Usually one key; a token without a kid is tried against every key that fits its alg.
+        if not any(_verifies(token, key) for key in fitting):
+            raise Unauthorized("ID token signature does not verify", code="oidc_bad_signature")
+        claims = dict(token.claims)
+        validate_id_token_claims(
+            claims,
+            issuer=metadata.issuer,
+            client_id=self.settings.client_id,
+            nonce=nonce,
+            now=self._clock(),
+            leeway_s=self.settings.leeway_s,
+        )
+        return claims
+
+
+# --- browser routes -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLogin:
+    """What the callback needs from the login that started it; kept in the browser, signed."""
+
+    state: str
+    nonce: str
+    code_verifier: str
+    next_path: str
+    expires_at: float
+
+
+class PendingLoginCodec:
+    """``base64url(json) . HMAC-SHA256`` with its own derived key (not the session key)."""
+
+    def __init__(self, secret: str) -> None:
+        self._key = hashlib.sha256(b"live-oidc-login:" + secret.encode()).digest()
+
+    def _sign(self, data: bytes) -> str:
+        return b64url_encode(hmac.new(self._key, data, hashlib.sha256).digest())
+
+    def seal(self, login: PendingLogin) -> str:
+        body = json.dumps(
+            [login.state, login.nonce, login.code_verifier, login.next_path, login.expires_at]
+        ).encode()
+        return f"{b64url_encode(body)}.{self._sign(body)}"
+
+    def open(self, cookie: str, now: float) -> PendingLogin | None:
+        try:
+            encoded, signature = cookie.split(".", 1)
+            body = b64url_decode(encoded)
+        except ValueError:
+            return None
+        if not hmac.compare_digest(self._sign(body), signature):
+            return None
+        try:
+            state, nonce, verifier, next_path, expires_at = json.loads(body)
+            login = PendingLogin(
+                str(state), str(nonce), str(verifier), str(next_path), float(expires_at)
+            )
+        except (ValueError, TypeError):
+            return None
+        return login if login.expires_at > now else None
+
+
+def local_path(value: str | None) -> str:
+    """``value`` if it is a path on this site (``/console/``), else ``""``: no open redirects."""
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+        return ""
+    if any(ord(c) < 0x21 or c == "\\" for c in value):
+        return ""
+    return value
+
+
+def _continue_page(location: str) -> web.Response:
+    """A page that moves on to ``location`` by itself.
+
+    Not a 302: the callback is reached by a cross-site redirect from the provider, and a
+    redirect chain started cross-site would not carry a ``SameSite=Strict`` session cookie
+    to the landing page. A navigation the page itself starts is same-site.
+    """
+    href = html.escape(location, quote=True)
+    text = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="0;url={href}"><title>Signed in</title></head>'
+        f'<body><p>Signed in. <a href="{href}">Continue</a></p></body></html>'
+    )
+    response = web.Response(text=text, content_type="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+StartSession = Callable[[web.Request, web.StreamResponse, Identity], "Awaitable[None] | None"]
+Landing = Callable[[Identity], str]
+
+
+def setup_oidc_routes(
+    app: web.Application,
+    client: OidcClient,
+    start_session: StartSession,
+    redirect_uri: str,
+    *,
+    landing: str | Landing = "/",
+    cookie_secret: str | None = None,
+) -> None:
+    """Mount ``GET /auth/oidc/login`` and ``GET /auth/oidc/callback`` on ``app``.
+
+    ``redirect_uri`` is the callback's public URL as registered at the provider (it may sit
+    behind a path prefix, but must end in ``/auth/oidc/callback``). ``start_session(request,
+    response, identity)`` (sync or async) signs the browser in on ``response``. ``landing``
+    is where a signed-in user goes when the login did not ask for ``?next=/path``.
+    ``cookie_secret`` signs the in-flight login cookie; by default it is derived from the
+    client secret, which every node of a cluster shares. The app owns ``client`` from now on
+    and closes it on cleanup.
+    """
+    public_path = urllib.parse.urlsplit(redirect_uri).path
+    if not public_path.endswith(CALLBACK_PATH):
+        raise ConfigError(
+            f"OIDC redirect URI must end in {CALLBACK_PATH}: {redirect_uri!r}",
+            setting="oidc_redirect_uri",
+        )
+    # The login cookie goes only to the callback's folder (behind a prefix, if any).
+    cookie_path = public_path[: -len("callback")]
+    secure = redirect_uri.startswith("https://")
+    codec = PendingLoginCodec(cookie_secret or client.settings.client_secret)
+    landing_for: Landing = (lambda _identity: landing) if isinstance(landing, str) else landing
+
+    async def login(request: web.Request) -> web.StreamResponse:
+        auth = await client.authorization_url(redirect_uri)
+        pending = PendingLogin(
+            auth.state,
+            auth.nonce,
+            auth.code_verifier,
+            local_path(request.query.get("next")),
+            time.time() + STATE_TTL_S,
+        )
+        response = web.Response(
+            status=302, headers={"Location": auth.url, "Cache-Control": "no-store"}
+        )
+        response.set_cookie(
+            STATE_COOKIE,
+            codec.seal(pending),
+            max_age=STATE_TTL_S,
+            path=cookie_path,
+            httponly=True,
+            samesite="Lax",  # must come back on the provider's top-level redirect to us
+            secure=secure,
+        )
+        return response
+
+    async def callback(request: web.Request) -> web.StreamResponse:
+        query = request.query
+        try:
+            if "error" in query:
+                # RFC 6749 section 4.1.2.1: the user declined, or the provider refused.
+                raise Unauthorized(
+                    f"the provider did not sign you in: {query['error']} {query.get('error_description', '')}".strip(),
+                    code="oidc_provider_error",
+                    provider_error=query["error"],
+                )
+            pending = codec.open(request.cookies.get(STATE_COOKIE, ""), time.time())
+            if pending is None:
+                raise Unauthorized(
+                    "sign-in expired or began in another browser; start again",
+                    code="oidc_missing_state",
+                )
+            if not hmac.compare_digest(query.get("state", "").encode(), pending.state.encode()):
+                raise Unauthorized("sign-in state does not match", code="oidc_bad_state")
+            metadata = await client.discover()
+            iss = query.get("iss")
+            if (iss is not None and iss != metadata.issuer) or (
+                iss is None and metadata.iss_parameter_supported
+            ):
+                raise Unauthorized(
+                    "authorization response is from another issuer", code="oidc_bad_issuer"
+                )
+            code = query.get("code", "")
+            if not code:
+                raise BadRequest("authorization response has no code", code="oidc_missing_code")
+            tokens = await client.exchange(code, redirect_uri, pending.code_verifier)
+            claims = await client.validate_id_token(tokens.id_token, pending.nonce)
+            identity = identity_from_claims(claims, client.settings.claim_mapping)
+        except LiveError as exc:
+            log.warning("OIDC sign-in refused: %s (%r)", exc.code, exc.message)
+            raise
+        log.info("OIDC sign-in: %s as %s", identity.user_id, identity.role.value)
+        response = _continue_page(pending.next_path or landing_for(identity))
+        response.del_cookie(STATE_COOKIE, path=cookie_path)
+        started = start_session(request, response, identity)
+        if inspect.isawaitable(started):
+            await started
+        return response
+
+    async def close_client(_app: web.Application) -> None:
+        await client.aclose()
+
+    app.router.add_get(LOGIN_PATH, login)
+    app.router.add_get(CALLBACK_PATH, callback)
+    app.on_cleanup.append(close_client)
