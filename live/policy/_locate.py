@@ -190,8 +190,11 @@ class _Scanner:
         elif self._at("{"):
             self._inline_table(path)
         else:  # number, boolean, date-time (which may contain a space): up to a delimiter
+            start = self.pos
             while self._peek() and self._peek() not in ",]}\n#":
                 self._advance()
+            if self.pos == start:
+                raise ValueError(f"expected a value at offset {start}")
 
     def _multiline_string(self, quote: str) -> None:
         self._advance(3)
@@ -219,6 +222,8 @@ class _Scanner:
             if self._at("]"):
                 self._advance()
                 return
+            if self.pos >= len(self.text):
+                raise ValueError("unterminated array")
             element = path + (index,)
             self._record(element, self.line)
             self._value(element)
@@ -234,6 +239,8 @@ class _Scanner:
             if self._at("}"):
                 self._advance()
                 return
+            if self.pos >= len(self.text):
+                raise ValueError("unterminated inline table")
             self._key_value(path)
             self._skip_blank(newlines=True)
             if self._at(","):

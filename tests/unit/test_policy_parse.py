@@ -300,7 +300,7 @@ def test_problems_come_in_file_order_and_the_error_is_a_config_error() -> None:
         (('version = "v1"', 'version = "v1"\nexclusions = { queue = "x" }'), "exclusions", "expected an array"),
         (('version = "v1"', 'version = "v1"\nsupervisors = { s = ["a"] }'), "supervisors.s", "expected a table"),
         (('version = "v1"', 'version = "v1"\nteams = { a = ["x"] }'), "teams.a", "expected a table"),
-        (('version = "v1"', 'version = "v1"\nteams = { a = { members = ["x"] } }'), "teams.a", "missing"),
+        (('version = "v1"', 'version = "v1"\nteams = { a = { members = ["x"] } }'), "teams.a.agents", "missing"),
         (('version = "v1"', 'version = "v1"\nwhen = 2024-06-01'), "when", "unknown key"),
         (('[retention]', '[[exclusions]]\nprivate = false\n[retention]'), "exclusions[0].private", "private = false would"),
         (('[retention]', '[[exclusions]]\nqueue = []\n[retention]'), "exclusions[0].queue", "at least one"),
@@ -331,9 +331,7 @@ def test_each_mistake_is_reported_at_its_key(change: tuple[str, str], key: str, 
 
 
 def test_notice_modes_that_announce_nothing_need_unannounced_allowed() -> None:
-    text = MINIMAL.replace(
-        'version = "v1"', 'version = "v1"\n[teams.a]\nagents = ["x"]\n[teams.b]\nagents = ["y"]'
-    ).replace(
+    text = (MINIMAL + '[teams.a]\nagents = ["x"]\n[teams.b]\nagents = ["y"]\n').replace(
         'default = "live"\nunannounced_allowed = false',
         'default = "live"\nunannounced_allowed = false\n[notices.teams]\na = "after_call"\nb = "live"',
     )
@@ -345,10 +343,9 @@ def test_notice_modes_that_announce_nothing_need_unannounced_allowed() -> None:
 
 
 def test_quoted_and_dotted_keys_are_reported_as_written() -> None:
-    text = MINIMAL.replace(
-        'version = "v1"',
-        'version = "v1"\n[teams."2nd level"]\nagents = ["x"]\n'
-        '[supervisors."sam.lee@example.com"]\nteams = ["2nd level", "3rd level"]',
+    text = MINIMAL + (
+        '[teams."2nd level"]\nagents = ["x"]\n'
+        '[supervisors."sam.lee@example.com"]\nteams = ["2nd level", "3rd level"]\n'
     )
     found = keyed(text)
     assert set(found) == {'supervisors."sam.lee@example.com".teams[1]'}

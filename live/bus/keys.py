@@ -1,0 +1,39 @@
+"""Every Redis key and channel name, in one place (one prefix per deployment)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    prefix: str = "live:"
+
+    @property
+    def events(self) -> str:
+        """Pub/sub channel of msgpack bus events."""
+        return f"{self.prefix}events"
+
+    @property
+    def control(self) -> str:
+        """Pub/sub channel of media relay requests (``want:<call_id>``)."""
+        return f"{self.prefix}control"
+
+    @property
+    def calls(self) -> str:
+        """Hash call_id -> msgpack CallInfo (without listeners), written by the ingesting node."""
+        return f"{self.prefix}calls"
+
+    @property
+    def listens(self) -> str:
+        """Hash session_id -> msgpack ListenStarted, written by the listening node."""
+        return f"{self.prefix}listens"
+
+    @property
+    def nodes(self) -> str:
+        """Sorted set node_id -> last heartbeat (unix seconds)."""
+        return f"{self.prefix}nodes"
+
+    def media(self, call_id: str) -> str:
+        """Pub/sub channel of one call's relayed packets."""
+        return f"{self.prefix}media:{call_id}"
