@@ -1,0 +1,1 @@
+"""The demo: speech clips and a simulator that streams calls through the real ingest path."""
