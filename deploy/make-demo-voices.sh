@@ -1,62 +1,113 @@
 #!/usr/bin/env bash
-# Makes the demo's speech clips (shipped in live/demo/voices/): three calls, each an agent clip
-# and a caller clip on one timeline, so that the legs alternate like a conversation.
-# Needs espeak-ng and sox. Output: 8 kHz mono μ-law WAV.
+# Makes the speech clips `live demo` streams: three calls, each an agent leg and a caller leg,
+# written to live/demo/voices/callN-{agent,caller}.wav (shipped as package data).
+#
+#   bash deploy/make-demo-voices.sh
+#
+# Needs espeak-ng and sox. Both legs of a call are built on one timeline: while one side
+# speaks the other side's clip is silent for exactly as long, with a short pause between turns,
+# so the two legs alternate like a real conversation and stay aligned when looped together.
+# Output is what a telephony fork carries (PROTOCOLS.md, Twilio Media Streams): 8 kHz mono
+# 8-bit G.711 μ-law, band-limited to the telephone band, each clip peak-normalised to -3 dBFS.
 set -euo pipefail
-out="$(cd "$(dirname "$0")/.." && pwd)/live/demo/voices"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$out"
+cd "$(dirname "$0")/.."
 
-# call N: agent voice, caller voice, then alternating lines (agent first)
-say() { # voice speed pitch text file
-  espeak-ng -v "$1" -s "$2" -p "$3" -w "$work/raw.wav" "$4"
-  sox "$work/raw.wav" -r 8000 -c 1 -b 16 "$5" norm -3
+for tool in espeak-ng sox soxi; do
+  command -v "$tool" >/dev/null || { echo "make-demo-voices: $tool is not installed" >&2; exit 1; }
+done
+
+OUT=live/demo/voices
+export SOX_OPTS=-R  # repeatable dither: the same inputs give byte-identical clips
+RATE=8000
+GAP=0.45       # seconds of silence on both legs between turns
+TAIL=0.8       # seconds of silence on both legs at the end, before the clip loops
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$OUT"
+
+# Working format: 8 kHz mono 16-bit signed PCM, so sample counts add up exactly.
+PCM=(-r "$RATE" -c 1 -e signed-integer -b 16)
+
+silence() { # silence FILE SAMPLES
+  sox "${PCM[@]}" -n "${PCM[@]}" "$1" trim 0 "${2}s"
 }
 
+# speak FILE VOICE SPEED PITCH TEXT: one line of speech, trimmed of espeak's lead-in and
+# trailing silence, resampled and band-limited (300-3400 Hz, as a phone line carries it).
+speak() {
+  local file=$1 voice=$2 speed=$3 pitch=$4 text=$5
+  espeak-ng -v "$voice" -s "$speed" -p "$pitch" -w "$WORK/raw.wav" "$text"
+  sox "$WORK/raw.wav" "${PCM[@]}" "$file" \
+    silence 1 0.02 0.5% reverse silence 1 0.02 0.5% reverse \
+    sinc 300-3400 rate -v "$RATE"
+}
+
+# make_call NAME AGENT_VOICE AGENT_SPEED AGENT_PITCH CALLER_VOICE CALLER_SPEED CALLER_PITCH
+# then lines "A:text" (agent) or "C:text" (caller) on stdin.
 make_call() {
-  local n=$1 agent_voice=$2 caller_voice=$3; shift 3
-  local i=0 agent_parts=() caller_parts=()
-  for line in "$@"; do
-    local speaker=$(( i % 2 ))
-    local f="$work/c${n}-${i}.wav"
-    if [ $speaker -eq 0 ]; then say "$agent_voice" 165 40 "$line" "$f"; else say "$caller_voice" 150 70 "$line" "$f"; fi
-    local len; len=$(soxi -D "$f")
-    sox -n -r 8000 -c 1 -b 16 "$work/s${n}-${i}.wav" trim 0 "$len"
-    sox -n -r 8000 -c 1 -b 16 "$work/gap.wav" trim 0 0.4
-    if [ $speaker -eq 0 ]; then
-      agent_parts+=("$f" "$work/gap.wav"); caller_parts+=("$work/s${n}-${i}.wav" "$work/gap.wav")
+  local name=$1 a_voice=$2 a_speed=$3 a_pitch=$4 c_voice=$5 c_speed=$6 c_pitch=$7
+  local -a agent_parts=() caller_parts=()
+  local gap_samples tail_samples n=0 line who text part quiet samples
+  gap_samples=$(awk -v s="$GAP" -v r="$RATE" 'BEGIN { printf "%d", s * r }')
+  tail_samples=$(awk -v s="$TAIL" -v r="$RATE" 'BEGIN { printf "%d", s * r }')
+  silence "$WORK/$name-gap.wav" "$gap_samples"
+  silence "$WORK/$name-tail.wav" "$tail_samples"
+  while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    who=${line%%:*}
+    text=${line#*:}
+    n=$((n + 1))
+    part="$WORK/$name-$n-speech.wav"
+    quiet="$WORK/$name-$n-quiet.wav"
+    if [ "$who" = A ]; then
+      speak "$part" "$a_voice" "$a_speed" "$a_pitch" "$text"
     else
-      caller_parts+=("$f" "$work/gap.wav"); agent_parts+=("$work/s${n}-${i}.wav" "$work/gap.wav")
+      speak "$part" "$c_voice" "$c_speed" "$c_pitch" "$text"
     fi
-    i=$((i + 1))
+    samples=$(soxi -s "$part")
+    silence "$quiet" "$samples"
+    if [ "$who" = A ]; then
+      agent_parts+=("$part" "$WORK/$name-gap.wav")
+      caller_parts+=("$quiet" "$WORK/$name-gap.wav")
+    else
+      agent_parts+=("$quiet" "$WORK/$name-gap.wav")
+      caller_parts+=("$part" "$WORK/$name-gap.wav")
+    fi
   done
-  sox "${agent_parts[@]}" -e u-law -b 8 "$out/call${n}-agent.wav"
-  sox "${caller_parts[@]}" -e u-law -b 8 "$out/call${n}-caller.wav"
+  agent_parts+=("$WORK/$name-tail.wav")
+  caller_parts+=("$WORK/$name-tail.wav")
+  sox "${agent_parts[@]}" "$WORK/$name-agent.wav"
+  sox "${caller_parts[@]}" "$WORK/$name-caller.wav"
+  for leg in agent caller; do
+    sox "$WORK/$name-$leg.wav" -r "$RATE" -c 1 -e u-law -b 8 "$OUT/$name-$leg.wav" gain -n -3
+  done
+  echo "$name: $(soxi -D "$OUT/$name-agent.wav") s agent, $(soxi -D "$OUT/$name-caller.wav") s caller"
 }
 
-make_call 1 en-us+m3 en-gb+f3 \
-  "Thank you for calling Northwind billing, this is Alex. How can I help you today?" \
-  "Hi, I got an invoice this morning and the amount looks much higher than usual." \
-  "I'm sorry to hear that. Could you read me the invoice number at the top right?" \
-  "Sure, it's four seven one, nine two, eight." \
-  "Thank you. I can see a one-off installation fee. Let me check whether that was expected." \
-  "Please do, nobody told me about any installation."
+# Call 1, billing (English): US agent, British caller.
+make_call call1 en-us+m3 175 45 en-gb+f3 165 65 <<'EOF'
+A:Northwind billing, this is Alex. How can I help?
+C:Hi, my last invoice looks higher than usual.
+A:Let me check. I see a one-off installation fee of forty euros.
+C:Oh, I see. That makes sense, thank you.
+EOF
 
-make_call 2 de+m2 de+f2 \
-  "Guten Tag, Kundenservice Nordwind, mein Name ist Jonas. Was kann ich für Sie tun?" \
-  "Hallo, mein Internet fällt seit gestern Abend immer wieder aus." \
-  "Das tut mir leid. Leuchtet am Router die Lampe für die Verbindung grün oder rot?" \
-  "Sie blinkt rot, ungefähr alle paar Sekunden." \
-  "Dann starte ich jetzt einen Leitungstest von hier aus. Das dauert etwa eine Minute." \
-  "In Ordnung, ich warte."
+# Call 2, support (German): German agent, German caller.
+make_call call2 de+m3 170 40 de+f2 160 70 <<'EOF'
+A:Guten Tag, technischer Support, Weber am Apparat.
+C:Mein Router verliert seit gestern ständig die Verbindung.
+A:Blinkt die Lampe für Internet rot?
+C:Ja, sie blinkt rot.
+A:Gut, ich starte die Leitung von hier aus neu.
+EOF
 
-make_call 3 en-us+m7 en-us+f4 \
-  "Northwind sales, good afternoon, you're speaking with Priya." \
-  "Hello, I'd like to upgrade my plan to the faster fibre option." \
-  "Great choice. The fibre plan starts next month and includes the router at no charge." \
-  "And is there a minimum contract length?" \
-  "It's twelve months, and you can cancel any time after that with one month's notice." \
-  "Okay, that sounds fine. Let's do it."
+# Call 3, sales (English): British agent, Scottish caller.
+make_call call3 en-gb+f4 170 55 en-gb-scotland+m7 160 35 <<'EOF'
+A:Good afternoon, Northwind sales, Priya speaking.
+C:Hello, I would like to upgrade to the faster plan.
+A:Of course. Fibre is twenty nine ninety a month, no setup fee.
+C:Great, can it start next month?
+A:Yes, I will book it for the first.
+EOF
 
-ls -l "$out"
+du -ch "$OUT"/call*.wav | tail -n 1

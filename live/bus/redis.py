@@ -40,6 +40,7 @@ from .keys import RedisKeys
 log = logging.getLogger(__name__)
 
 WANT_TTL_S = 6.0
+CLOSE_TIMEOUT_S = 2.0
 
 
 class RedisCallBus:
@@ -101,17 +102,22 @@ class RedisCallBus:
         self._redis = None
         if redis is None:
             return
+        # Shutdown must finish even when Redis is gone or a connection is wedged.
         try:
-            await self._withdraw(redis)
-        except (RedisError, OSError):
+            await asyncio.wait_for(self._withdraw(redis), CLOSE_TIMEOUT_S)
+        except (RedisError, OSError, asyncio.TimeoutError):
             log.warning("could not withdraw this node's calls from Redis")
         for pubsub in (self._pubsub, self._media_pubsub):
             if pubsub is not None:
                 try:
-                    await pubsub.aclose()
-                except (RedisError, OSError):
+                    await asyncio.wait_for(pubsub.aclose(), CLOSE_TIMEOUT_S)
+                except (RedisError, OSError, asyncio.TimeoutError):
                     pass
-        await redis.aclose()
+        self._pubsub = self._media_pubsub = None
+        try:
+            await asyncio.wait_for(redis.aclose(), CLOSE_TIMEOUT_S)
+        except (RedisError, OSError, asyncio.TimeoutError):
+            pass
 
     async def _withdraw(self, redis: aioredis.Redis) -> None:
         """Remove this node's calls, listeners and heartbeat (best effort at shutdown)."""

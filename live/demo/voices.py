@@ -41,7 +41,7 @@ _DEMO_CALLS = (
 
 
 def demo_calls() -> list[DemoCall]:
-    """The three demo calls, in order (agent-1 billing, agent-2 support in German, agent-3 sales)."""
+    """The three demo calls: agent-1 billing, agent-2 support (German), agent-3 sales."""
     return list(_DEMO_CALLS)
 
 

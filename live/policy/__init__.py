@@ -9,6 +9,7 @@ in ``deploy/policy.example.toml``. Only ``check.py`` reads a file, for ``live po
 from .check import check_policy_file, read_policy_file
 from .decide import (
     Action,
+    Actor,
     Decision,
     LegAudibility,
     Listen,
@@ -45,6 +46,7 @@ from .schedule import DigestSchedule, HoursWindow
 
 __all__ = [
     "Action",
+    "Actor",
     "CallerConsent",
     "Decision",
     "DigestSchedule",

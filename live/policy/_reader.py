@@ -174,7 +174,8 @@ class PolicyReader:
         where = path + (key,)
         if non_empty and not items:
             self.problem(
-                where, f"must list at least one value; {hint}" if hint else "must list at least one value"
+                where,
+                f"must list at least one value; {hint}" if hint else "must list at least one value",
             )
             return None
         good: list[str] = []

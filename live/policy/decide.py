@@ -28,14 +28,33 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar, TypeAlias
+from typing import ClassVar, Protocol, TypeAlias
 
-from ..auth.identity import Identity
 from ..errors import BadRequest, Forbidden, LiveError, NotFound
 from ..model import CallInfo
 from ..types import Consent, LegName, Role
 from .model import ANNOUNCED_MODES, NoticeMode, Policy
 from .quota import QuotaState
+
+
+class Actor(Protocol):
+    """Who asks: what ``decide`` reads of an identity.
+
+    ``live.auth.Identity`` fits; it is not imported here because ``auth`` sits in a lower
+    layer than ``policy`` (ARCHITECTURE.md, "Layers").
+    """
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def display_name(self) -> str: ...
+
+    @property
+    def role(self) -> Role: ...
+
+    @property
+    def teams(self) -> tuple[str, ...]: ...
 
 
 class Reason(str, enum.Enum):
@@ -163,7 +182,7 @@ _Refuse: TypeAlias = Callable[[Reason, str], Decision]
 
 
 def decide(
-    actor: Identity,
+    actor: Actor,
     action: Action,
     call: CallInfo | None,
     state: QuotaState,
@@ -231,7 +250,7 @@ def _hidden(call: CallInfo, policy: Policy, refuse: _Refuse) -> Decision | None:
 
 
 def _decide_listen(
-    actor: Identity,
+    actor: Actor,
     action: Listen,
     call: CallInfo | None,
     state: QuotaState,
@@ -287,7 +306,7 @@ def _decide_listen(
 # --- the rules decide uses, also useful on their own --------------------------------------
 
 
-def supervisor_scope(actor: Identity, policy: Policy) -> frozenset[str]:
+def supervisor_scope(actor: Actor, policy: Policy) -> frozenset[str]:
     """The agents whose calls a supervisor may listen to (empty for every other role).
 
     ``assigned``: the teams and agents of ``[supervisors.<user_id>]``; ``own_teams``: the
@@ -311,7 +330,7 @@ def supervisor_scope(actor: Identity, policy: Policy) -> frozenset[str]:
     return frozenset(agents)
 
 
-def in_scope(actor: Identity, agent_id: str, policy: Policy) -> bool:
+def in_scope(actor: Actor, agent_id: str, policy: Policy) -> bool:
     return agent_id in supervisor_scope(actor, policy)
 
 
@@ -329,7 +348,7 @@ def notice_mode_for(agent_id: str, policy: Policy) -> NoticeMode:
     return policy.notices.default
 
 
-def listener_label(listener: Identity, policy: Policy) -> str:
+def listener_label(listener: Actor, policy: Policy) -> str:
     """What agents are shown as the listener: the name, or only the role, as the policy says."""
     if policy.listener_names:
         return listener.display_name or listener.user_id

@@ -310,7 +310,7 @@ class _Checker(PolicyReader):
         if name is not None:
             try:
                 zone = ZoneInfo(name)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):
                 self.problem(
                     path + ("timezone",),
                     f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin",

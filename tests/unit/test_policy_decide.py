@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -132,61 +132,147 @@ QUALITY = Listen("quality")
 
 LISTEN_CASES: list[tuple[str, dict[str, Any], str]] = [
     # who listens
-    ("assigned team", dict(actor=SAM, target=call("ag-b2")), "ok"),
-    ("assigned single agent", dict(actor=SAM, target=call("ag-s1")), "ok"),
-    ("not assigned", dict(actor=SAM, target=call("ag-x1")), "outside_team"),
-    ("agent in no team", dict(actor=SAM, target=call("ag-nobody")), "outside_team"),
-    ("own team from identity", dict(actor=KIM, target=call("ag-x1")), "ok"),
-    ("not own team", dict(actor=KIM, target=call("ag-b1")), "outside_team"),
-    ("no grant, no team", dict(actor=PAT, target=call("ag-b1")), "outside_team"),
-    ("own teams not granted", dict(actor=KIM, target=call("ag-x1"), policy=ASSIGNED_ONLY), "outside_team"),
-    ("assignment not granted", dict(actor=SAM, target=call("ag-b1"), policy=OWN_TEAMS_ONLY), "outside_team"),
-    ("identity team unknown to policy", dict(actor=dataclasses.replace(PAT, teams=("hr",)), target=call()), "outside_team"),
-    ("agent", dict(actor=AGENT, target=call("ag-b1")), "role_forbidden"),
-    ("auditor", dict(actor=AUDITOR, target=call()), "role_forbidden"),
-    ("admin", dict(actor=ADMIN, target=call()), "role_forbidden"),
-    ("no such call", dict(actor=SAM, target=None), "call_unknown"),
+    ("assigned team", {"actor": SAM, "target": call("ag-b2")}, "ok"),
+    ("assigned single agent", {"actor": SAM, "target": call("ag-s1")}, "ok"),
+    ("not assigned", {"actor": SAM, "target": call("ag-x1")}, "outside_team"),
+    ("agent in no team", {"actor": SAM, "target": call("ag-nobody")}, "outside_team"),
+    ("own team from identity", {"actor": KIM, "target": call("ag-x1")}, "ok"),
+    ("not own team", {"actor": KIM, "target": call("ag-b1")}, "outside_team"),
+    ("no grant, no team", {"actor": PAT, "target": call("ag-b1")}, "outside_team"),
+    (
+        "own teams not granted",
+        {"actor": KIM, "target": call("ag-x1"), "policy": ASSIGNED_ONLY},
+        "outside_team",
+    ),
+    (
+        "assignment not granted",
+        {"actor": SAM, "target": call("ag-b1"), "policy": OWN_TEAMS_ONLY},
+        "outside_team",
+    ),
+    (
+        "identity team unknown to policy",
+        {"actor": dataclasses.replace(PAT, teams=("hr",)), "target": call()},
+        "outside_team",
+    ),
+    ("agent", {"actor": AGENT, "target": call("ag-b1")}, "role_forbidden"),
+    ("auditor", {"actor": AUDITOR, "target": call()}, "role_forbidden"),
+    ("admin", {"actor": ADMIN, "target": call()}, "role_forbidden"),
+    ("no such call", {"actor": SAM, "target": None}, "call_unknown"),
     # purpose
-    ("no purpose", dict(actor=SAM, action=Listen(None)), "purpose_required"),
-    ("empty purpose", dict(actor=SAM, action=Listen("")), "purpose_required"),
-    ("other purpose", dict(actor=SAM, action=Listen("curiosity")), "purpose_not_allowed"),
-    ("purpose is case-sensitive", dict(actor=SAM, action=Listen("Quality")), "purpose_not_allowed"),
-    ("second purpose", dict(actor=SAM, action=Listen("training")), "ok"),
+    ("no purpose", {"actor": SAM, "action": Listen(None)}, "purpose_required"),
+    ("empty purpose", {"actor": SAM, "action": Listen("")}, "purpose_required"),
+    ("other purpose", {"actor": SAM, "action": Listen("curiosity")}, "purpose_not_allowed"),
+    (
+        "purpose is case-sensitive",
+        {"actor": SAM, "action": Listen("Quality")},
+        "purpose_not_allowed",
+    ),
+    ("second purpose", {"actor": SAM, "action": Listen("training")}, "ok"),
     # exclusions
-    ("private", dict(actor=SAM, target=call(private=True)), "call_private"),
-    ("excluded queue", dict(actor=SAM, target=call(queue="works-council")), "excluded"),
-    ("other queue", dict(actor=SAM, target=call(queue="billing-de")), "ok"),
-    ("excluded attribute", dict(actor=SAM, target=call(attributes={"vip": "true"})), "excluded"),
-    ("attribute other value", dict(actor=SAM, target=call(attributes={"vip": "no"})), "ok"),
+    ("private", {"actor": SAM, "target": call(private=True)}, "call_private"),
+    ("excluded queue", {"actor": SAM, "target": call(queue="works-council")}, "excluded"),
+    ("other queue", {"actor": SAM, "target": call(queue="billing-de")}, "ok"),
+    ("excluded attribute", {"actor": SAM, "target": call(attributes={"vip": "true"})}, "excluded"),
+    ("attribute other value", {"actor": SAM, "target": call(attributes={"vip": "no"})}, "ok"),
     # hours (Europe/Berlin, summer time: UTC+2)
-    ("Saturday", dict(actor=SAM, now=datetime(2024, 6, 8, 10, tzinfo=BERLIN)), "outside_hours"),
-    ("before opening", dict(actor=SAM, now=datetime(2024, 6, 3, 7, 59, tzinfo=BERLIN)), "outside_hours"),
-    ("at closing", dict(actor=SAM, now=datetime(2024, 6, 3, 18, 0, tzinfo=BERLIN)), "outside_hours"),
-    ("last minute", dict(actor=SAM, now=datetime(2024, 6, 3, 17, 59, 59, tzinfo=BERLIN)), "ok"),
-    ("UTC 06:30 is 08:30 local", dict(actor=SAM, now=datetime(2024, 6, 3, 6, 30, tzinfo=timezone.utc)), "ok"),
-    ("UTC 16:30 is 18:30 local", dict(actor=SAM, now=datetime(2024, 6, 3, 16, 30, tzinfo=timezone.utc)), "outside_hours"),
-    ("winter: UTC 07:30 is 08:30", dict(actor=SAM, now=datetime(2024, 1, 8, 7, 30, tzinfo=timezone.utc)), "ok"),
-    ("winter: UTC 06:30 is 07:30", dict(actor=SAM, now=datetime(2024, 1, 8, 6, 30, tzinfo=timezone.utc)), "outside_hours"),
+    ("Saturday", {"actor": SAM, "now": datetime(2024, 6, 8, 10, tzinfo=BERLIN)}, "outside_hours"),
+    (
+        "before opening",
+        {"actor": SAM, "now": datetime(2024, 6, 3, 7, 59, tzinfo=BERLIN)},
+        "outside_hours",
+    ),
+    (
+        "at closing",
+        {"actor": SAM, "now": datetime(2024, 6, 3, 18, 0, tzinfo=BERLIN)},
+        "outside_hours",
+    ),
+    ("last minute", {"actor": SAM, "now": datetime(2024, 6, 3, 17, 59, 59, tzinfo=BERLIN)}, "ok"),
+    (
+        "UTC 06:30 is 08:30 local",
+        {"actor": SAM, "now": datetime(2024, 6, 3, 6, 30, tzinfo=UTC)},
+        "ok",
+    ),
+    (
+        "UTC 16:30 is 18:30 local",
+        {"actor": SAM, "now": datetime(2024, 6, 3, 16, 30, tzinfo=UTC)},
+        "outside_hours",
+    ),
+    (
+        "winter: UTC 07:30 is 08:30",
+        {"actor": SAM, "now": datetime(2024, 1, 8, 7, 30, tzinfo=UTC)},
+        "ok",
+    ),
+    (
+        "winter: UTC 06:30 is 07:30",
+        {"actor": SAM, "now": datetime(2024, 1, 8, 6, 30, tzinfo=UTC)},
+        "outside_hours",
+    ),
     # quotas
-    ("supervisor below day quota", dict(actor=SAM, state=QuotaState(supervisor_day=2)), "ok"),
-    ("supervisor at day quota", dict(actor=SAM, state=QuotaState(supervisor_day=3)), "quota_supervisor_day"),
-    ("agent below month quota", dict(actor=SAM, state=QuotaState(agent_month=1)), "ok"),
-    ("agent at month quota", dict(actor=SAM, state=QuotaState(agent_month=2)), "quota_agent_month"),
-    ("agent over month quota", dict(actor=SAM, state=QuotaState(agent_month=7)), "quota_agent_month"),
+    ("supervisor below day quota", {"actor": SAM, "state": QuotaState(supervisor_day=2)}, "ok"),
+    (
+        "supervisor at day quota",
+        {"actor": SAM, "state": QuotaState(supervisor_day=3)},
+        "quota_supervisor_day",
+    ),
+    ("agent below month quota", {"actor": SAM, "state": QuotaState(agent_month=1)}, "ok"),
+    (
+        "agent at month quota",
+        {"actor": SAM, "state": QuotaState(agent_month=2)},
+        "quota_agent_month",
+    ),
+    (
+        "agent over month quota",
+        {"actor": SAM, "state": QuotaState(agent_month=7)},
+        "quota_agent_month",
+    ),
     # combinations: the first rule in decide's documented order is the reason
-    ("agent on private call", dict(actor=AGENT, target=call(private=True)), "role_forbidden"),
-    ("no purpose, private", dict(actor=SAM, action=Listen(None), target=call(private=True)), "purpose_required"),
-    ("private, outside team", dict(actor=SAM, target=call("ag-x1", private=True)), "call_private"),
-    ("excluded, outside team", dict(actor=KIM, target=call("ag-b1", queue="works-council")), "excluded"),
-    ("private and excluded", dict(actor=SAM, target=call(private=True, queue="works-council")), "call_private"),
-    ("outside team and hours", dict(actor=PAT, now=datetime(2024, 6, 8, 10, tzinfo=BERLIN)), "outside_team"),
-    ("outside hours, quotas used", dict(actor=SAM, now=datetime(2024, 6, 8, 10, tzinfo=BERLIN), state=QuotaState(9, 9)), "outside_hours"),
-    ("both quotas used", dict(actor=SAM, state=QuotaState(agent_month=2, supervisor_day=3)), "quota_supervisor_day"),
-    ("quota, no purpose", dict(actor=SAM, action=Listen(None), state=QuotaState(2, 3)), "purpose_required"),
+    ("agent on private call", {"actor": AGENT, "target": call(private=True)}, "role_forbidden"),
+    (
+        "no purpose, private",
+        {"actor": SAM, "action": Listen(None), "target": call(private=True)},
+        "purpose_required",
+    ),
+    (
+        "private, outside team",
+        {"actor": SAM, "target": call("ag-x1", private=True)},
+        "call_private",
+    ),
+    (
+        "excluded, outside team",
+        {"actor": KIM, "target": call("ag-b1", queue="works-council")},
+        "excluded",
+    ),
+    (
+        "private and excluded",
+        {"actor": SAM, "target": call(private=True, queue="works-council")},
+        "call_private",
+    ),
+    (
+        "outside team and hours",
+        {"actor": PAT, "now": datetime(2024, 6, 8, 10, tzinfo=BERLIN)},
+        "outside_team",
+    ),
+    (
+        "outside hours, quotas used",
+        {"actor": SAM, "now": datetime(2024, 6, 8, 10, tzinfo=BERLIN), "state": QuotaState(9, 9)},
+        "outside_hours",
+    ),
+    (
+        "both quotas used",
+        {"actor": SAM, "state": QuotaState(agent_month=2, supervisor_day=3)},
+        "quota_supervisor_day",
+    ),
+    (
+        "quota, no purpose",
+        {"actor": SAM, "action": Listen(None), "state": QuotaState(2, 3)},
+        "purpose_required",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "given", "expected"), LISTEN_CASES, ids=[c[0] for c in LISTEN_CASES])
+@pytest.mark.parametrize(
+    ("case", "given", "expected"), LISTEN_CASES, ids=[c[0] for c in LISTEN_CASES]
+)
 def test_listen(case: str, given: dict[str, Any], expected: str) -> None:
     given = dict(given)
     actor = given.pop("actor")
@@ -207,7 +293,11 @@ def test_an_allowed_listen_says_which_legs_and_which_notice() -> None:
         "agent": (True, "ok"),
         "caller": (True, "consent-granted"),
     }
-    assert (decision.notice_mode, decision.team, decision.policy_version) == ("digest", "support", "t1")
+    assert (decision.notice_mode, decision.team, decision.policy_version) == (
+        "digest",
+        "support",
+        "t1",
+    )
     decision.raise_if_refused()
 
 
@@ -239,8 +329,20 @@ OTHER_CASES: list[tuple[str, Identity, Action, CallInfo | None, str]] = [
     ("agent records consent", AGENT, SetConsent(Consent.GRANTED), call("ag-b1"), "ok"),
     ("agent on another's call", AGENT, SetConsent(Consent.GRANTED), call("ag-b2"), "not_own_call"),
     ("supervisor records objection", SAM, SetConsent(Consent.DENIED), call(), "ok"),
-    ("supervisor may not grant", SAM, SetConsent(Consent.GRANTED), call(), "consent_grant_forbidden"),
-    ("supervisor may not reset", SAM, SetConsent(Consent.UNKNOWN), call(), "consent_grant_forbidden"),
+    (
+        "supervisor may not grant",
+        SAM,
+        SetConsent(Consent.GRANTED),
+        call(),
+        "consent_grant_forbidden",
+    ),
+    (
+        "supervisor may not reset",
+        SAM,
+        SetConsent(Consent.UNKNOWN),
+        call(),
+        "consent_grant_forbidden",
+    ),
     ("supervisor outside team", SAM, SetConsent(Consent.DENIED), call("ag-x1"), "outside_team"),
     ("auditor consent", AUDITOR, SetConsent(Consent.DENIED), call(), "role_forbidden"),
     ("consent on no call", ADMIN, SetConsent(Consent.DENIED), None, "call_unknown"),
@@ -258,12 +360,30 @@ OTHER_CASES: list[tuple[str, Identity, Action, CallInfo | None, str]] = [
     ("roster: out of scope", SAM, ViewRosterCall(), call("ag-x1"), "outside_team"),
     ("roster: private", SAM, ViewRosterCall(), call(private=True), "call_private"),
     ("roster: excluded", SAM, ViewRosterCall(), call(queue="works-council"), "excluded"),
-    ("roster: private, out of scope", SAM, ViewRosterCall(), call("ag-x1", private=True), "call_private"),
+    (
+        "roster: private, out of scope",
+        SAM,
+        ViewRosterCall(),
+        call("ag-x1", private=True),
+        "call_private",
+    ),
     ("roster: admin", ADMIN, ViewRosterCall(), call("ag-x1"), "ok"),
     ("roster: admin, private", ADMIN, ViewRosterCall(), call(private=True), "call_private"),
-    ("roster: admin, excluded", ADMIN, ViewRosterCall(), call(attributes={"vip": "yes"}), "excluded"),
+    (
+        "roster: admin, excluded",
+        ADMIN,
+        ViewRosterCall(),
+        call(attributes={"vip": "yes"}),
+        "excluded",
+    ),
     ("roster: agent's own call", AGENT, ViewRosterCall(), call("ag-b1"), "ok"),
-    ("roster: agent's own private call", AGENT, ViewRosterCall(), call("ag-b1", private=True), "ok"),
+    (
+        "roster: agent's own private call",
+        AGENT,
+        ViewRosterCall(),
+        call("ag-b1", private=True),
+        "ok",
+    ),
     ("roster: another agent's call", AGENT, ViewRosterCall(), call("ag-b2"), "not_own_call"),
     ("roster: auditor", AUDITOR, ViewRosterCall(), call(), "role_forbidden"),
     ("roster: no call", SAM, ViewRosterCall(), None, "call_unknown"),
@@ -273,7 +393,9 @@ OTHER_CASES: list[tuple[str, Identity, Action, CallInfo | None, str]] = [
 @pytest.mark.parametrize(
     ("case", "actor", "action", "target", "expected"), OTHER_CASES, ids=[c[0] for c in OTHER_CASES]
 )
-def test_call_actions(case: str, actor: Identity, action: Action, target: CallInfo | None, expected: str) -> None:
+def test_call_actions(
+    case: str, actor: Identity, action: Action, target: CallInfo | None, expected: str
+) -> None:
     # Hours and quotas are about listening: neither changes these answers.
     for now in (MONDAY_10, datetime(2024, 6, 9, 3, tzinfo=BERLIN)):
         for state in (FREE, QuotaState(99, 99)):
@@ -302,7 +424,10 @@ def test_leg_audibility(
     policy: Policy, consent: Consent, pci: bool, agent: tuple[bool, str], caller: tuple[bool, str]
 ) -> None:
     legs = leg_audibility(call(consent=consent, pci_paused=pci), policy)
-    assert ((legs["agent"].audible, legs["agent"].reason), (legs["caller"].audible, legs["caller"].reason)) == (
+    assert (
+        (legs["agent"].audible, legs["agent"].reason),
+        (legs["caller"].audible, legs["caller"].reason),
+    ) == (
         agent,
         caller,
     )
@@ -338,7 +463,7 @@ def test_supervisor_scope_is_the_union_of_the_grants() -> None:
 
 
 def test_quota_periods_are_local_calendar_days_and_months() -> None:
-    now = datetime(2024, 5, 31, 22, 30, tzinfo=timezone.utc)  # 1 June 00:30 in Berlin
+    now = datetime(2024, 5, 31, 22, 30, tzinfo=UTC)  # 1 June 00:30 in Berlin
     assert day_bounds(now, POLICY) == (
         datetime(2024, 6, 1, tzinfo=BERLIN),
         datetime(2024, 6, 2, tzinfo=BERLIN),
@@ -357,8 +482,8 @@ def test_quota_periods_are_local_calendar_days_and_months() -> None:
 def test_quota_state_counts_this_agents_month_and_this_supervisors_day() -> None:
     now = datetime(2024, 6, 3, 10, tzinfo=BERLIN)
 
-    def at(*args: int) -> float:
-        return datetime(*args, tzinfo=BERLIN).timestamp()  # type: ignore[misc]
+    def at(year: int, month: int, day: int, hour: int, minute: int = 0) -> float:
+        return datetime(year, month, day, hour, minute, tzinfo=BERLIN).timestamp()
 
     listens = [
         StartedListen("ag-b1", "sam", at(2024, 6, 3, 9)),  # both

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from live.demo.voices import demo_calls
 from live.errors import ConfigError
 from live.policy import (
     PolicyError,
@@ -126,7 +127,8 @@ def test_minimal_policy_defaults_to_the_narrow_choice() -> None:
 def test_content_hash_ignores_comments_whitespace_and_key_order_but_not_rules() -> None:
     policy = load_policy(MINIMAL)
     reformatted = "# signed 2024-06-01\n\n" + MINIMAL.replace(
-        'version = "v1"\npurposes = ["quality"]', 'purposes = [ "quality" ]   # why\nversion = \'v1\''
+        'version = "v1"\npurposes = ["quality"]',
+        "purposes = [ \"quality\" ]   # why\nversion = 'v1'",
     )
     other = load_policy(reformatted)
     assert other.sha256 == policy.sha256
@@ -230,7 +232,9 @@ def test_a_file_with_many_mistakes_reports_each_at_its_line() -> None:
     }
     assert {k: n for k, (n, _) in found.items()} == expected_lines
     messages = {k: m for k, (_, m) in found.items()}
-    assert messages["version"] == 'expected a string, found an integer (3) (quote it: version = "3")'
+    assert (
+        messages["version"] == 'expected a string, found an integer (3) (quote it: version = "3")'
+    )
     assert messages["purposes"].startswith("must list at least one value")
     assert messages["colour"].startswith("unknown key")
     assert "already in team 'a'" in messages["teams.b.agents[1]"]
@@ -244,7 +248,9 @@ def test_a_file_with_many_mistakes_reports_each_at_its_line() -> None:
     assert "not a time of day" in messages["hours.allowed[2]"]
     assert messages["exclusions[0]"].startswith("matches nothing")
     assert messages["exclusions[1].privat"] == "unknown key; did you mean 'private'?"
-    assert messages["consent.caller"] == "'maybe' is not allowed; use one of: required, not_required"
+    assert (
+        messages["consent.caller"] == "'maybe' is not allowed; use one of: required, not_required"
+    )
     assert "unannounced_allowed = false" in messages["notices.default"]
     assert messages["notices.digest_schedule"].startswith("missing; digest notices need a schedule")
     assert messages["notices.teams.c"] == "unknown team 'c'; teams in [teams]: a, b"
@@ -261,62 +267,182 @@ def test_problems_come_in_file_order_and_the_error_is_a_config_error() -> None:
     assert error.code == "policy_invalid" and error.status == 500
     lines = [p.line for p in error.problems]
     assert lines == sorted(lines)
-    assert error.formatted()[0] == 'site.toml:1: version: expected a string, found an integer (3) (quote it: version = "3")'
+    assert (
+        error.formatted()[0]
+        == 'site.toml:1: version: expected a string, found an integer (3) (quote it: version = "3")'
+    )
     body = error.to_json()["error"]
     assert body["code"] == "policy_invalid" and body["source"] == "site.toml"
     assert len(body["problems"]) == len(error.problems)
-    assert body["problems"][0] == {"line": 1, "key": "version", "message": error.problems[0].message}
-    assert error.message.startswith(f"site.toml: {len(error.problems)} problems in the monitoring policy\n")
+    assert body["problems"][0] == {
+        "line": 1,
+        "key": "version",
+        "message": error.problems[0].message,
+    }
+    assert error.message.startswith(
+        f"site.toml: {len(error.problems)} problems in the monitoring policy\n"
+    )
 
 
 @pytest.mark.parametrize(
     ("change", "key", "fragment"),
     [
-        (('purposes = ["quality"]', 'purposes = ["quality", "quality"]'), "purposes[1]", "listed twice"),
-        (('purposes = ["quality"]', 'purposes = ["quality", 3]'), "purposes[1]", "expected a string"),
+        (
+            ('purposes = ["quality"]', 'purposes = ["quality", "quality"]'),
+            "purposes[1]",
+            "listed twice",
+        ),
+        (
+            ('purposes = ["quality"]', 'purposes = ["quality", 3]'),
+            "purposes[1]",
+            "expected a string",
+        ),
         (('purposes = ["quality"]', 'purposes = ["  "]'), "purposes[0]", "must not be empty"),
         (('purposes = ["quality"]', 'purposes = " quality"'), "purposes", "expected an array"),
         (('version = "v1"', 'version = ""'), "version", "must not be empty"),
         (("days = 90", "days = 0"), "retention.days", "must be 1 or more"),
         (("days = 90", "days = true"), "retention.days", "expected an integer, found a boolean"),
         (("days = 90", "days = 9.5"), "retention.days", "expected an integer, found a float"),
-        (("listener_names = true", 'listener_names = "yes"'), "disclosure.listener_names", "expected a boolean"),
-        (("unannounced_allowed = false", "unannounced_allowed = 0"), "notices.unannounced_allowed", "expected a boolean"),
+        (
+            ("listener_names = true", 'listener_names = "yes"'),
+            "disclosure.listener_names",
+            "expected a boolean",
+        ),
+        (
+            ("unannounced_allowed = false", "unannounced_allowed = 0"),
+            "notices.unannounced_allowed",
+            "expected a boolean",
+        ),
         (('default = "live"', 'default = "email"'), "notices.default", "'email' is not allowed"),
         (('allowed = ["Mon-Fri 08:00-18:00"]', "allowed = []"), "hours.allowed", "at least one"),
-        (('allowed = ["Mon-Fri 08:00-18:00"]', 'allowed = ["08:00-18:00"]'), "hours.allowed[0]", "not a window"),
-        (('allowed = ["Mon-Fri 08:00-18:00"]', 'allowed = ["Mon-Fri 8h-18h"]'), "hours.allowed[0]", "not a time"),
-        (('allowed = ["Mon-Fri 08:00-18:00"]', 'allowed = ["Mon-Fri 24:00-24:00"]'), "hours.allowed[0]", "not a time of day"),
-        (('timezone = "Europe/Berlin"', 'timezone = "../../etc/passwd"'), "hours.timezone", "unknown time zone"),
+        (
+            ('allowed = ["Mon-Fri 08:00-18:00"]', 'allowed = ["08:00-18:00"]'),
+            "hours.allowed[0]",
+            "not a window",
+        ),
+        (
+            ('allowed = ["Mon-Fri 08:00-18:00"]', 'allowed = ["Mon-Fri 8h-18h"]'),
+            "hours.allowed[0]",
+            "not a time",
+        ),
+        (
+            ('allowed = ["Mon-Fri 08:00-18:00"]', 'allowed = ["Mon-Fri 24:00-24:00"]'),
+            "hours.allowed[0]",
+            "not a time of day",
+        ),
+        (
+            ('timezone = "Europe/Berlin"', 'timezone = "../../etc/passwd"'),
+            "hours.timezone",
+            "unknown time zone",
+        ),
         (('timezone = "Europe/Berlin"', 'timezone = ""'), "hours.timezone", "must not be empty"),
-        (("[quotas]", "[quotas]\nper_listen_minutes = 5"), "quotas.per_listen_minutes", "unknown key"),
-        (('caller = "required"', 'caller = "required"\n[access]\nsupervisors_listen_to = ["everyone"]'),
-         "access.supervisors_listen_to[0]", "'everyone' is not allowed"),
-        (('caller = "required"', 'caller = "required"\n[access]\nsupervisors_listen_to = "own_teams"'),
-         "access.supervisors_listen_to", "expected an array"),
-        (('caller = "required"', 'caller = "required"\n[access]\nsupervisors_listen_to = []'),
-         "access.supervisors_listen_to", "at least one"),
+        (
+            ("[quotas]", "[quotas]\nper_listen_minutes = 5"),
+            "quotas.per_listen_minutes",
+            "unknown key",
+        ),
+        (
+            (
+                'caller = "required"',
+                'caller = "required"\n[access]\nsupervisors_listen_to = ["everyone"]',
+            ),
+            "access.supervisors_listen_to[0]",
+            "'everyone' is not allowed",
+        ),
+        (
+            (
+                'caller = "required"',
+                'caller = "required"\n[access]\nsupervisors_listen_to = "own_teams"',
+            ),
+            "access.supervisors_listen_to",
+            "expected an array",
+        ),
+        (
+            ('caller = "required"', 'caller = "required"\n[access]\nsupervisors_listen_to = []'),
+            "access.supervisors_listen_to",
+            "at least one",
+        ),
         (('version = "v1"', 'version = "v1"\nteams = ["a"]'), "teams", "expected a table"),
-        (('version = "v1"', 'version = "v1"\nexclusions = { queue = "x" }'), "exclusions", "expected an array"),
-        (('version = "v1"', 'version = "v1"\nsupervisors = { s = ["a"] }'), "supervisors.s", "expected a table"),
-        (('version = "v1"', 'version = "v1"\nteams = { a = ["x"] }'), "teams.a", "expected a table"),
-        (('version = "v1"', 'version = "v1"\nteams = { a = { members = ["x"] } }'), "teams.a.agents", "missing"),
+        (
+            ('version = "v1"', 'version = "v1"\nexclusions = { queue = "x" }'),
+            "exclusions",
+            "expected an array",
+        ),
+        (
+            ('version = "v1"', 'version = "v1"\nsupervisors = { s = ["a"] }'),
+            "supervisors.s",
+            "expected a table",
+        ),
+        (
+            ('version = "v1"', 'version = "v1"\nteams = { a = ["x"] }'),
+            "teams.a",
+            "expected a table",
+        ),
+        (
+            ('version = "v1"', 'version = "v1"\nteams = { a = { members = ["x"] } }'),
+            "teams.a.agents",
+            "missing",
+        ),
         (('version = "v1"', 'version = "v1"\nwhen = 2024-06-01'), "when", "unknown key"),
-        (('[retention]', '[[exclusions]]\nprivate = false\n[retention]'), "exclusions[0].private", "private = false would"),
-        (('[retention]', '[[exclusions]]\nqueue = []\n[retention]'), "exclusions[0].queue", "at least one"),
-        (('[retention]', '[[exclusions]]\nqueue = 5\n[retention]'), "exclusions[0].queue", "a string or an array"),
-        (('[retention]', '[[exclusions]]\nattributes = {}\n[retention]'), "exclusions[0].attributes", "matches nothing"),
-        (('[retention]', '[[exclusions]]\nattributes = { vip = 1 }\n[retention]'), "exclusions[0].attributes.vip", "a string or an array"),
-        (('[retention]', '[[exclusions]]\nname = 5\nsource = "demo"\n[retention]'), "exclusions[0].name", "expected a string"),
-        (('unannounced_allowed = false', 'unannounced_allowed = true\ndigest_schedule = "monthly 1st"'),
-         "notices.digest_schedule", "not a schedule"),
-        (('unannounced_allowed = false', 'unannounced_allowed = true\ndigest_schedule = "weekly Friday 16:00"'),
-         "notices.digest_schedule", "not a day"),
-        (('unannounced_allowed = false', 'unannounced_allowed = false\n[notices.teams]\na = "after_call"'),
-         "notices.teams.a", "unknown team"),
+        (
+            ("[retention]", "[[exclusions]]\nprivate = false\n[retention]"),
+            "exclusions[0].private",
+            "private = false would",
+        ),
+        (
+            ("[retention]", "[[exclusions]]\nqueue = []\n[retention]"),
+            "exclusions[0].queue",
+            "at least one",
+        ),
+        (
+            ("[retention]", "[[exclusions]]\nqueue = 5\n[retention]"),
+            "exclusions[0].queue",
+            "a string or an array",
+        ),
+        (
+            ("[retention]", "[[exclusions]]\nattributes = {}\n[retention]"),
+            "exclusions[0].attributes",
+            "matches nothing",
+        ),
+        (
+            ("[retention]", "[[exclusions]]\nattributes = { vip = 1 }\n[retention]"),
+            "exclusions[0].attributes.vip",
+            "a string or an array",
+        ),
+        (
+            ("[retention]", '[[exclusions]]\nname = 5\nsource = "demo"\n[retention]'),
+            "exclusions[0].name",
+            "expected a string",
+        ),
+        (
+            (
+                "unannounced_allowed = false",
+                'unannounced_allowed = true\ndigest_schedule = "monthly 1st"',
+            ),
+            "notices.digest_schedule",
+            "not a schedule",
+        ),
+        (
+            (
+                "unannounced_allowed = false",
+                'unannounced_allowed = true\ndigest_schedule = "weekly Friday 16:00"',
+            ),
+            "notices.digest_schedule",
+            "not a day",
+        ),
+        (
+            (
+                "unannounced_allowed = false",
+                'unannounced_allowed = false\n[notices.teams]\na = "after_call"',
+            ),
+            "notices.teams.a",
+            "unknown team",
+        ),
     ],
 )
-def test_each_mistake_is_reported_at_its_key(change: tuple[str, str], key: str, fragment: str) -> None:
+def test_each_mistake_is_reported_at_its_key(
+    change: tuple[str, str], key: str, fragment: str
+) -> None:
     old, new = change
     assert old in MINIMAL
     text = MINIMAL.replace(old, new, 1)
@@ -354,7 +480,15 @@ def test_quoted_and_dotted_keys_are_reported_as_written() -> None:
 
 def test_missing_sections_are_reported_together() -> None:
     found = keyed('version = "v1"\n')
-    assert set(found) == {"purposes", "quotas", "hours", "consent", "notices", "disclosure", "retention"}
+    assert set(found) == {
+        "purposes",
+        "quotas",
+        "hours",
+        "consent",
+        "notices",
+        "disclosure",
+        "retention",
+    }
     assert all(n == 1 for n, _ in found.values())
 
 
@@ -384,7 +518,9 @@ def test_syntax_errors_report_tomllibs_line(text: str, number: int, fragment: st
 
 def test_check_policy_file_formats_file_line_key_message(tmp_path: Path) -> None:
     path = tmp_path / "site-policy.toml"
-    path.write_text(MINIMAL.replace("days = 90", "days = -3").replace("[consent]", "[consent]\nagent = true"))
+    path.write_text(
+        MINIMAL.replace("days = 90", "days = -3").replace("[consent]", "[consent]\nagent = true")
+    )
     assert check_policy_file(path) == [
         f"{path}:{line(path.read_text(), 'agent = true')}: consent.agent: unknown key; expected one of: caller",
         f"{path}:{line(path.read_text(), 'days = -3')}: retention.days: must be 1 or more, found -3",
@@ -402,8 +538,14 @@ def test_check_policy_file_on_unreadable_and_non_utf8_files(tmp_path: Path) -> N
     [message] = check_policy_file(missing)
     assert message.startswith(f"{missing}: file: cannot read: ")
     latin1 = tmp_path / "latin1.toml"
-    latin1.write_bytes(MINIMAL.replace('version = "v1"', 'version = "v1"\n# Betriebsrat: Prüfung').encode("latin-1"))
-    assert check_policy_file(latin1) == [f"{latin1}:2: encoding: not UTF-8 text; save the file as UTF-8"]
+    latin1.write_bytes(
+        MINIMAL.replace('version = "v1"', 'version = "v1"\n# Betriebsrat: Prüfung').encode(
+            "latin-1"
+        )
+    )
+    assert check_policy_file(latin1) == [
+        f"{latin1}:2: encoding: not UTF-8 text; save the file as UTF-8"
+    ]
 
 
 # --- where keys are ------------------------------------------------------------------------
@@ -487,8 +629,12 @@ def test_hours_windows_parse(text: str, days: set[int], start: int, end: int) ->
 def test_hours_window_end_is_exclusive() -> None:
     window = parse_window("Mon-Fri 08:00-18:00")
     monday = datetime(2024, 6, 3)
-    assert window.contains(monday.replace(hour=8)) and window.contains(monday.replace(hour=17, minute=59))
-    assert not window.contains(monday.replace(hour=18)) and not window.contains(monday.replace(hour=7, minute=59))
+    assert window.contains(monday.replace(hour=8)) and window.contains(
+        monday.replace(hour=17, minute=59)
+    )
+    assert not window.contains(monday.replace(hour=18)) and not window.contains(
+        monday.replace(hour=7, minute=59)
+    )
     assert not window.contains(datetime(2024, 6, 8, 12))  # Saturday
 
 
@@ -497,9 +643,20 @@ def test_digest_schedule_next_time_follows_the_local_clock() -> None:
     weekly = parse_schedule("weekly Fri 16:00")
     friday_noon = datetime(2024, 6, 7, 12, tzinfo=berlin)
     assert weekly.next_after(friday_noon, berlin) == datetime(2024, 6, 7, 16, tzinfo=berlin)
-    assert weekly.next_after(friday_noon.replace(hour=16), berlin) == datetime(2024, 6, 14, 16, tzinfo=berlin)
+    assert weekly.next_after(friday_noon.replace(hour=16), berlin) == datetime(
+        2024, 6, 14, 16, tzinfo=berlin
+    )
     daily = parse_schedule("daily 17:00")
     # Across the end of summer time (27 Oct 2024): still 17:00 local, now UTC+1.
     after = daily.next_after(datetime(2024, 10, 26, 18, tzinfo=berlin), berlin)
     assert after == datetime(2024, 10, 27, 17, tzinfo=berlin)
     assert after.utcoffset() is not None and after.utcoffset().total_seconds() == 3600  # type: ignore[union-attr]
+
+
+def test_demo_policy_puts_each_simulated_agent_in_the_team_of_its_queue() -> None:
+    policy = read_policy_file(DEMO)
+    templates = demo_calls()
+    for index in range(12):
+        template = templates[index % len(templates)]
+        assert policy.team_of(f"agent-{index + 1}") == template.queue
+    assert templates[0].agent_id == "agent-1"
