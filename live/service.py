@@ -165,7 +165,10 @@ class Monitor:
     # --- bus ---------------------------------------------------------------------------
 
     def _on_event(self, event: BusEvent) -> None:
+        before = self.roster.calls.get(event.call.call_id) if isinstance(event, CallUpdated) else None
         self.roster.apply(event)
+        if before is not None and isinstance(event, CallUpdated):
+            self._record_gate_changes(before, event.call)
         if isinstance(event, CallEnded):
             for session in list(self.sessions.values()):
                 if session.call_id == event.call_id and not session.ended:
@@ -179,6 +182,52 @@ class Monitor:
             )
             if media is not None:
                 self._apply_gates(event.call, media)
+
+    def _record_gate_changes(self, before: CallInfo, after: CallInfo) -> None:
+        """Write ``leg.muted`` / ``leg.unmuted`` for each session served here whose leg changed."""
+        old, new = legs_state(before), legs_state(after)
+        changed = [leg for leg in LEGS if old[leg][0] != new[leg][0]]
+        if not changed:
+            return
+        sessions = [s for s in self.sessions.values() if s.call_id == after.call_id and not s.ended]
+        for session in sessions:
+            for leg in changed:
+                audible, reason = new[leg]
+                self._spawn(
+                    self._record(
+                        "leg.unmuted" if audible else "leg.muted",
+                        actor="system",
+                        session_id=session.session_id,
+                        call_id=session.call_id,
+                        agent_id=session.agent_id,
+                        leg=leg,
+                        reason=reason or old[leg][1] or "",
+                    ),
+                    "record-gate",
+                )
+
+    async def _record(self, kind: str, *, actor: str, **fields: object) -> None:
+        """Best-effort ledger entry for things that happen to a session already on record."""
+        try:
+            await self.ledger.append(kind, actor=actor, at=time.time(), **fields)
+        except LiveError as exc:
+            log.error("could not record %s: %s", kind, exc.message)
+
+    async def _refuse(self, error: LiveError, actor: Identity, call: CallInfo | None, purpose: object) -> LiveError:
+        """Count a refused listen and put it on record (for the works-council report)."""
+        self.refused += 1
+        await self._record(
+            "listen.refused",
+            actor=actor.user_id,
+            call_id=call.call_id if call else None,
+            agent_id=call.agent_id if call else None,
+            purpose=purpose if isinstance(purpose, str) else None,
+            reason=error.message,
+            code=error.code,
+            role=actor.role.value,
+            user_id=actor.user_id,
+        )
+        return error
 
     def calls(self) -> list[CallInfo]:
         return sorted(self.roster.calls.values(), key=lambda c: c.started_at)
@@ -263,19 +312,29 @@ class Monitor:
     async def start_listen(
         self, actor: Identity, call_id: str, offer_sdp: object, purpose: object
     ) -> tuple[str, ListenSession, dict[LegName, tuple[bool, str | None]]]:
+        known = self.roster.calls.get(CallId(call_id))
         if actor.role is not Role.SUPERVISOR:
-            self.refused += 1
-            raise Forbidden("only supervisors may listen", code="role_forbidden")
+            raise await self._refuse(
+                Forbidden("only supervisors may listen", code="role_forbidden"), actor, known, purpose
+            )
         if not isinstance(purpose, str) or purpose not in self.settings.purposes:
-            self.refused += 1
-            raise BadRequest(
-                f"a purpose is required, one of: {', '.join(self.settings.purposes)}",
-                code="bad_purpose",
+            raise await self._refuse(
+                BadRequest(
+                    f"a purpose is required, one of: {', '.join(self.settings.purposes)}",
+                    code="bad_purpose",
+                ),
+                actor,
+                known,
+                purpose,
             )
         call = self.call(call_id)
         if call.private:
-            self.refused += 1
-            raise Forbidden("this call is private and can never be listened to", code="call_private")
+            raise await self._refuse(
+                Forbidden("this call is private and can never be listened to", code="call_private"),
+                actor,
+                call,
+                purpose,
+            )
         if not isinstance(offer_sdp, str):
             raise BadRequest("sdp must be a string", code="bad_sdp")
 
@@ -315,7 +374,7 @@ class Monitor:
         except LiveError as exc:
             session.ended = True
             await session.peer.pc.close()
-            self.refused += 1
+            self.refused += 1  # not on record: the ledger is what failed
             raise LedgerUnavailable(
                 "the listen could not be recorded, so it is refused", detail=exc.message
             ) from exc

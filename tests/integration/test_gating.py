@@ -1,0 +1,103 @@
+"""Consent and payment pauses gate legs for real listeners at once, and go on record."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+
+from tests.support.g711 import tone
+from tests.support.listener import Listener
+from tests.support.server import running_server
+from tests.support.twilio import TwilioSender
+
+LOUD = tone(440, 2.0, 0.5)
+CALLER = tone(660, 2.0, 0.3)
+
+
+async def post(server, path: str, body: dict[str, object]) -> int:  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {server.tokens['admin']}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{server.base_url}{path}", json=body, headers=headers) as response:
+            return response.status
+
+
+async def levels_after(listener: Listener, seconds: float = 0.6) -> tuple[float, float]:
+    await asyncio.sleep(seconds)
+    return listener.stats["agent"].level(10), listener.stats["caller"].level(10)
+
+
+async def test_consent_and_payment_pause_gate_the_legs(tmp_path: Path) -> None:
+    async with running_server(tmp_path) as server:
+        sender = TwilioSender(server.twilio_url, "CA-gate", LOUD, CALLER, consent="denied")
+        await sender.start()
+        monitor = server.state.monitor
+        for _ in range(100):
+            if "CA-gate" in monitor.roster.calls:
+                break
+            await asyncio.sleep(0.02)
+        listener = Listener(server.base_url, server.tokens["sup"])
+        try:
+            answer = await listener.listen("CA-gate")
+            assert answer["legs"][1] == {"leg": "caller", "mid": answer["legs"][1]["mid"], "audible": False, "reason": "consent-denied"}
+            await listener.wait_frames(30)
+            agent, caller = await levels_after(listener)
+            assert agent > 0.2 and caller < 0.005, (agent, caller)
+
+            assert await post(server, "/api/calls/CA-gate/consent", {"consent": "granted"}) == 200
+            agent, caller = await levels_after(listener)
+            assert agent > 0.2 and caller > 0.1, (agent, caller)
+
+            assert await post(server, "/api/calls/CA-gate/pci", {"paused": True}) == 200
+            agent, caller = await levels_after(listener)
+            assert agent < 0.005 and caller < 0.005, (agent, caller)
+
+            assert await post(server, "/api/calls/CA-gate/pci", {"paused": False}) == 200
+            agent, caller = await levels_after(listener)
+            assert agent > 0.2 and caller > 0.1, (agent, caller)
+
+            assert await post(server, "/api/calls/CA-gate/consent", {"consent": "maybe"}) == 400
+            assert await post(server, "/api/calls/CA-unknown/pci", {"paused": True}) == 404
+            await listener.stop()
+            await asyncio.sleep(0.1)
+            entries = await monitor.ledger.entries(session_id=listener.session_id)
+            kinds = [(e.kind, e.fields.get("leg")) for e in entries]
+            assert kinds == [
+                ("listen.started", None),
+                ("leg.unmuted", "caller"),
+                ("leg.muted", "agent"),
+                ("leg.muted", "caller"),
+                ("leg.unmuted", "agent"),
+                ("leg.unmuted", "caller"),
+                ("listen.ended", None),
+            ], kinds
+        finally:
+            await listener.close()
+            await sender.stop()
+
+
+async def test_refused_listens_are_on_record(tmp_path: Path) -> None:
+    async with running_server(tmp_path) as server:
+        sender = TwilioSender(server.twilio_url, "CA-refuse", LOUD, CALLER)
+        await sender.start()
+        monitor = server.state.monitor
+        for _ in range(100):
+            if "CA-refuse" in monitor.roster.calls:
+                break
+            await asyncio.sleep(0.02)
+        try:
+            for user, purpose in (("agent", "quality"), ("sup", "gossip")):
+                listener = Listener(server.base_url, server.tokens[user])
+                try:
+                    await listener.listen("CA-refuse", purpose=purpose)
+                    raise AssertionError("listening should have been refused")
+                except RuntimeError:
+                    pass
+                finally:
+                    await listener.close()
+            refused = await monitor.ledger.entries(kind="listen.refused")
+            assert [e.fields["code"] for e in refused] == ["role_forbidden", "bad_purpose"]
+            assert all(e.fields["agent_id"] == "agent-1" for e in refused)
+        finally:
+            await sender.stop()
