@@ -145,6 +145,19 @@ def cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_policy(args: argparse.Namespace) -> int:
+    from .policy import check_policy_file, read_policy_file
+
+    problems = check_policy_file(args.file)
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        return 1
+    policy = read_policy_file(args.file)
+    print(f"{args.file}: policy {policy.version} is valid (sha256 {policy.sha256})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="live", description="Silent monitoring for contact centres.")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default: LIVE_LOG_LEVEL or INFO)")
@@ -176,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_argument("--teams", help="comma-separated team names")
     users.add_argument("--password", action="store_true", help="ask for a password")
     users.set_defaults(func=cmd_users)
+    policy = sub.add_parser("policy", help="the monitoring policy (works-council profile)")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    check = policy_sub.add_parser("check", help="check a policy file; line-level errors, exit 1 if any")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_policy)
     return parser
 
 
