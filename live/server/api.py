@@ -113,14 +113,14 @@ async def events(request: web.Request) -> web.WebSocketResponse:
 
     unsubscribe = monitor.bus.subscribe(on_event)
     reader = asyncio.create_task(_drain_client(ws), name="events-reader")
+    too_slow = asyncio.create_task(overflow.wait(), name="events-overflow")
     try:
         snapshot = [call_to_json(c) for c in monitor.calls() if not c.private]
         await ws.send_json({"type": "snapshot", "calls": snapshot})
         while not ws.closed and not reader.done():
             getter = asyncio.ensure_future(queue.get())
             done, _ = await asyncio.wait(
-                {getter, reader, asyncio.ensure_future(overflow.wait())},
-                return_when=asyncio.FIRST_COMPLETED,
+                {getter, reader, too_slow}, return_when=asyncio.FIRST_COMPLETED
             )
             if overflow.is_set():
                 getter.cancel()
@@ -138,6 +138,7 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     finally:
         unsubscribe()
         reader.cancel()
+        too_slow.cancel()
         if not ws.closed:
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
     return ws
