@@ -75,6 +75,23 @@ async def _run_server(settings: Settings, on_ready: Any = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[object]] = set()
+
+    def reload_policy() -> None:
+        """SIGHUP: read the policy file again; a bad file keeps the last good policy."""
+        from .server.state import STATE
+
+        async def reload() -> None:
+            try:
+                await app[STATE].monitor.reload_policy(actor="system")
+            except LiveError as exc:
+                log.error("policy not reloaded: %s %s", exc.message, exc.fields.get("problems", ""))
+
+        task = asyncio.create_task(reload(), name="policy-reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload_policy)
     log.info("live listening on %s (node %s)", settings.base_url, settings.effective_node_id)
     extra = None
     try:
@@ -94,7 +111,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    settings = _settings(args, demo=True, ingest_loopback_trust=True)
+    from importlib.resources import files
+
+    demo_policy = str(files("live.demo").joinpath("policy.toml"))
+    settings = _settings(args, demo=True, ingest_loopback_trust=True, policy_file=demo_policy)
     users = UserStore(settings.users_path)
     links = []
     for label, user_id, name, role, teams in DEMO_USERS:

@@ -40,6 +40,8 @@ class Settings:
     ledger_checkpoint_interval_s: int = 60
     ice_servers: tuple[IceServer, ...] = ()
     purposes: tuple[str, ...] = DEFAULT_PURPOSES
+    # The monitoring policy file (empty: the built-in default, live/policy/default.toml)
+    policy_file: str = ""
     # Ingest
     ingest_secret: str = ""
     twilio_auth_token: str = ""
@@ -71,6 +73,13 @@ class Settings:
         return Path(self.ledger_key_file) if self.ledger_key_file else self.data_dir / "ledger-signing.pem"
 
     @property
+    def policy_path(self) -> Path:
+        """The policy file in force: ``policy_file``, else the built-in default policy."""
+        if self.policy_file:
+            return Path(self.policy_file)
+        return Path(__file__).parent / "policy" / "default.toml"
+
+    @property
     def users_path(self) -> Path:
         return self.data_dir / "users.json"
 
@@ -86,6 +95,9 @@ def _coerce(name: str, raw: Any) -> Any:
     kind = _FIELDS[name].type
     try:
         if kind == "int":
+            # TOML has real numbers: a boolean or a fraction is a mistake, not a port.
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(f"not a whole number: {raw!r}")
             return int(raw)
         if kind == "bool":
             if isinstance(raw, bool):
@@ -114,23 +126,37 @@ def _coerce(name: str, raw: Any) -> Any:
 def _ice_servers(raw: Any) -> tuple[IceServer, ...]:
     """``LIVE_ICE_SERVERS=turn:host:3478?transport=udp|user|pass,stun:host`` or TOML tables."""
     if isinstance(raw, list):
-        return tuple(
-            IceServer(str(x["urls"]), x.get("username"), x.get("credential"))
-            if isinstance(x, dict)
-            else IceServer(str(x))
-            for x in raw
-        )
+        listed = []
+        for x in raw:
+            if isinstance(x, dict):
+                if "urls" not in x:
+                    raise ValueError(f"an ICE server needs urls: {x!r}")
+                username, credential = x.get("username"), x.get("credential")
+                listed.append(
+                    IceServer(
+                        _ice_url(str(x["urls"])),
+                        None if username is None else str(username),
+                        None if credential is None else str(credential),
+                    )
+                )
+            else:
+                listed.append(IceServer(_ice_url(str(x))))
+        return tuple(listed)
     servers = []
     for item in str(raw).split(","):
         if not item.strip():
             continue
         parts = item.strip().split("|")
-        if not parts[0].startswith(("stun:", "turn:", "turns:")):
-            raise ValueError(f"ICE server url must start with stun:, turn: or turns:: {parts[0]!r}")
         servers.append(
-            IceServer(parts[0], parts[1] if len(parts) > 1 else None, parts[2] if len(parts) > 2 else None)
+            IceServer(_ice_url(parts[0]), parts[1] if len(parts) > 1 else None, parts[2] if len(parts) > 2 else None)
         )
     return tuple(servers)
+
+
+def _ice_url(url: str) -> str:
+    if not url.startswith(("stun:", "turn:", "turns:")):
+        raise ValueError(f"ICE server url must start with stun:, turn: or turns:: {url!r}")
+    return url
 
 
 def load_settings(
@@ -157,11 +183,15 @@ def load_settings(
             raise ConfigError(f"unknown setting {key}", setting=key)
         values[name] = _coerce(name, raw)
     for key, raw in overrides.items():
+        if key not in _FIELDS or key == "extra":
+            raise ConfigError(f"unknown setting {key!r}", setting=key)
         if raw is not None:
             values[key] = _coerce(key, raw) if not isinstance(raw, (tuple, Path)) else raw
     settings = Settings(**values)
     if not (1 <= settings.port <= 65535):
         raise ConfigError(f"setting port: {settings.port} is not a TCP port", setting="port")
     if settings.listener_queue_packets < 1:
-        raise ConfigError("setting listener_queue_packets must be at least 1")
+        raise ConfigError(
+            "setting listener_queue_packets must be at least 1", setting="listener_queue_packets"
+        )
     return settings

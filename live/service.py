@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Callable
 
 from .audit import Ledger
@@ -25,7 +26,16 @@ from .bus import CallBus
 from .bus.memory import Roster
 from .codec import decode_media, encode_media
 from .config import Settings
-from .errors import BadRequest, Conflict, Forbidden, Gone, LedgerUnavailable, LiveError, NotFound
+from .errors import (
+    BadRequest,
+    ConfigError,
+    Conflict,
+    Forbidden,
+    Gone,
+    LedgerUnavailable,
+    LiveError,
+    NotFound,
+)
 from .ingest.sink import CallAnnouncement
 from .media.hub import CallMedia, EncodedPacket, ListenerQueue
 from .model import (
@@ -38,6 +48,25 @@ from .model import (
     ListenerInfo,
     ListenStarted,
 )
+from .notices import NoticeBoard, NoticeStore
+from .policy import (
+    Listen,
+    Policy,
+    PolicyError,
+    SetConsent,
+    SetPci,
+    StartedListen,
+    SupervisorGrant,
+    ViewRosterCall,
+    decide,
+    leg_audibility,
+    listener_label,
+    month_bounds,
+    quota_state,
+    read_policy_file,
+)
+from .policy.decide import Action, Decision
+from .policy.quota import QuotaState
 from .rtc import ListenPeer, PacketTrack
 from .types import LEGS, CallId, Consent, EndReason, LegName, NodeId, Role, SessionId, new_id
 
@@ -47,27 +76,25 @@ HEARTBEAT_S = 5.0
 MEDIA_DEMAND_S = 2.0
 
 
-def caller_audible(call: CallInfo) -> tuple[bool, str | None]:
-    """Whether the caller leg may be heard now, and why not.
-
-    A caller who objected is never heard; consent not yet known is not heard either (the
-    safe default until the policy issue makes ``not_required`` configurable).
-    """
-    if call.pci_paused:
-        return False, "payment-pause"
-    if call.consent is Consent.GRANTED:
-        return True, None
-    if call.consent is Consent.DENIED:
-        return False, "consent-denied"
-    return False, "consent-unknown"
+def legs_state(call: CallInfo, policy: Policy) -> dict[LegName, tuple[bool, str | None]]:
+    """Which legs of ``call`` are heard under ``policy``, and why not (``None`` when heard)."""
+    return {
+        leg: (state.audible, None if state.audible else state.reason)
+        for leg, state in leg_audibility(call, policy).items()
+    }
 
 
-def agent_audible(call: CallInfo) -> tuple[bool, str | None]:
-    return (False, "payment-pause") if call.pci_paused else (True, None)
-
-
-def legs_state(call: CallInfo) -> dict[LegName, tuple[bool, str | None]]:
-    return {"agent": agent_audible(call), "caller": caller_audible(call)}
+def _open_scope(policy: Policy, actor: Identity, call: CallInfo | None) -> Policy:
+    """The built-in default policy names no teams: there, every agent is in scope of every
+    supervisor (documented in ``live/policy/default.toml`` and the README)."""
+    if call is None or actor.role is not Role.SUPERVISOR:
+        return policy
+    grant = SupervisorGrant(actor.user_id, frozenset(), frozenset({call.agent_id}))
+    return dataclasses.replace(
+        policy,
+        supervisors={**policy.supervisors, actor.user_id: grant},
+        supervisors_listen_to=policy.supervisors_listen_to | {"assigned"},
+    )
 
 
 @dataclass(eq=False)
@@ -82,6 +109,10 @@ class ListenSession:
     media: CallMedia
     peer: ListenPeer = field(init=False)
     ended: bool = False
+    notice_mode: str | None = None
+    label: str = ""
+    policy_version: str = ""
+    call_started_at: float = 0.0
 
 
 class RemoteFeed:
@@ -118,11 +149,22 @@ class Monitor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self._relay_checked: dict[CallId, bool] = {}
+        self.policy: Policy | None = None
+        self._policy_lock = asyncio.Lock()
+        self.notices = NoticeBoard(
+            NoticeStore(settings.data_dir / "notices.sqlite3"), ledger, self.current_policy
+        )
 
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.ledger.open()
+        try:
+            await self.reload_policy(actor="system")
+        except BadRequest as exc:  # a server must not start without a valid policy
+            await self.ledger.aclose()
+            raise ConfigError(exc.message, problems=exc.fields.get("problems", [])) from exc
+        await self.notices.start()
         recovered = await self.ledger.recover(self.node_id, time.time())
         if recovered:
             log.warning("closed %d listen sessions left open by a crash", len(recovered))
@@ -147,6 +189,7 @@ class Monitor:
         if self._unsubscribe is not None:
             self._unsubscribe()
         await self.bus.aclose()
+        await self.notices.aclose()
         await self.ledger.aclose()
 
     async def _beat(self) -> None:
@@ -185,7 +228,9 @@ class Monitor:
 
     def _record_gate_changes(self, before: CallInfo, after: CallInfo) -> None:
         """Write ``leg.muted`` / ``leg.unmuted`` for each session served here whose leg changed."""
-        old, new = legs_state(before), legs_state(after)
+        if self.policy is None:
+            return
+        old, new = legs_state(before, self.policy), legs_state(after, self.policy)
         changed = [leg for leg in LEGS if old[leg][0] != new[leg][0]]
         if not changed:
             return
@@ -213,7 +258,14 @@ class Monitor:
         except LiveError as exc:
             log.error("could not record %s: %s", kind, exc.message)
 
-    async def _refuse(self, error: LiveError, actor: Identity, call: CallInfo | None, purpose: object) -> LiveError:
+    async def _refuse(
+        self,
+        error: LiveError,
+        actor: Identity,
+        call: CallInfo | None,
+        purpose: object,
+        decision: Decision | None = None,
+    ) -> LiveError:
         """Count a refused listen and put it on record (for the works-council report)."""
         self.refused += 1
         await self._record(
@@ -224,10 +276,110 @@ class Monitor:
             purpose=purpose if isinstance(purpose, str) else None,
             reason=error.message,
             code=error.code,
+            policy_version=decision.policy_version if decision else None,
             role=actor.role.value,
             user_id=actor.user_id,
         )
         return error
+
+    # --- policy --------------------------------------------------------------------------
+
+    @property
+    def open_scope(self) -> bool:
+        """Whether the built-in default policy is in force (every agent in every scope)."""
+        return not self.settings.policy_file
+
+    def current_policy(self) -> Policy:
+        if self.policy is None:
+            raise LedgerUnavailable("the monitoring policy is not loaded yet")
+        return self.policy
+
+    async def reload_policy(self, *, actor: str = "system") -> Policy:
+        """Read the policy file again; keep the last good policy when it is invalid.
+
+        A policy whose content hash differs from the last one on record appends
+        ``policy.changed`` (also at start, comparing with the ledger's last such entry).
+        Raises ``BadRequest`` listing the problems of an invalid file.
+        """
+        async with self._policy_lock:
+            path = self.settings.policy_path
+            try:
+                policy = await asyncio.to_thread(read_policy_file, path)
+            except PolicyError as exc:
+                raise BadRequest(
+                    f"the policy file {path} is invalid; the previous policy stays in force",
+                    code="bad_policy",
+                    problems=exc.formatted(),
+                ) from exc
+            previous_version: str | None = None
+            previous_sha: str | None = None
+            if self.policy is not None:
+                previous_version, previous_sha = self.policy.version, self.policy.sha256
+            else:
+                changes = await self.ledger.entries(kind="policy.changed")
+                if changes:
+                    previous_version = changes[-1].fields.get("version")
+                    previous_sha = changes[-1].fields.get("sha256")
+            if policy.sha256 != previous_sha:
+                await self.ledger.append(
+                    "policy.changed",
+                    actor=actor,
+                    at=time.time(),
+                    version=policy.version,
+                    previous_version=previous_version,
+                    sha256=policy.sha256,
+                )
+                log.info("monitoring policy %s in force (%s)", policy.version, path)
+            self.policy = policy
+            return policy
+
+    async def _started_listens(self, now: datetime) -> list[StartedListen]:
+        start, _end = month_bounds(now, self.current_policy())
+        # A local day may begin before the local month in UTC terms: read from a day early.
+        # (The ``Ledger`` protocol filters by kind only; the store could filter by time.)
+        since = start.timestamp() - 86400
+        entries = [e for e in await self.ledger.entries(kind="listen.started") if e.at >= since]
+        return [
+            StartedListen(
+                str(e.fields.get("agent_id", "")),
+                str(e.fields.get("user_id") or e.actor),
+                float(e.fields.get("started_at", e.at)),
+            )
+            for e in entries
+        ]
+
+    async def decide(self, actor: Identity, action: Action, call: CallInfo | None) -> Decision:
+        """The policy's answer for ``action`` on ``call`` now (quotas read from the ledger)."""
+        policy = self.current_policy()
+        if self.open_scope:
+            policy = _open_scope(policy, actor, call)
+        now = datetime.now(UTC)
+        state = QuotaState()
+        if isinstance(action, Listen) and call is not None:
+            state = quota_state(
+                await self._started_listens(now),
+                agent_id=call.agent_id,
+                listener_id=actor.user_id,
+                policy=policy,
+                now=now,
+            )
+        return decide(actor, action, call, state, policy, now)
+
+    def may_view(self, actor: Identity, call: CallInfo) -> bool:
+        """Whether ``actor`` sees ``call`` in the roster (no quota reads: synchronous)."""
+        policy = self.current_policy()
+        if self.open_scope:
+            policy = _open_scope(policy, actor, call)
+        return decide(actor, ViewRosterCall(), call, QuotaState(), policy, datetime.now(UTC)).allowed
+
+    async def change_call(self, actor: Identity, call_id: str, action: SetConsent | SetPci) -> CallInfo:
+        """Consent and payment pause changes, as the policy allows them to ``actor``."""
+        call = self.call(call_id)
+        decision = await self.decide(actor, action, call)
+        decision.raise_if_refused()
+        if isinstance(action, SetConsent):
+            return await self.update_call(call.call_id, consent=action.consent)
+        return await self.update_call(call.call_id, pci_paused=action.paused)
 
     def calls(self) -> list[CallInfo]:
         return sorted(self.roster.calls.values(), key=lambda c: c.started_at)
@@ -291,7 +443,12 @@ class Monitor:
         return updated
 
     def _apply_gates(self, call: CallInfo, media: CallMedia) -> None:
-        for leg, (audible, _reason) in legs_state(call).items():
+        # Before the policy is loaded nothing is heard (fail closed).
+        if self.policy is None:
+            for leg in LEGS:
+                media.leg(leg).set_audible(False)
+            return
+        for leg, (audible, _reason) in legs_state(call, self.policy).items():
             media.leg(leg).set_audible(audible)
 
     def _relay_tap(self, call_id: CallId) -> Callable[[LegName, EncodedPacket], None]:
@@ -313,28 +470,15 @@ class Monitor:
         self, actor: Identity, call_id: str, offer_sdp: object, purpose: object
     ) -> tuple[str, ListenSession, dict[LegName, tuple[bool, str | None]]]:
         known = self.roster.calls.get(CallId(call_id))
-        if actor.role is not Role.SUPERVISOR:
-            raise await self._refuse(
-                Forbidden("only supervisors may listen", code="role_forbidden"), actor, known, purpose
-            )
-        if not isinstance(purpose, str) or purpose not in self.settings.purposes:
-            raise await self._refuse(
-                BadRequest(
-                    f"a purpose is required, one of: {', '.join(self.settings.purposes)}",
-                    code="bad_purpose",
-                ),
-                actor,
-                known,
-                purpose,
-            )
+        decision = await self.decide(
+            actor, Listen(purpose if isinstance(purpose, str) else None), known
+        )
+        if not decision.allowed:
+            if known is None and decision.reason.value == "call_unknown":
+                self.call(call_id)  # raises NotFound(unknown_call), as before the policy
+            raise await self._refuse(decision.refusal(), actor, known, purpose, decision)
         call = self.call(call_id)
-        if call.private:
-            raise await self._refuse(
-                Forbidden("this call is private and can never be listened to", code="call_private"),
-                actor,
-                call,
-                purpose,
-            )
+        assert isinstance(purpose, str)
         if not isinstance(offer_sdp, str):
             raise BadRequest("sdp must be a string", code="bad_sdp")
 
@@ -347,6 +491,10 @@ class Monitor:
         session = ListenSession(
             session_id, call.call_id, call.agent_id, actor, purpose, time.time(), queues, media
         )
+        session.notice_mode = decision.notice_mode
+        session.label = listener_label(actor, self.current_policy())
+        session.policy_version = decision.policy_version
+        session.call_started_at = call.started_at
         session.peer = ListenPeer(self.settings.ice_servers, lambda reason: self._finish(session, reason))
         try:
             answer = await session.peer.answer(offer_sdp, tracks, call.codec)
@@ -354,7 +502,10 @@ class Monitor:
             session.ended = True
             await session.peer.pc.close()
             raise
-        legs = legs_state(call)
+        legs = {
+            leg: (state.audible, None if state.audible else state.reason)
+            for leg, state in decision.legs.items()
+        }
         heard = [leg for leg in LEGS if legs[leg][0]]
         try:
             await self.ledger.append(
@@ -370,6 +521,9 @@ class Monitor:
                 legs=heard,
                 node_id=self.node_id,
                 started_at=session.started_at,
+                policy_version=decision.policy_version,
+                team=decision.team,
+                notice_mode=decision.notice_mode,
             )
         except LiveError as exc:
             session.ended = True
@@ -382,6 +536,9 @@ class Monitor:
             await self._finish(session, EndReason.CALL_ENDED)
             raise Gone("the call ended", code="call_ended")
         self.sessions[session_id] = session
+        self.notices.listen_started(
+            agent_id=call.agent_id, session_id=session_id, label=session.label, mode=session.notice_mode
+        )
         for leg in LEGS:  # only now, with the start on record, may packets flow
             media.leg(leg).attach(queues[leg])
         listener = ListenerInfo(
@@ -430,6 +587,24 @@ class Monitor:
         except LiveError:
             # The start is on record; the crash-recovery path closes it at the next start.
             log.error("could not record the end of listen %s", session.session_id)
+        try:
+            await self.notices.listen_ended(
+                agent_id=session.agent_id,
+                session_id=session.session_id,
+                call_id=session.call_id,
+                mode=session.notice_mode,
+                item={
+                    "purpose": session.purpose,
+                    "listener": session.label,
+                    "started_at": session.started_at,
+                    "ended_at": ended_at,
+                    "call_started_at": session.call_started_at,
+                    "duration_s": round(ended_at - session.started_at, 3),
+                    "policy_version": session.policy_version,
+                },
+            )
+        except LiveError as exc:
+            log.error("could not give notice of listen %s: %s", session.session_id, exc.message)
         try:
             await self.bus.publish(
                 ListenEnded(session.call_id, session.session_id, reason.value, ended_at)

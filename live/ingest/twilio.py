@@ -87,7 +87,7 @@ class MediaError(ProtocolError):
 def _int(value: Any, name: str, *, error: type[ProtocolError] = ProtocolError) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's Infinity
         raise error(f"{name} is not a number: {value!r}") from None
 
 
@@ -112,7 +112,7 @@ def parse_message(text: str | bytes) -> TwilioMessage:
         if not isinstance(media, dict):
             raise MediaError("media message without media object")
         track = media.get("track", "inbound")
-        if track not in TRACK_TO_LEG:
+        if not isinstance(track, str) or track not in TRACK_TO_LEG:
             raise MediaError(f"unknown media track {track!r}")
         raw = media.get("payload")
         if not isinstance(raw, str):

@@ -20,6 +20,7 @@ from ..model import (
     ListenStarted,
     call_to_json,
 )
+from ..policy import SetConsent, SetPci
 from ..types import Consent, Role
 from .security import check_origin, require
 from .state import STATE
@@ -34,12 +35,18 @@ WS_TOO_SLOW = 4408
 async def read_json(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_JSON_BODY:
         raise PayloadTooLarge(f"request body over {MAX_JSON_BODY} bytes")
-    raw = await request.content.read(MAX_JSON_BODY + 1)
+    # read(n) returns what has arrived so far, not n bytes: read until the end of the body.
+    raw = bytearray()
+    while len(raw) <= MAX_JSON_BODY:
+        chunk = await request.content.read(MAX_JSON_BODY + 1 - len(raw))
+        if not chunk:
+            break
+        raw += chunk
     if len(raw) > MAX_JSON_BODY:
         raise PayloadTooLarge(f"request body over {MAX_JSON_BODY} bytes")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
         raise BadRequest("the body must be JSON", code="bad_json") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object", code="bad_json")
@@ -78,7 +85,9 @@ async def me(request: web.Request) -> web.Response:
     identity = require(request)
     state = request.app[STATE]
     body: dict[str, Any] = identity.to_json()
-    body["purposes"] = list(state.settings.purposes)
+    policy = state.monitor.policy
+    body["purposes"] = list(policy.purposes if policy is not None else state.settings.purposes)
+    body["policy_version"] = policy.version if policy is not None else None
     body["ice_servers"] = [
         {k: v for k, v in (("urls", s.urls), ("username", s.username), ("credential", s.credential)) if v}
         for s in state.settings.ice_servers
@@ -90,14 +99,17 @@ async def me(request: web.Request) -> web.Response:
 
 
 async def list_calls(request: web.Request) -> web.Response:
-    require(request, (Role.SUPERVISOR, Role.ADMIN))
+    identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
     monitor = request.app[STATE].monitor
-    return web.json_response({"calls": [call_to_json(c) for c in monitor.calls() if not c.private]})
+    calls = [call_to_json(c) for c in monitor.calls() if monitor.may_view(identity, c)]
+    return web.json_response({"calls": calls})
 
 
 async def events(request: web.Request) -> web.WebSocketResponse:
-    """Roster WebSocket: a snapshot at once, then every change, in order."""
-    require(request, (Role.SUPERVISOR, Role.ADMIN))
+    """Roster WebSocket: a snapshot at once, then every change, in order.
+
+    Only calls the policy lets this person see (``ViewRosterCall``) and events about them."""
+    identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
     check_origin(request)
     monitor = request.app[STATE].monitor
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
@@ -115,7 +127,8 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     reader = asyncio.create_task(_drain_client(ws), name="events-reader")
     too_slow = asyncio.create_task(overflow.wait(), name="events-overflow")
     try:
-        snapshot = [call_to_json(c) for c in monitor.calls() if not c.private]
+        visible = {c.call_id for c in monitor.calls() if monitor.may_view(identity, c)}
+        snapshot = [call_to_json(c) for c in monitor.calls() if c.call_id in visible]
         await ws.send_json({"type": "snapshot", "calls": snapshot})
         while not ws.closed and not reader.done():
             getter = asyncio.ensure_future(queue.get())
@@ -130,8 +143,17 @@ async def events(request: web.Request) -> web.WebSocketResponse:
                 getter.cancel()
                 break
             event = getter.result()
-            if isinstance(event, (CallStarted, CallUpdated)) and event.call.private:
+            if isinstance(event, (CallStarted, CallUpdated)):
+                if not monitor.may_view(identity, event.call):
+                    if event.call.call_id in visible:  # hidden from now on
+                        visible.discard(event.call.call_id)
+                        await ws.send_json(event_to_json(CallEnded(event.call.call_id, time.time())))
+                    continue
+                visible.add(event.call.call_id)
+            elif event.call_id not in visible:
                 continue
+            elif isinstance(event, CallEnded):
+                visible.discard(event.call_id)
             await ws.send_json(event_to_json(event))
     except (ConnectionResetError, asyncio.CancelledError):
         pass
@@ -205,30 +227,41 @@ async def my_listens(request: web.Request) -> web.Response:
 
 
 async def set_consent(request: web.Request) -> web.Response:
-    """CTI integrations report the caller's consent (admin role or an API token of one)."""
-    require(request, (Role.ADMIN,))
+    """Record the caller's consent: CTI integrations (admin) and the call's agent freely,
+    a supervisor only ``denied`` (the policy's rule, ``live.policy.decide``)."""
+    identity = require(request, (Role.ADMIN, Role.AGENT, Role.SUPERVISOR))
     body = await read_json(request)
     value = body.get("consent")
     if value not in {c.value for c in Consent}:
         raise BadRequest("consent must be granted, denied or unknown", code="bad_consent")
-    call = await request.app[STATE].monitor.update_call(
-        request.match_info["call_id"], consent=Consent(value)  # type: ignore[arg-type]
+    call = await request.app[STATE].monitor.change_call(
+        identity, request.match_info["call_id"], SetConsent(Consent(value))
     )
     return web.json_response({"call": call_to_json(call)})
 
 
 async def set_pci(request: web.Request) -> web.Response:
-    require(request, (Role.ADMIN,))
+    """Enter or leave a payment pause: CTI (admin) and the call's agent freely, a supervisor
+    may only start one (the policy's rule)."""
+    identity = require(request, (Role.ADMIN, Role.AGENT, Role.SUPERVISOR))
     body = await read_json(request)
     if not isinstance(body.get("paused"), bool):
         raise BadRequest("paused must be true or false", code="bad_pci")
-    call = await request.app[STATE].monitor.update_call(
-        request.match_info["call_id"], pci_paused=body["paused"]  # type: ignore[arg-type]
+    call = await request.app[STATE].monitor.change_call(
+        identity, request.match_info["call_id"], SetPci(body["paused"])
     )
     return web.json_response({"call": call_to_json(call)})
 
 
+async def reload_policy(request: web.Request) -> web.Response:
+    """Read the policy file again (admin); 400 with the problems keeps the previous policy."""
+    identity = require(request, (Role.ADMIN,))
+    policy = await request.app[STATE].monitor.reload_policy(actor=identity.user_id)
+    return web.json_response({"version": policy.version, "sha256": policy.sha256})
+
+
 def setup(app: web.Application) -> None:
+    app.router.add_post("/api/admin/policy/reload", reload_policy)
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/calls", list_calls)
     app.router.add_get("/api/events", events)

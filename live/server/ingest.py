@@ -61,6 +61,12 @@ def authenticate_ingest(request: web.Request) -> str:
     raise Unauthorized("ingest needs a shared secret or a valid Twilio signature", code="ingest_unauthenticated")
 
 
+def _close_reason(message: str) -> bytes:
+    """A close reason fits in 123 bytes of UTF-8 (RFC 6455 §5.5.1); never cut a character,
+    or the peer fails the connection with 1007 instead of reading our close code."""
+    return message.encode()[:120].decode("utf-8", "ignore").encode()
+
+
 async def twilio(request: web.Request) -> web.WebSocketResponse:
     state = request.app[STATE]
     authenticate_ingest(request)
@@ -71,12 +77,15 @@ async def twilio(request: web.Request) -> web.WebSocketResponse:
     try:
         async for message in ws:
             if message.type == WSMsgType.TEXT:
+                rejected = stream.rejected_frames
                 try:
                     await stream.handle_text(message.data, time.monotonic_ns())
+                    # Counted as it happens, so /metrics shows damage on a call still running.
+                    state.ingest.rejected_frames += stream.rejected_frames - rejected
                 except LiveError as exc:
                     state.ingest.protocol_errors += 1
                     log.warning("twilio ingest closed: %s", exc.message)
-                    await ws.close(code=exc.close_code, message=exc.message.encode()[:120])
+                    await ws.close(code=exc.close_code, message=_close_reason(exc.message))
                     break
             elif message.type == WSMsgType.BINARY:
                 state.ingest.protocol_errors += 1
@@ -87,7 +96,6 @@ async def twilio(request: web.Request) -> web.WebSocketResponse:
                 state.ingest.protocol_errors += 1
                 break
     finally:
-        state.ingest.rejected_frames += stream.rejected_frames
         await stream.close()
         if not ws.closed:
             await ws.close(code=WSCloseCode.OK)

@@ -97,7 +97,7 @@ async def test_refused_listens_are_on_record(tmp_path: Path) -> None:
                 finally:
                     await listener.close()
             refused = await monitor.ledger.entries(kind="listen.refused")
-            assert [e.fields["code"] for e in refused] == ["role_forbidden", "bad_purpose"]
+            assert [e.fields["code"] for e in refused] == ["role_forbidden", "purpose_not_allowed"]
             assert all(e.fields["agent_id"] == "agent-1" for e in refused)
         finally:
             await sender.stop()

@@ -1,25 +1,37 @@
-"""Interop: ``streamdouble`` (a Twilio Media Streams simulator we did not write) feeds a call."""
+"""Interop: ``streamdouble`` (a Twilio Media Streams simulator we did not write) feeds a call.
+
+streamdouble plays a ``<Start><Stream track="both_tracks">`` fork: the caller's WAV on the
+``inbound`` track, the agent's on ``outbound``, paced in real time, then ``stop``. A fork
+gets no audio back, and streamdouble knows it: no ``--allow-no-audio`` is needed for a clean
+exit, and any protocol violation it saw would make it exit non-zero.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import shutil
 import struct
 import sys
 import wave
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.support.listener import Listener
-from tests.support.server import running_server
+from tests.support.server import RunningServer, running_server
 
 pytestmark = pytest.mark.interop
 
+SECONDS = 6
+FRAMES_PER_LEG = SECONDS * 50  # 20 ms frames
+
 
 def write_tone(path: Path, freq: float, amplitude: float, seconds: float) -> None:
+    """A sine tone as an 8 kHz, 16-bit mono PCM WAV file."""
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
@@ -38,47 +50,88 @@ def streamdouble() -> str:
     return found
 
 
-async def roster(server, token: str) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{server.base_url}/api/calls", headers={"Authorization": f"Bearer {token}"}) as r:
-            return list((await r.json())["calls"])
+async def roster(server: RunningServer, token: str) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{server.base_url}/api/calls", headers=headers) as response,
+    ):
+        assert response.status == 200
+        return list((await response.json())["calls"])
 
 
 async def test_streamdouble_fork_is_heard_on_both_legs(tmp_path: Path) -> None:
-    write_tone(tmp_path / "agent.wav", 440, 0.5, 8)
-    write_tone(tmp_path / "caller.wav", 880, 0.08, 8)
+    write_tone(tmp_path / "agent.wav", 440, 0.5, SECONDS)
+    write_tone(tmp_path / "caller.wav", 880, 0.08, SECONDS)
     async with running_server(tmp_path / "data") as server:
+        monitor = server.state.monitor
         process = await asyncio.create_subprocess_exec(
-            streamdouble(), "call", server.twilio_url,
-            "--audio", str(tmp_path / "caller.wav"),
-            "--fork", "--track", "both", "--agent-audio", str(tmp_path / "agent.wav"),
-            "--param", "agent=agent-7", "--param", "consent=granted", "--quiet",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            streamdouble(),
+            "call",
+            server.twilio_url,
+            "--audio",
+            str(tmp_path / "caller.wav"),
+            "--fork",
+            "--track",
+            "both",
+            "--agent-audio",
+            str(tmp_path / "agent.wav"),
+            "--param",
+            "agent=agent-7",
+            "--param",
+            "consent=granted",
+            "--quiet",
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
-        token = server.tokens["sup"]
-        calls: list[dict[str, object]] = []
-        for _ in range(100):
-            calls = await roster(server, token)
-            if calls:
-                break
-            await asyncio.sleep(0.05)
-        assert len(calls) == 1 and calls[0]["agent_id"] == "agent-7"
-        assert calls[0]["consent"] == "granted"
-        listener = Listener(server.base_url, token)
+        listener = Listener(server.base_url, server.tokens["sup"])
         try:
-            await listener.listen(str(calls[0]["call_id"]))
+            token = server.tokens["sup"]
+            calls: list[dict[str, Any]] = []
+            for _ in range(100):
+                calls = await roster(server, token)
+                if calls:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(calls) == 1, calls
+            call = calls[0]
+            assert call["agent_id"] == "agent-7" and call["consent"] == "granted"
+            assert call["source"] == "twilio" and call["codec"] == "PCMU"
+            media = monitor.local[call["call_id"]]
+
+            await listener.listen(str(call["call_id"]))
             await listener.wait_frames(100, timeout=10)
+            assert process.returncode is None, (
+                "streamdouble ended before the listener heard 100 frames"
+            )
             agent, caller = listener.stats["agent"].level(), listener.stats["caller"].level()
-            assert agent > 0.2, agent
-            assert 0.01 < caller < agent / 2, (agent, caller)
+            assert agent > 0.2, agent  # outbound is the agent: the loud 440 Hz tone
+            assert 0.02 < caller < agent / 3, (agent, caller)  # inbound is the caller
+
+            stdout, stderr = await asyncio.wait_for(process.communicate(), SECONDS + 30)
         finally:
-            output, _ = await asyncio.wait_for(process.communicate(), 30)
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
             await listener.close()
-        assert process.returncode == 0, output.decode()
+
+        assert process.returncode == 0, (stdout.decode(), stderr.decode())
+        report = json.loads(stdout)
+        assert report["violations"] == [] and report["exit_code"] == 0
+        assert report["frames_sent"] == 2 * FRAMES_PER_LEG  # both tracks
+        assert report["closed_early"] is False
+        # Every 20 ms frame streamdouble sent became exactly one packet on its leg.
+        assert (media.agent.received, media.caller.received) == (FRAMES_PER_LEG, FRAMES_PER_LEG)
+        assert server.state.ingest.rejected_frames == 0
+        assert server.state.ingest.protocol_errors == 0
+
+        # streamdouble's stop ended the call, and the listen session with it.
         for _ in range(100):
-            if not await roster(server, token):
+            if not await roster(server, server.tokens["sup"]):
                 break
             await asyncio.sleep(0.05)
-        assert await roster(server, token) == []
-        ended = await server.state.monitor.ledger.entries(kind="listen.ended")
+        assert await roster(server, server.tokens["sup"]) == []
+        assert not monitor.local and not monitor.sessions
+        ended = await monitor.ledger.entries(kind="listen.ended")
         assert [e.fields["reason"] for e in ended] == ["call-ended"]

@@ -158,8 +158,14 @@ def params(draw: st.DrawFn) -> Params:
         per_agent=draw(st.sampled_from((0, 1, 2, 3, 3, 3))),
         per_supervisor=draw(st.sampled_from((0, 1, 2, 3, 3, 3))),
         # Often a window that is always open, so that the other rules decide.
-        windows=tuple(draw(st.lists(_window(), min_size=1, max_size=3, unique=True)))
-        + draw(st.sampled_from(((), ((frozenset(range(7)), 0, 24),)))),
+        # dict.fromkeys: the always-open window may already be among the drawn ones, and a
+        # policy may not list a window twice.
+        windows=tuple(
+            dict.fromkeys(
+                draw(st.lists(_window(), min_size=1, max_size=3, unique=True))
+                + list(draw(st.sampled_from(((), ((frozenset(range(7)), 0, 24),)))))
+            )
+        ),
         excluded_queues=draw(st.frozensets(st.sampled_from(QUEUES[1:]))),
         excluded_attribute=draw(st.sampled_from((None, "vip", "hr"))),
         caller=draw(st.sampled_from(("required", "not_required"))),

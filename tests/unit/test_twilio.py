@@ -1,4 +1,4 @@
-"""Twilio Media Streams parsing and the per-socket state machine."""
+"""Twilio Media Streams: message parsing and the per-socket state machine, without a socket."""
 
 from __future__ import annotations
 
@@ -10,116 +10,465 @@ import pytest
 
 from live.errors import Conflict, ProtocolError
 from live.ingest.sink import CallAnnouncement
-from live.ingest.twilio import Connected, Dtmf, Media, MediaError, Start, Stop, TwilioStream, Unknown, parse_message
-from live.media.hub import CallMedia, ListenerQueue
-from live.types import CallId, Consent
-from tests.support.twilio import media_message, start_message
+from live.ingest.twilio import (
+    MAX_MEDIA_BYTES,
+    TRACK_TO_LEG,
+    Connected,
+    Dtmf,
+    Mark,
+    Media,
+    MediaError,
+    Start,
+    Stop,
+    TwilioStream,
+    Unknown,
+    parse_message,
+)
+from live.media.hub import CallMedia, EncodedPacket, ListenerQueue
+from live.types import CallId, Consent, LegName
+
+# --- what Twilio sends, spelled as Twilio spells it (numbers as JSON strings) -------------
 
 
-def text(message: dict[str, Any]) -> str:
+def start(call_sid: str = "CA123", **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "accountSid": "AC0",
+        "streamSid": "MZ1",
+        "callSid": call_sid,
+        "tracks": ["inbound", "outbound"],
+        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        "customParameters": {"agent": "agent-7", "consent": "granted", "queue": "billing"},
+    }
+    body.update(overrides)
+    return {"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": body}
+
+
+def media(track: str, payload: bytes, timestamp: int = 0, chunk: int = 1) -> dict[str, Any]:
+    return {
+        "event": "media",
+        "sequenceNumber": str(chunk + 1),
+        "streamSid": "MZ1",
+        "media": {
+            "track": track,
+            "chunk": str(chunk),
+            "timestamp": str(timestamp),
+            "payload": base64.b64encode(payload).decode(),
+        },
+    }
+
+
+def text(message: dict[str, Any] | list[Any]) -> str:
     return json.dumps(message)
 
 
-def test_parses_every_event_with_numbers_as_strings() -> None:
-    assert parse_message('{"event":"connected","protocol":"Call","version":"1.0.0"}') == Connected("Call", "1.0.0")
-    start = parse_message(text(start_message("CA1", agent="agent-7", consent="denied", queue="billing")))
-    assert isinstance(start, Start)
-    assert start.call_sid == "CA1" and start.tracks == ("inbound", "outbound")
-    assert start.custom_parameters == {"agent": "agent-7", "consent": "denied", "queue": "billing"}
-    media = parse_message(text(media_message("outbound", 12, b"\x01" * 160)))
-    assert media == Media("outbound", 12, 240, b"\x01" * 160)
-    dtmf = parse_message('{"event":"dtmf","dtmf":{"track":"inbound_track","digit":"5"}}')
-    assert dtmf == Dtmf("inbound_track", "5")
-    assert parse_message('{"event":"stop","stop":{}}') == Stop("stop")
-    assert parse_message('{"event":"vendor-extension"}') == Unknown("vendor-extension")
+STOP = {"event": "stop", "sequenceNumber": "99", "streamSid": "MZ1", "stop": {"callSid": "CA123"}}
+
+
+# --- parse_message ------------------------------------------------------------------------
+
+
+def test_connected() -> None:
+    assert parse_message(
+        text({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+    ) == Connected("Call", "1.0.0")
+
+
+def test_start_with_custom_parameters_and_both_tracks() -> None:
+    message = parse_message(text(start()))
+    assert message == Start(
+        stream_sid="MZ1",
+        call_sid="CA123",
+        account_sid="AC0",
+        tracks=("inbound", "outbound"),
+        encoding="audio/x-mulaw",
+        sample_rate=8000,
+        custom_parameters={"agent": "agent-7", "consent": "granted", "queue": "billing"},
+    )
+
+
+def test_start_sample_rate_as_a_string_and_parameters_stringified() -> None:
+    message = parse_message(
+        text(
+            start(
+                mediaFormat={"encoding": "audio/x-mulaw", "sampleRate": "8000", "channels": "1"},
+                customParameters={"priority": 3, "vip": True},
+            )
+        )
+    )
+    assert isinstance(message, Start)
+    assert message.sample_rate == 8000
+    assert message.custom_parameters == {"priority": "3", "vip": "True"}
+
+
+def test_start_without_custom_parameters() -> None:
+    message = parse_message(text(start(customParameters=None)))
+    assert isinstance(message, Start) and message.custom_parameters == {}
+
+
+def test_start_stream_sid_falls_back_to_the_envelope() -> None:
+    body = start()
+    del body["start"]["streamSid"]
+    message = parse_message(text(body))
+    assert isinstance(message, Start) and message.stream_sid == "MZ1"
+
+
+@pytest.mark.parametrize(("track", "leg"), [("inbound", "caller"), ("outbound", "agent")])
+def test_media_numbers_arrive_as_strings(track: str, leg: str) -> None:
+    message = parse_message(text(media(track, b"\x7f" * 160, timestamp=1240, chunk=62)))
+    assert message == Media(track=track, chunk=62, timestamp_ms=1240, payload=b"\x7f" * 160)
+    assert TRACK_TO_LEG[track] == leg
+
+
+def test_media_also_accepts_plain_json_numbers() -> None:
+    body = media("inbound", b"\x00" * 160)
+    body["media"]["timestamp"], body["media"]["chunk"] = 40, 2
+    message = parse_message(text(body))
+    assert isinstance(message, Media) and (message.timestamp_ms, message.chunk) == (40, 2)
+
+
+def test_media_without_track_is_inbound() -> None:
+    body = media("inbound", b"\x00" * 160)
+    del body["media"]["track"]
+    message = parse_message(text(body))
+    assert isinstance(message, Media) and message.track == "inbound"
+
+
+def test_bytes_messages_are_parsed_too() -> None:
+    assert parse_message(text(STOP).encode()) == Stop("stop")
+
+
+def test_dtmf_mark_stop_and_unknown_events() -> None:
+    assert parse_message(
+        text({"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": "5"}})
+    ) == Dtmf("inbound_track", "5")
+    assert parse_message(text({"event": "mark", "mark": {"name": "greeting"}})) == Mark("greeting")
+    assert parse_message(text({"event": "dtmf"})) == Dtmf("", "")
+    assert parse_message(text(STOP)) == Stop("stop")
+    assert parse_message(text({"event": "vendor-keepalive", "x": 1})) == Unknown("vendor-keepalive")
 
 
 @pytest.mark.parametrize(
-    ("raw", "error"),
+    ("raw", "reason"),
     [
-        ("{not json", ProtocolError),
-        ("[1, 2]", ProtocolError),
-        ('{"no":"event"}', ProtocolError),
-        ('{"event":"start","start":{"tracks":["inbound"]}}', ProtocolError),
-        ('{"event":"start","start":"x"}', ProtocolError),
-        ('{"event":"media","media":{"track":"inbound","payload":"!!!"}}', MediaError),
-        ('{"event":"media","media":{"track":"inbound","payload":""}}', MediaError),
-        ('{"event":"media","media":{"track":"sideways","payload":"AAAA"}}', MediaError),
-        ('{"event":"media","media":{"track":"inbound","payload":"AAAA","timestamp":"soon"}}', MediaError),
-        ('{"event":"media","media":"AAAA"}', MediaError),
+        ("{not json", "malformed JSON"),
+        (b"\xff\xfe{", "malformed JSON"),
+        ("", "malformed JSON"),
+        ('[{"event": "start"}]', "must be an object"),
+        ('"start"', "must be an object"),
+        ("42", "must be an object"),
+        ("{}", "no event"),
+        ('{"event": 7}', "no event"),
+        ('{"event": "start"}', "start must be an object"),
+        ('{"event": "start", "start": []}', "start must be an object"),
     ],
 )
-def test_rejects_malformed_messages(raw: str, error: type[Exception]) -> None:
-    with pytest.raises(error):
+def test_structural_violations_are_protocol_errors(raw: str | bytes, reason: str) -> None:
+    with pytest.raises(ProtocolError, match=reason) as caught:
+        parse_message(raw)
+    assert not isinstance(caught.value, MediaError)
+    assert caught.value.status == 400 and caught.value.close_code == 4400
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"callSid": None},
+        {"callSid": ""},
+        {"callSid": "   "},
+        {"callSid": 12345},
+    ],
+)
+def test_start_needs_a_call_sid(overrides: dict[str, Any]) -> None:
+    body = start(**overrides)
+    if overrides["callSid"] is None:
+        del body["start"]["callSid"]
+    with pytest.raises(ProtocolError, match="callSid"):
+        parse_message(text(body))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"customParameters": ["agent"]}, "customParameters"),
+        ({"tracks": "both"}, "tracks"),
+        ({"mediaFormat": "mulaw"}, "mediaFormat"),
+        ({"mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": "fast"}}, "sampleRate"),
+        ({"mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": float("inf")}}, "sampleRate"),
+    ],
+)
+def test_malformed_start_fields(overrides: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ProtocolError, match=reason):
+        parse_message(text(start(**overrides)))
+
+
+def _media_with(**fields: Any) -> str:
+    body = media("inbound", b"\x00" * 160)
+    body["media"].update(fields)
+    return text(body)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (text({"event": "media"}), "without media object"),
+        (text({"event": "media", "media": "AAAA"}), "without media object"),
+        (_media_with(payload="not base64!"), "not valid base64"),
+        (_media_with(payload="AAA"), "not valid base64"),  # bad padding
+        (_media_with(payload=12), "base64 string"),
+        (_media_with(payload=""), "outside 1.."),
+        (_media_with(payload=base64.b64encode(bytes(MAX_MEDIA_BYTES + 1)).decode()), "outside 1.."),
+        (_media_with(track="inbound_track"), "unknown media track"),
+        (_media_with(track="both"), "unknown media track"),
+        (_media_with(track=["inbound"]), "unknown media track"),  # unhashable: no TypeError
+        (_media_with(timestamp="soon"), "media.timestamp"),
+        (_media_with(timestamp=float("inf")), "media.timestamp"),  # JSON's Infinity
+        (_media_with(chunk=[1]), "media.chunk"),
+    ],
+)
+def test_damaged_media_frames_are_media_errors(raw: str, reason: str) -> None:
+    with pytest.raises(MediaError, match=reason):
         parse_message(raw)
 
 
-def test_oversized_media_payload_is_rejected() -> None:
-    payload = base64.b64encode(bytes(8001)).decode()
-    with pytest.raises(MediaError):
-        parse_message(text({"event": "media", "media": {"track": "inbound", "payload": payload}}))
+def test_largest_allowed_payload_parses() -> None:
+    message = parse_message(text(media("outbound", bytes(MAX_MEDIA_BYTES))))
+    assert isinstance(message, Media) and len(message.payload) == MAX_MEDIA_BYTES
+
+
+# --- TwilioStream -------------------------------------------------------------------------
 
 
 class RecordingSink:
-    def __init__(self) -> None:
-        self.media = CallMedia()
+    """A CallSink that keeps what it is told and hands out real ``CallMedia``."""
+
+    def __init__(self, existing: set[str] | None = None) -> None:
         self.started: list[CallAnnouncement] = []
         self.ended: list[CallId] = []
+        self.existing = existing or set()
+        self.media: CallMedia | None = None
+        self.queues: dict[LegName, ListenerQueue] = {}
 
     async def call_started(self, announcement: CallAnnouncement) -> CallMedia:
-        if any(a.call_id == announcement.call_id for a in self.started):
-            raise Conflict("duplicate")
+        if announcement.call_id in self.existing:
+            raise Conflict(f"call {announcement.call_id!r} is already live", code="duplicate_call")
         self.started.append(announcement)
+        self.media = CallMedia(announcement.codec)
+        self.queues = {leg: ListenerQueue(1000) for leg in ("agent", "caller")}
+        for leg, queue in self.queues.items():
+            self.media.leg(leg).attach(queue)
         return self.media
 
     async def call_ended(self, call_id: CallId) -> None:
         self.ended.append(call_id)
 
     async def consent_reported(self, call_id: CallId, consent: Consent) -> None:
-        return None
+        raise AssertionError("Twilio reports no consent changes")
+
+    def packets(self, leg: LegName) -> list[EncodedPacket]:
+        return list(self.queues[leg]._items)
 
 
-async def test_stream_lifecycle_and_legs() -> None:
+async def started_stream(**start_overrides: Any) -> tuple[TwilioStream, RecordingSink]:
     sink = RecordingSink()
     stream = TwilioStream(sink)
-    agent, caller = ListenerQueue(50), ListenerQueue(50)
-    sink.media.agent.attach(agent)
-    sink.media.caller.attach(caller)
+    await stream.handle_text(
+        text({"event": "connected", "protocol": "Call", "version": "1.0.0"}), 0
+    )
+    await stream.handle_text(text(start(**start_overrides)), 0)
+    return stream, sink
+
+
+async def test_start_announces_the_call() -> None:
+    stream, sink = await started_stream(
+        customParameters={
+            "agent": "agent-7",
+            "consent": "granted",
+            "queue": "billing",
+            "secret": "x",
+            "lang": "de",
+        }
+    )
+    assert stream.state == "started" and stream.call_id == "CA123"
+    [announcement] = sink.started
+    assert announcement.call_id == "CA123" and announcement.source == "twilio"
+    assert announcement.agent_id == "agent-7"
+    assert announcement.consent is Consent.GRANTED
+    assert announcement.queue == "billing" and announcement.codec == "PCMU"
+    assert announcement.attributes == {"lang": "de"}  # the secret is not kept
+
+
+async def test_agent_id_and_private_spellings() -> None:
+    _, sink = await started_stream(
+        customParameters={"agent_id": "a-9", "private": "TRUE", "consent": "no"}
+    )
+    [announcement] = sink.started
+    assert announcement.agent_id == "a-9" and announcement.private
+    assert announcement.consent is Consent.DENIED
+
+
+async def test_both_tracks_feed_their_legs() -> None:
+    stream, sink = await started_stream()
+    await stream.handle_text(text(media("inbound", b"\x01" * 160, timestamp=0)), 5)
+    await stream.handle_text(text(media("outbound", b"\x02" * 160, timestamp=0)), 6)
+    [caller] = sink.packets("caller")
+    [agent] = sink.packets("agent")
+    assert bytes(caller) == b"\x01" * 160 and caller.arrived_ns == 5
+    assert bytes(agent) == b"\x02" * 160 and agent.arrived_ns == 6
+
+
+async def test_media_before_start_is_a_protocol_error() -> None:
+    stream = TwilioStream(RecordingSink())
     with pytest.raises(ProtocolError, match="media before start"):
-        await stream.handle_text(text(media_message("inbound", 0, bytes(160))), 0)
-    await stream.handle_text(text(start_message("CA9", agent="agent-3", consent="granted")), 0)
-    assert sink.started[0].agent_id == "agent-3" and sink.started[0].consent is Consent.GRANTED
-    await stream.handle_text(text(media_message("outbound", 1, b"\x01" * 160)), 0)
-    await stream.handle_text(text(media_message("inbound", 1, b"\x02" * 160)), 0)
-    assert bytes(agent._items[0]) == b"\x01" * 160  # outbound = agent
-    assert bytes(caller._items[0]) == b"\x02" * 160  # inbound = caller
-    await stream.handle_text('{"event":"media","media":{"track":"inbound","payload":"%%%"}}', 0)
-    assert stream.rejected_frames == 1  # a damaged frame is dropped, the call goes on
+        await stream.handle_text(text(media("inbound", b"\x00" * 160)), 0)
+
+
+async def test_damaged_media_before_start_is_a_protocol_error_too() -> None:
+    stream = TwilioStream(RecordingSink())
+    with pytest.raises(ProtocolError, match="media before start") as caught:
+        await stream.handle_text(_media_with(payload="!!"), 0)
+    assert not isinstance(caught.value, MediaError)  # ends the socket, is not just dropped
+
+
+async def test_second_start_is_a_protocol_error() -> None:
+    stream, sink = await started_stream()
     with pytest.raises(ProtocolError, match="second start"):
-        await stream.handle_text(text(start_message("CA9")), 0)
-    await stream.handle_text('{"event":"stop"}', 0)
-    await stream.handle_text(text(media_message("inbound", 2, bytes(160))), 0)  # ignored
-    await stream.close()
-    assert sink.ended == ["CA9"]
+        await stream.handle_text(text(start("CA999")), 0)
+    assert [a.call_id for a in sink.started] == ["CA123"]
 
 
-async def test_batched_and_split_payloads_become_20ms_packets() -> None:
+async def test_duplicate_call_is_refused_by_the_sink() -> None:
+    stream = TwilioStream(RecordingSink(existing={"CA123"}))
+    with pytest.raises(Conflict) as caught:
+        await stream.handle_text(text(start()), 0)
+    assert caught.value.close_code == 4409
+    assert stream.state == "new"
+    await stream.close()  # nothing was started, so nothing is ended
+
+
+@pytest.mark.parametrize(
+    ("media_format", "reason"),
+    [
+        ({"encoding": "audio/l16", "sampleRate": 8000}, "encoding"),
+        ({"encoding": "audio/x-alaw", "sampleRate": 8000}, "encoding"),
+        ({"encoding": "audio/x-mulaw", "sampleRate": 16000}, "sample rate"),
+        ({"encoding": "audio/x-mulaw", "sampleRate": "16000"}, "sample rate"),
+    ],
+)
+async def test_unsupported_media_format_is_refused(
+    media_format: dict[str, Any], reason: str
+) -> None:
     sink = RecordingSink()
     stream = TwilioStream(sink)
-    queue = ListenerQueue(50)
-    sink.media.caller.attach(queue)
-    await stream.handle_text(text(start_message("CA10")), 0)
-    await stream.handle_text(text(media_message("inbound", 5, bytes(480))), 0)
-    assert [p.pts for p in queue._items] == [800, 960, 1120]  # timestamp 100 ms = 800 samples
-    await stream.handle_text(text(media_message("inbound", 8, bytes(100))), 0)
-    assert len(queue) == 3
-    await stream.handle_text(text({**media_message("inbound", 9, bytes(60)), "media": {**media_message("inbound", 9, bytes(60))["media"], "timestamp": "172"}}), 0)
-    assert len(queue) == 4 and queue._items[-1].pts == 172 * 8 - 100
+    with pytest.raises(ProtocolError, match=reason):
+        await stream.handle_text(text(start(mediaFormat=media_format)), 0)
+    assert sink.started == [] and stream.state == "new"
 
 
-async def test_unsupported_formats_are_refused() -> None:
-    for encoding, rate in (("audio/l16", 8000), ("audio/x-mulaw", 16000)):
-        message = start_message("CA11")
-        message["start"]["mediaFormat"] = {"encoding": encoding, "sampleRate": rate, "channels": 1}
-        with pytest.raises(ProtocolError):
-            await TwilioStream(RecordingSink()).handle_text(text(message), 0)
+async def test_a_batched_payload_is_cut_into_20ms_packets() -> None:
+    stream, sink = await started_stream()
+    audio = bytes(range(160)) + bytes(range(1, 161)) + bytes(range(2, 162))
+    await stream.handle_text(text(media("outbound", audio, timestamp=1000)), 0)
+    packets = sink.packets("agent")
+    assert [bytes(p) for p in packets] == [audio[:160], audio[160:320], audio[320:]]
+    assert [p.pts for p in packets] == [8000, 8160, 8320]  # 1000 ms at 8 kHz, then +20 ms
+    assert [p.sequence for p in packets] == [0, 1, 2]
+    assert sink.packets("caller") == []
+
+
+async def test_short_frames_are_joined_into_one_packet() -> None:
+    stream, sink = await started_stream()
+    await stream.handle_text(text(media("inbound", b"\x11" * 120, timestamp=1000)), 0)
+    assert sink.packets("caller") == []  # 15 ms is not a packet yet
+    await stream.handle_text(text(media("inbound", b"\x22" * 40, timestamp=1015)), 0)
+    [packet] = sink.packets("caller")
+    assert bytes(packet) == b"\x11" * 120 + b"\x22" * 40
+    assert packet.pts == 8000  # where the first of its bytes was
+
+
+async def test_100_then_60_bytes_make_one_packet() -> None:
+    stream, sink = await started_stream()
+    await stream.handle_text(text(media("inbound", b"\x11" * 100, timestamp=1000)), 0)
+    await stream.handle_text(text(media("inbound", b"\x22" * 60, timestamp=1012)), 0)
+    [packet] = sink.packets("caller")
+    assert bytes(packet) == b"\x11" * 100 + b"\x22" * 60
+    # 100 bytes are 12.5 ms, which Twilio's whole-millisecond timestamps cannot say exactly.
+    assert abs(packet.pts - 8000) <= 8
+
+
+async def test_rtp_timestamps_follow_media_timestamp_across_gaps() -> None:
+    stream, sink = await started_stream()
+    for timestamp in (0, 20, 40, 100, 120):  # 40 ms the network lost after 40
+        await stream.handle_text(text(media("outbound", b"\x00" * 160, timestamp=timestamp)), 0)
+    assert [p.pts for p in sink.packets("agent")] == [0, 160, 320, 800, 960]
+
+
+async def test_legs_are_batched_independently() -> None:
+    stream, sink = await started_stream()
+    await stream.handle_text(text(media("inbound", b"\x01" * 80, timestamp=0)), 0)
+    await stream.handle_text(text(media("outbound", b"\x02" * 240, timestamp=0)), 0)
+    await stream.handle_text(text(media("inbound", b"\x03" * 80, timestamp=10)), 0)
+    assert [bytes(p) for p in sink.packets("caller")] == [b"\x01" * 80 + b"\x03" * 80]
+    assert [bytes(p) for p in sink.packets("agent")] == [b"\x02" * 160]
+
+
+async def test_damaged_frames_after_start_are_dropped_and_counted() -> None:
+    stream, sink = await started_stream()
+    await stream.handle_text(_media_with(payload="%%%"), 0)
+    await stream.handle_text(_media_with(payload=""), 0)
+    await stream.handle_text(_media_with(track="sideways"), 0)
+    await stream.handle_text(text(media("inbound", b"\x05" * 160, timestamp=20)), 0)
+    assert stream.rejected_frames == 3
+    assert [bytes(p) for p in sink.packets("caller")] == [b"\x05" * 160]
+    assert stream.state == "started"
+
+
+async def test_unknown_events_dtmf_and_marks_are_ignored() -> None:
+    stream, sink = await started_stream()
+    await stream.handle_text(text({"event": "vendor-thing"}), 0)
+    await stream.handle_text(
+        text({"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": "1"}}), 0
+    )
+    await stream.handle_text(text({"event": "mark", "mark": {"name": "m"}}), 0)
+    assert (stream.ignored_events, stream.dtmf_digits) == (1, 1)
+    assert stream.state == "started" and sink.ended == []
+
+
+async def test_stop_ends_the_call_once() -> None:
+    stream, sink = await started_stream()
+    await stream.handle_text(text(STOP), 0)
+    assert sink.ended == ["CA123"] and stream.state == "stopped"
+    await stream.handle_text(text(STOP), 0)
+    await stream.close()  # the socket going away afterwards
+    assert sink.ended == ["CA123"]
+
+
+async def test_media_after_stop_is_ignored() -> None:
+    stream, sink = await started_stream()
+    await stream.handle_text(text(media("inbound", b"\x01" * 160, timestamp=0)), 0)
+    await stream.handle_text(text(STOP), 0)
+    await stream.handle_text(text(media("inbound", b"\x02" * 160, timestamp=20)), 0)
+    await stream.handle_text(text(media("outbound", b"\x02" * 480, timestamp=20)), 0)
+    assert [bytes(p) for p in sink.packets("caller")] == [b"\x01" * 160]
+    assert sink.packets("agent") == []
+
+
+async def test_start_after_stop_is_a_protocol_error() -> None:
+    stream, sink = await started_stream()
+    await stream.handle_text(text(STOP), 0)
+    with pytest.raises(ProtocolError):
+        await stream.handle_text(text(start("CA-again")), 0)
+    assert len(sink.started) == 1
+
+
+async def test_socket_gone_without_stop_ends_the_call() -> None:
+    stream, sink = await started_stream()
+    await stream.close()
+    await stream.close()
+    assert sink.ended == ["CA123"]
+
+
+async def test_close_before_start_ends_nothing() -> None:
+    sink = RecordingSink()
+    stream = TwilioStream(sink)
+    await stream.close()
+    assert sink.ended == [] and stream.state == "stopped"

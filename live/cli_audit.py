@@ -1,0 +1,413 @@
+"""``live audit verify | export | verify-bundle | report``: the ledger for the people it serves.
+
+* ``verify``: rebuild the Merkle tree from storage and check every entry, signature and
+  checkpoint; names the first bad entry; exit 1 on any problem (warnings do not fail).
+* ``export``: one agent's listen sessions, as the verifiable bundle (``jsonl``) or for people
+  (``csv``, ``pdf``); every export is recorded first (``export.made``).
+* ``verify-bundle``: check a bundle offline with the published verifier key alone.
+* ``report``: the works-council report for one month, per team (``pdf`` with a bar chart,
+  or ``csv``); recorded like an export.
+
+``register(subparsers)`` adds ``audit`` to the ``live`` command; ``python -m live.cli_audit``
+runs the same commands on their own (``python -m live.cli_audit verify --data DIR``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from .audit.disclosure import (
+    FORMATS,
+    LANGUAGES,
+    check_language,
+    collect_disclosure,
+    disclosure_csv,
+    disclosure_pdf,
+    parse_period,
+    record_export,
+    zone_named,
+)
+from .audit.export import export_bundle, verify_bundle
+from .audit.ledger import open_ledger
+from .audit.log import MerkleLedger
+from .audit.proofs import b64
+from .audit.report import (
+    collect_report,
+    load_team_map,
+    parse_month,
+    report_csv,
+    report_pdf,
+)
+from .config import Settings, load_settings
+from .errors import LiveError
+
+CLI_ROLE = "operator"
+"""The ``role`` recorded with exports made on the command line (by whoever runs it)."""
+
+
+# --------------------------------------------------------------------------- the parser
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``audit`` and its commands to the ``live`` command's subparsers."""
+    audit = subparsers.add_parser(
+        "audit", help="verify the listen ledger, export disclosures, works-council reports"
+    )
+    add_commands(audit)
+    return audit  # type: ignore[no-any-return]
+
+
+def add_commands(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", help="TOML settings file (LIVE_* variables override it)")
+        p.add_argument("--data", help="data directory (default: LIVE_DATA_DIR or ./live-data)")
+
+    def people(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--tz", default="UTC", help="time zone of dates and times (default UTC)")
+        p.add_argument("--lang", default="en", choices=LANGUAGES, help="language of the PDF")
+
+    verify = sub.add_parser("verify", help="check the whole ledger; exit 1 on any problem")
+    common(verify)
+    verify.add_argument(
+        "--checkpoint",
+        action="append",
+        metavar="FILE",
+        help="a signed checkpoint kept elsewhere (an agent's, the council's); repeatable",
+    )
+    verify.add_argument(
+        "--trusted-key", action="append", metavar="KEY", help="another node's verifier key"
+    )
+    verify.add_argument("--json", action="store_true", help="print the full report as JSON")
+    verify.set_defaults(func=cmd_verify)
+
+    export = sub.add_parser("export", help="one agent's listen sessions (bundle, CSV or PDF)")
+    common(export)
+    export.add_argument("--agent", required=True, help="the agent id")
+    export.add_argument("--from", dest="start", metavar="DATE", help="YYYY-MM-DD or ISO time")
+    export.add_argument("--to", dest="end", metavar="DATE", help="YYYY-MM-DD (inclusive) or ISO")
+    export.add_argument("--format", required=True, choices=FORMATS)
+    export.add_argument("--out", required=True, metavar="FILE", help="output file, - for stdout")
+    export.add_argument(
+        "--listener-names",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="show listeners by name (default: by role only); the bundle then carries the "
+        "personal details too",
+    )
+    people(export)
+    export.set_defaults(func=cmd_export)
+
+    bundle = sub.add_parser("verify-bundle", help="check an export bundle offline")
+    bundle.add_argument("file", help="the .jsonl bundle, - for stdin")
+    keys = bundle.add_mutually_exclusive_group()
+    keys.add_argument("--key", metavar="VERIFIER_KEY", help="the log's published verifier key")
+    keys.add_argument("--key-file", metavar="FILE", help="a file holding the verifier key")
+    bundle.set_defaults(func=cmd_verify_bundle)
+
+    report = sub.add_parser("report", help="the works-council report of one month, per team")
+    common(report)
+    report.add_argument("--month", required=True, metavar="YYYY-MM")
+    report.add_argument("--format", required=True, choices=("pdf", "csv"))
+    report.add_argument("--out", required=True, metavar="FILE", help="output file, - for stdout")
+    report.add_argument(
+        "--team-map",
+        "--teams-file",
+        dest="team_map",
+        metavar="FILE",
+        help='TOML: [teams.<name>] agents = [...] (a policy file works) or [agents] id = "team"',
+    )
+    people(report)
+    report.set_defaults(func=cmd_report)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """Settings as ``live.cli`` reads them (``LIVE_*`` over ``--config``; ``--data`` wins),
+    without its side effect of creating a session key: these commands need none, and must
+    not create a data directory where there is no ledger."""
+    config = Path(args.config) if getattr(args, "config", None) else None
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data", None):
+        overrides["data_dir"] = Path(args.data)
+    return load_settings(os.environ, config, **overrides)
+
+
+@asynccontextmanager
+async def _opened(settings: Settings) -> AsyncIterator[MerkleLedger]:
+    """The configured ledger, opened without its checkpoint timer (a tool, not a server).
+
+    Refuses to create a ledger or a signing key that is not there."""
+    embedded = not settings.ledger_url or settings.ledger_url.startswith("sqlite:///")
+    if embedded and not settings.ledger_path.is_file():
+        raise LiveError(f"there is no ledger at {settings.ledger_path}", code="no_ledger")
+    if not settings.ledger_key_path.is_file():
+        raise LiveError(
+            f"the ledger signing key {settings.ledger_key_path} is missing", code="no_key"
+        )
+    ledger = open_ledger(
+        settings.ledger_url,
+        settings.ledger_path,
+        key_path=settings.ledger_key_path,
+        origin=settings.ledger_origin or None,
+        checkpoint_every=settings.ledger_checkpoint_every,
+        checkpoint_interval_s=0,
+    )
+    async with ledger:
+        yield ledger
+
+
+def _operator() -> str:
+    """Who runs the command, for the ``export.made`` entry (a personal detail)."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = ""
+    return f"cli:{name}" if name else "cli"
+
+
+def _write(out: str, data: str | bytes) -> None:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    if out == "-":
+        sys.stdout.buffer.write(raw)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        Path(out).write_bytes(raw)
+    except OSError as exc:
+        raise LiveError(f"cannot write {out}: {exc.strerror or exc}", code="io_error") from exc
+
+
+def _read(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LiveError(f"cannot read {path}: {exc}", code="io_error") from exc
+
+
+def _role_lookup(settings: Settings) -> Any:
+    from .auth import UserStore
+
+    users = UserStore(settings.users_path)
+
+    def role_of(user_id: str) -> str | None:
+        return next((u.role.value for u in users.list() if u.user_id == user_id), None)
+
+    return role_of
+
+
+def _say(*lines: str) -> None:
+    # Results go to stderr when the document itself goes to stdout.
+    for line in lines:
+        print(line, file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
+    settings = _settings(args)
+    held = [_read(path) for path in args.checkpoint or ()]
+
+    async def run() -> tuple[Any, str, str]:
+        async with _opened(settings) as ledger:
+            report = await ledger.verify(
+                trusted_keys=tuple(args.trusted_key or ()),
+                held_checkpoints=held,
+                checkpoint_interval_s=float(settings.ledger_checkpoint_interval_s),
+            )
+            return report, ledger.verifier_key(), ledger.store.description
+
+    report, key, where = asyncio.run(run())
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+        return 0 if report.ok else 1
+    print(f"ledger       {report.origin} ({where})")
+    print(f"entries      {report.entries} (tree size {report.tree_size})")
+    print(f"checkpoints  {report.checkpoints}")
+    print(f"root         {b64(report.root)} (hex {report.root.hex()})")
+    print(f"details      {report.details_checked} checked, {report.details_erased} erased")
+    print(f"key          {key}")
+    for warning in report.warnings:
+        print(f"warning: {warning}")
+    if report.ok:
+        print("OK: every entry and checkpoint verifies")
+        return 0
+    first = report.first_bad_seq
+    where_bad = f"first bad entry: {first}" if first is not None else "no entry named"
+    print(f"FAILED: {len(report.problems)} problem(s); {where_bad}")
+    for problem in report.problems:
+        print(f"  [{problem.code}] {problem.message}")
+    return 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    zone = zone_named(args.tz)
+    lang = check_language(args.lang)
+    since, until = parse_period(args.start, args.end, zone)
+    role_of = _role_lookup(settings)
+
+    async def run() -> tuple[str | bytes, int, int]:
+        async with _opened(settings) as ledger:
+            now = time.time()
+            if args.format == "jsonl":
+                bundle = await export_bundle(
+                    ledger,
+                    agent_id=args.agent,
+                    since=since,
+                    until=until,
+                    include_details=args.listener_names,
+                )
+                header = verify_bundle(bundle, ledger.verifier_key())
+                data: str | bytes = bundle
+                count, size = len(header.entries), header.tree_size
+            else:
+                disclosure = await collect_disclosure(
+                    ledger,
+                    args.agent,
+                    since=since,
+                    until=until,
+                    listener_names=args.listener_names,
+                    role_of=role_of,
+                    generated_at=now,
+                )
+                data = (
+                    disclosure_csv(disclosure, zone)
+                    if args.format == "csv"
+                    else await asyncio.to_thread(disclosure_pdf, disclosure, zone, lang)
+                )
+                count, size = len(disclosure.rows), disclosure.checkpoint.size
+            # On record before it is handed out (an unrecorded export must not exist).
+            await record_export(
+                ledger,
+                actor=_operator(),
+                role=CLI_ROLE,
+                format=args.format,
+                scope="agent",
+                agent_id=args.agent,
+                entries=count,
+                tree_size=size,
+                since=since,
+                until=until,
+                at=now,
+            )
+            return data, count, size
+
+    data, count, size = asyncio.run(run())
+    _write(args.out, data)
+    what = "entries" if args.format == "jsonl" else "listen sessions"
+    _say(f"exported {count} {what} of agent {args.agent} at tree size {size} to {args.out}")
+    return 0
+
+
+def cmd_verify_bundle(args: argparse.Namespace) -> int:
+    text = _read(args.file)
+    key = args.key or (_read(args.key_file).strip() if args.key_file else None)
+    report = verify_bundle(text, key)
+    print(report.summary())
+    if report.tree_size:
+        print(
+            f"checkpoint   {report.origin}, tree size {report.tree_size}, root {b64(report.root)}"
+        )
+        print(f"key          {report.verifier_key}")
+    if report.key_from_bundle:
+        print(
+            "warning: checked with the key inside the bundle; compare it with the key the "
+            "log's operator publishes (or pass --key)"
+        )
+    for problem in report.problems:
+        print(f"  {problem.message}")
+    if report.ok:
+        kinds: dict[str, int] = {}
+        for entry in report.entries:
+            kinds[entry.kind] = kinds.get(entry.kind, 0) + 1
+        for kind, count in sorted(kinds.items()):
+            print(f"  {count:5d} {kind}")
+    return 0 if report.ok else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    zone = zone_named(args.tz)
+    lang = check_language(args.lang)
+    month = parse_month(args.month, zone)
+    team_map = load_team_map(Path(args.team_map)) if args.team_map else {}
+    source = Path(args.team_map).name if args.team_map else "recorded"
+
+    async def run() -> tuple[str | bytes, int]:
+        async with _opened(settings) as ledger:
+            now = time.time()
+            report = await collect_report(
+                ledger, month, team_map=team_map, team_source=source, generated_at=now
+            )
+            data: str | bytes = (
+                report_csv(report)
+                if args.format == "csv"
+                else await asyncio.to_thread(report_pdf, report, lang)
+            )
+            await record_export(
+                ledger,
+                actor=_operator(),
+                role=CLI_ROLE,
+                format=args.format,
+                scope="team-report",
+                entries=report.entries,
+                tree_size=report.checkpoint.size,
+                since=month.since,
+                until=month.until,
+                at=now,
+            )
+            return data, len(report.teams)
+
+    data, teams = asyncio.run(run())
+    _write(args.out, data)
+    _say(f"report for {month.label}: {teams} team(s) written to {args.out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- standalone
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed command; a ``LiveError`` is one line on stderr and exit status 1."""
+    try:
+        return int(args.func(args))
+    except LiveError as exc:
+        print(f"live: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="live audit", description="The listen ledger: verify, export, report."
+    )
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default)")
+    add_commands(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=(args.log_level or os.environ.get("LIVE_LOG_LEVEL", "WARNING")).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

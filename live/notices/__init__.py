@@ -1,0 +1,21 @@
+"""Agent notices: telling agents about listens on their calls, as the policy says.
+
+Layer 4. ``NoticeStore`` keeps notices durably (``DATA_DIR/notices.sqlite3``) until the agent
+has seen them, across restarts; ``NoticeBoard`` turns listen sessions into notices per the
+agent's notice mode (``live``, ``after_call``, ``digest``) and pushes them, and the live
+monitoring indicator, to the agent's open pages.
+"""
+
+from .board import AgentEvent, NoticeBoard
+from .store import Notice, NoticeStore
+from .text import after_call_text, digest_text, duration_text
+
+__all__ = [
+    "AgentEvent",
+    "Notice",
+    "NoticeBoard",
+    "NoticeStore",
+    "after_call_text",
+    "digest_text",
+    "duration_text",
+]

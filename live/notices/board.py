@@ -1,0 +1,227 @@
+"""The notice board: listen sessions in, agent notices and the live indicator out.
+
+Per the agent's notice mode (``live.policy.notice_mode_for``):
+
+* ``live``: while a listen runs, the agent's open pages show an indicator
+  (``{"type": "monitoring", "active": true, "listeners": [label, ...]}``);
+* ``after_call``: when the listen ends, a notice "your call at 10:42 was listened to for
+  3 min 12 s — purpose: training — by Sam Supervisor";
+* ``digest``: the ended listen waits in the store until the policy's digest schedule, then one
+  summary notice per agent.
+
+A notice stays in the store until seen. ``notice.delivered`` is appended once, when a notice
+first reaches the agent (pushed to an open page, or listed by ``GET /api/notices``);
+``notice.seen`` when the agent acknowledges it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
+
+from ..audit import Ledger
+from ..errors import Forbidden, LiveError, NotFound
+from ..policy import Policy
+from .store import Notice, NoticeStore
+from .text import after_call_text, digest_text
+
+log = logging.getLogger(__name__)
+
+AgentEvent: TypeAlias = dict[str, Any]
+AGENT_QUEUE = 64
+DIGEST_RECHECK_S = 60.0
+
+
+class NoticeBoard:
+    """Owns the notice store, the agents' sockets and the digest timer."""
+
+    def __init__(
+        self,
+        store: NoticeStore,
+        ledger: Ledger,
+        policy: Callable[[], Policy],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.policy = policy
+        self.clock = clock
+        self.watching: dict[str, dict[str, str]] = {}  # agent -> session -> listener label
+        self._subscribers: dict[str, set[asyncio.Queue[AgentEvent]]] = {}
+        self._digest_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.store.open()
+        self._digest_task = asyncio.create_task(self._digest_timer(), name="notice-digest")
+
+    async def aclose(self) -> None:
+        if self._digest_task is not None:
+            self._digest_task.cancel()
+            await asyncio.gather(self._digest_task, return_exceptions=True)
+        await self.store.aclose()
+
+    # --- agents' pages ---------------------------------------------------------------------
+
+    def subscribe(self, agent_id: str) -> tuple[asyncio.Queue[AgentEvent], Callable[[], None]]:
+        queue: asyncio.Queue[AgentEvent] = asyncio.Queue(AGENT_QUEUE)
+        self._subscribers.setdefault(agent_id, set()).add(queue)
+
+        def unsubscribe() -> None:
+            queues = self._subscribers.get(agent_id)
+            if queues is not None:
+                queues.discard(queue)
+                if not queues:
+                    del self._subscribers[agent_id]
+
+        return queue, unsubscribe
+
+    def monitoring_event(self, agent_id: str) -> AgentEvent:
+        listeners = sorted(self.watching.get(agent_id, {}).values())
+        return {"type": "monitoring", "active": bool(listeners), "listeners": listeners}
+
+    def _push(self, agent_id: str, event: AgentEvent) -> bool:
+        """Queue ``event`` for every open page of the agent; true when one was open."""
+        queues = self._subscribers.get(agent_id, set())
+        for queue in queues:
+            if queue.full():  # a stalled page loses the oldest event, never blocks us
+                queue.get_nowait()
+            queue.put_nowait(event)
+        return bool(queues)
+
+    # --- listens in ------------------------------------------------------------------------
+
+    def listen_started(self, *, agent_id: str, session_id: str, label: str, mode: str | None) -> None:
+        if mode == "live":
+            self.watching.setdefault(agent_id, {})[session_id] = label
+            self._push(agent_id, self.monitoring_event(agent_id))
+
+    async def listen_ended(
+        self,
+        *,
+        agent_id: str,
+        session_id: str,
+        call_id: str,
+        mode: str | None,
+        item: dict[str, Any],
+    ) -> None:
+        """``item``: purpose, listener (label), started_at, call_started_at, duration_s,
+        policy_version. Creates the notice the mode asks for."""
+        sessions = self.watching.get(agent_id, {})
+        if sessions.pop(session_id, None) is not None:
+            if not sessions:
+                self.watching.pop(agent_id, None)
+            self._push(agent_id, self.monitoring_event(agent_id))
+        data = {"session_id": session_id, "call_id": call_id, **item}
+        if mode == "after_call":
+            zone = self.policy().hours.zone
+            notice = await self.store.add(agent_id, "after_call", after_call_text(data, zone), data, self.clock())
+            await self._announce(notice)
+        elif mode == "digest":
+            await self.store.add_digest_item(agent_id, session_id, data, self.clock())
+
+    async def run_digest(self) -> list[Notice]:
+        """Summarise every pending digest item into one notice per agent, now."""
+        zone = self.policy().hours.zone
+        made = []
+        for agent_id, items in (await self.store.take_digest_items()).items():
+            data = {
+                "sessions": [i["session_id"] for i in items],
+                "listens": items,
+                "policy_version": self.policy().version,
+            }
+            notice = await self.store.add(agent_id, "digest", digest_text(items, zone), data, self.clock())
+            await self._announce(notice)
+            made.append(notice)
+        return made
+
+    def next_digest_at(self) -> float | None:
+        """When the next digest is due (Unix time, by ``clock``), or ``None`` without a schedule."""
+        policy = self.policy()
+        schedule = policy.notices.digest_schedule
+        if schedule is None:
+            return None
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        return schedule.next_after(now, policy.hours.zone).timestamp()
+
+    async def _digest_timer(self) -> None:
+        """Run the digest at the policy's schedule (re-read each time: the policy may change)."""
+        while True:
+            try:
+                due = self.next_digest_at()
+                if due is None:
+                    await asyncio.sleep(DIGEST_RECHECK_S)
+                    continue
+                wait = due - self.clock()
+                if wait > DIGEST_RECHECK_S:
+                    await asyncio.sleep(DIGEST_RECHECK_S)
+                    continue
+                await asyncio.sleep(max(wait, 0.0))
+                await self.run_digest()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # task boundary: log, keep the timer alive
+                log.exception("digest run failed")
+                await asyncio.sleep(DIGEST_RECHECK_S)
+
+    # --- delivery and acknowledgement -----------------------------------------------------
+
+    async def _announce(self, notice: Notice) -> None:
+        if self._push(notice.agent_id, {"type": "notice", "notice": notice.to_json()}):
+            await self.delivered(notice, "socket")
+
+    async def delivered(self, notice: Notice, channel: str) -> None:
+        """Record the first time ``notice`` reached its agent (``notice.delivered``)."""
+        at = self.clock()
+        if not await self.store.mark_delivered(notice.notice_id, at):
+            return
+        try:
+            await self.ledger.append(
+                "notice.delivered",
+                actor="system",
+                at=at,
+                notice_id=notice.notice_id,
+                agent_id=notice.agent_id,
+                session_id=notice.data.get("session_id"),
+                call_id=notice.data.get("call_id"),
+                mode=notice.mode,
+                channel=channel,
+                policy_version=notice.data.get("policy_version"),
+            )
+        except LiveError as exc:
+            log.error("could not record delivery of notice %s: %s", notice.notice_id, exc.message)
+
+    async def notices_for(self, agent_id: str) -> list[Notice]:
+        """The agent's notices, newest last; listing them delivers the undelivered ones."""
+        notices = await self.store.of_agent(agent_id)
+        for notice in notices:
+            if notice.delivered_at is None:
+                await self.delivered(notice, "page")
+        return await self.store.of_agent(agent_id)
+
+    async def seen(self, agent_id: str, notice_id: str) -> Notice:
+        notice = await self.store.get(notice_id)
+        if notice is None:
+            raise NotFound(f"no notice {notice_id!r}", code="unknown_notice")
+        if notice.agent_id != agent_id:
+            raise Forbidden("this notice is not yours", code="not_your_notice")
+        if notice.delivered_at is None:
+            await self.delivered(notice, "page")
+        at = self.clock()
+        if await self.store.mark_seen(notice_id, at):
+            await self.ledger.append(
+                "notice.seen",
+                actor=agent_id,
+                at=at,
+                notice_id=notice_id,
+                agent_id=agent_id,
+                session_id=notice.data.get("session_id"),
+                call_id=notice.data.get("call_id"),
+                seen_at=at,
+            )
+        updated = await self.store.get(notice_id)
+        assert updated is not None
+        return updated

@@ -1,0 +1,158 @@
+"""The durable notice table: one SQLite file, a notice kept until its agent has seen it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import LedgerUnavailable
+from ..types import new_id
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS notices (
+    notice_id TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL,
+    mode TEXT NOT NULL,            -- after_call | digest | live
+    created_at REAL NOT NULL,
+    text TEXT NOT NULL,
+    data TEXT NOT NULL,            -- JSON: session ids, purpose, listener label, times
+    delivered_at REAL,
+    seen_at REAL
+);
+CREATE INDEX IF NOT EXISTS notices_agent ON notices (agent_id, seen_at);
+CREATE TABLE IF NOT EXISTS digest_items (
+    session_id TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    ended_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    notice_id: str
+    agent_id: str
+    mode: str
+    created_at: float
+    text: str
+    data: dict[str, Any]
+    delivered_at: float | None = None
+    seen_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.notice_id,
+            "mode": self.mode,
+            "created_at": self.created_at,
+            "text": self.text,
+            "delivered_at": self.delivered_at,
+            "seen_at": self.seen_at,
+            **{k: v for k, v in self.data.items() if k not in ("id", "mode", "text")},
+        }
+
+
+def _notice(row: sqlite3.Row) -> Notice:
+    return Notice(
+        row["notice_id"],
+        row["agent_id"],
+        row["mode"],
+        row["created_at"],
+        row["text"],
+        json.loads(row["data"]),
+        row["delivered_at"],
+        row["seen_at"],
+    )
+
+
+class NoticeStore:
+    """Notices per agent in ``path``; every call runs in a worker thread (one connection,
+    serialised by a lock), so the event loop never waits for the disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        def connect() -> sqlite3.Connection:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(SCHEMA)
+            return db
+
+        try:
+            self._db = await asyncio.to_thread(connect)
+        except sqlite3.Error as exc:
+            raise LedgerUnavailable(f"cannot open the notice store {self.path}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await asyncio.to_thread(db.close)
+
+    async def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        if self._db is None:
+            raise LedgerUnavailable("the notice store is closed")
+        db = self._db
+        async with self._lock:
+            try:
+                return await asyncio.to_thread(lambda: db.execute(sql, params).fetchall())
+            except sqlite3.Error as exc:
+                raise LedgerUnavailable(f"notice store: {exc}") from exc
+
+    async def add(self, agent_id: str, mode: str, text: str, data: dict[str, Any], at: float) -> Notice:
+        notice = Notice(new_id("nt"), agent_id, mode, at, text, data)
+        await self._run(
+            "INSERT INTO notices (notice_id, agent_id, mode, created_at, text, data) VALUES (?,?,?,?,?,?)",
+            (notice.notice_id, agent_id, mode, at, text, json.dumps(data, sort_keys=True)),
+        )
+        return notice
+
+    async def get(self, notice_id: str) -> Notice | None:
+        rows = await self._run("SELECT * FROM notices WHERE notice_id = ?", (notice_id,))
+        return _notice(rows[0]) if rows else None
+
+    async def of_agent(self, agent_id: str, *, unseen_only: bool = False) -> list[Notice]:
+        sql = "SELECT * FROM notices WHERE agent_id = ?"
+        if unseen_only:
+            sql += " AND seen_at IS NULL"
+        rows = await self._run(sql + " ORDER BY created_at, notice_id", (agent_id,))
+        return [_notice(r) for r in rows]
+
+    async def mark_delivered(self, notice_id: str, at: float) -> bool:
+        """Set the delivery time once; true when this call set it."""
+        rows = await self._run(
+            "UPDATE notices SET delivered_at = ? WHERE notice_id = ? AND delivered_at IS NULL "
+            "RETURNING notice_id",
+            (at, notice_id),
+        )
+        return bool(rows)
+
+    async def mark_seen(self, notice_id: str, at: float) -> bool:
+        rows = await self._run(
+            "UPDATE notices SET seen_at = ? WHERE notice_id = ? AND seen_at IS NULL RETURNING notice_id",
+            (at, notice_id),
+        )
+        return bool(rows)
+
+    async def add_digest_item(self, agent_id: str, session_id: str, data: dict[str, Any], ended_at: float) -> None:
+        await self._run(
+            "INSERT OR REPLACE INTO digest_items (session_id, agent_id, data, ended_at) VALUES (?,?,?,?)",
+            (session_id, agent_id, json.dumps(data, sort_keys=True), ended_at),
+        )
+
+    async def take_digest_items(self) -> dict[str, list[dict[str, Any]]]:
+        """Every pending digest item, per agent, removed from the table."""
+        rows = await self._run("DELETE FROM digest_items RETURNING agent_id, data, ended_at")
+        items: dict[str, list[dict[str, Any]]] = {}
+        for row in sorted(rows, key=lambda r: r["ended_at"]):
+            items.setdefault(row["agent_id"], []).append(json.loads(row["data"]))
+        return items

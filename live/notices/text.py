@@ -1,0 +1,39 @@
+"""The words of a notice (English; the agent page shows the structured fields localised)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+
+def duration_text(seconds: float) -> str:
+    """``3 min 12 s``, ``45 s``, ``1 h 2 min``."""
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
+
+
+def _clock(at: float, zone: ZoneInfo) -> str:
+    return datetime.fromtimestamp(at, zone).strftime("%H:%M")
+
+
+def after_call_text(item: dict[str, Any], zone: ZoneInfo) -> str:
+    """"your call at 10:42 was listened to for 3 min 12 s — purpose: training — by Sam"."""
+    return (
+        f"your call at {_clock(item['call_started_at'], zone)} was listened to for "
+        f"{duration_text(item['duration_s'])} — purpose: {item['purpose']} — by {item['listener']}"
+    )
+
+
+def digest_text(items: Sequence[dict[str, Any]], zone: ZoneInfo) -> str:
+    total = sum(float(i["duration_s"]) for i in items)
+    lines = [f"{len(items)} listen(s) on your calls, {duration_text(total)} in all:"]
+    lines += [f"- {after_call_text(i, zone)}" for i in items]
+    return "\n".join(lines)

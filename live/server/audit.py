@@ -1,0 +1,342 @@
+"""``/api/audit/…``: checkpoints, proofs, listen sessions, verification, exports, reports.
+
+Who may do what (roles from ``live.types.Role``):
+
+=============================  =============================================================
+``GET /api/audit/checkpoint``  auditor, admin, agent: the latest signed checkpoint and the
+                               verifier key (what anyone keeps to check the log later)
+``…/proof/inclusion``          auditor, admin; an agent only for entries about themself
+``…/proof/consistency``        auditor, admin, agent
+``…/sessions``                 auditor, admin: listen sessions, start joined with end
+``…/verify``                   auditor, admin: the whole log checked now
+``…/export``                   auditor, admin for any agent; an agent only for themself
+``…/report``                   auditor, admin: the works-council report of one month
+=============================  =============================================================
+
+Exports and reports are put on record (``export.made``) before they are handed out. Bad
+parameters are 400 with a code (``bad_seq``, ``bad_size``, ``out_of_range``, ``bad_format``,
+``bad_date``, ``bad_month``, ``bad_timezone``, ``bad_lang``, ``missing_agent``,
+``bad_flag``); an unknown entry is 404 ``unknown_entry``; a role that may not is 403
+``role_forbidden``, an agent asking about someone else 403 ``not_your_entry`` /
+``not_your_export``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from ..audit.checkpoint import verify_note
+from ..audit.disclosure import (
+    FORMATS,
+    check_language,
+    collect_disclosure,
+    disclosure_csv,
+    disclosure_pdf,
+    join_sessions,
+    local,
+    parse_period,
+    record_export,
+    zone_named,
+)
+from ..audit.export import MEDIA_TYPE, export_bundle, verify_bundle
+from ..audit.log import MerkleLedger
+from ..audit.proofs import b64
+from ..audit.report import collect_report, parse_month, report_csv, report_pdf
+from ..auth import Identity
+from ..errors import BadRequest, Forbidden, LedgerUnavailable, NotFound
+from ..types import Role
+from .security import require
+from .state import STATE
+
+AUDITORS = (Role.AUDITOR, Role.ADMIN)
+MEDIA_TYPES = {"jsonl": MEDIA_TYPE, "csv": "text/csv", "pdf": "application/pdf"}
+
+
+def _ledger(request: web.Request) -> MerkleLedger:
+    ledger = request.app[STATE].monitor.ledger
+    if not isinstance(ledger, MerkleLedger):  # the service is built with a MerkleLedger
+        raise LedgerUnavailable("this ledger cannot serve proofs or exports")
+    return ledger
+
+
+def _int(query: Mapping[str, str], name: str, code: str, *, required: bool) -> int | None:
+    raw = query.get(name, "").strip()
+    if not raw:
+        if required:
+            raise BadRequest(f"{name} is required", code=code)
+        return None
+    if not re.fullmatch(r"[0-9]{1,19}", raw):
+        raise BadRequest(f"{name} must be a non-negative integer", code=code)
+    return int(raw)
+
+
+def _flag(query: Mapping[str, str], name: str) -> bool:
+    raw = query.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise BadRequest(f"{name} must be true or false", code="bad_flag")
+
+
+def _choice(query: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = query.get(name, default).strip().lower()
+    if value not in choices:
+        raise BadRequest(f"{name} must be one of {', '.join(choices)}", code=f"bad_{name}")
+    return value
+
+
+def _attachment(body: str | bytes, fmt: str, name: str) -> web.Response:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:120]
+    response = web.Response(
+        body=body.encode("utf-8") if isinstance(body, str) else body,
+        content_type=MEDIA_TYPES[fmt],
+        charset="utf-8" if fmt != "pdf" else None,
+    )
+    response.headers["Content-Disposition"] = f'attachment; filename="{safe}.{fmt}"'
+    return response
+
+
+# --------------------------------------------------------------------------- checkpoint, proofs
+
+
+async def checkpoint(request: web.Request) -> web.Response:
+    """The latest signed checkpoint note, its parsed head, and the verifier key."""
+    require(request, (*AUDITORS, Role.AGENT))
+    ledger = _ledger(request)
+    note = await ledger.checkpoint()
+    key = ledger.verifier_key()
+    cp = verify_note(note, key)
+    return web.json_response(
+        {
+            "checkpoint": note,
+            "verifier_key": key,
+            "origin": cp.origin,
+            "tree_size": cp.size,
+            "root": b64(cp.root),
+        }
+    )
+
+
+async def inclusion_proof(request: web.Request) -> web.Response:
+    """``?seq=&size=``: RFC 9162 inclusion proof of entry ``seq`` in the tree of ``size``
+    entries, with the entry's leaf. Without ``size``, against a current checkpoint, which
+    the answer then carries."""
+    identity = require(request, (*AUDITORS, Role.AGENT))
+    seq = _int(request.query, "seq", "bad_seq", required=True)
+    size = _int(request.query, "size", "bad_size", required=False)
+    assert seq is not None
+    ledger = _ledger(request)
+    found = await ledger.entries(start=seq, stop=seq + 1)
+    if not found:
+        raise NotFound(f"there is no entry {seq}", code="unknown_entry")
+    entry = found[0]
+    if identity.role is Role.AGENT and entry.public_fields.get("agent_id") != identity.user_id:
+        raise Forbidden("agents may only prove entries about themselves", code="not_your_entry")
+    note = None
+    if size is None:
+        note = await ledger.checkpoint()
+        size = verify_note(note, ledger.verifier_key()).size
+    proof = await ledger.inclusion_proof(seq, size)
+    body: dict[str, Any] = {**proof.to_json(), "leaf": entry.leaf().decode("utf-8")}
+    if note is not None:
+        body["checkpoint"] = note
+    return web.json_response(body)
+
+
+async def consistency_proof(request: web.Request) -> web.Response:
+    """``?from=&to=``: RFC 9162 consistency proof between two tree sizes. Without ``to``,
+    to a current checkpoint, which the answer then carries."""
+    require(request, (*AUDITORS, Role.AGENT))
+    old = _int(request.query, "from", "bad_size", required=True)
+    new = _int(request.query, "to", "bad_size", required=False)
+    assert old is not None
+    ledger = _ledger(request)
+    note = None
+    if new is None:
+        note = await ledger.checkpoint()
+        new = verify_note(note, ledger.verifier_key()).size
+    proof = await ledger.consistency_proof(old, new)
+    body: dict[str, Any] = proof.to_json()
+    if note is not None:
+        body["checkpoint"] = note
+    return web.json_response(body)
+
+
+# --------------------------------------------------------------------------- sessions, verify
+
+
+async def sessions(request: web.Request) -> web.Response:
+    """``?agent=&supervisor=&from=&to=&tz=``: listen sessions started in the period, newest
+    first. ``supervisor`` matches the listener's user id, a personal detail: sessions whose
+    details were erased (retention) no longer match it."""
+    require(request, AUDITORS)
+    query = request.query
+    zone = zone_named(query.get("tz") or None)
+    since, until = parse_period(query.get("from") or None, query.get("to") or None, zone)
+    agent = query.get("agent", "").strip() or None
+    supervisor = query.get("supervisor", "").strip() or None
+    ledger = _ledger(request)
+    started = await ledger.entries(kind="listen.started", agent_id=agent, since=since, until=until)
+    ended = await ledger.entries(kind="listen.ended", agent_id=agent, since=since)
+    records = [
+        r
+        for r in join_sessions([*started, *ended])
+        if supervisor is None or r.listener_id == supervisor
+    ]
+    records.reverse()
+    return web.json_response(
+        {
+            "sessions": [
+                {**r.to_json(), "started_local": local(r.started_at, zone).isoformat()}
+                for r in records
+            ],
+            "count": len(records),
+            "timezone": zone.key,
+        }
+    )
+
+
+async def verify(request: web.Request) -> web.Response:
+    """The whole log rebuilt and checked now (``VerifyReport``), with the verifier key."""
+    require(request, AUDITORS)
+    ledger = _ledger(request)
+    interval = float(request.app[STATE].settings.ledger_checkpoint_interval_s)
+    report = await ledger.verify(checkpoint_interval_s=interval)
+    return web.json_response({**report.to_json(), "verifier_key": ledger.verifier_key()})
+
+
+# --------------------------------------------------------------------------- exports, reports
+
+
+def _role_of(request: web.Request) -> Any:
+    users = request.app[STATE].users
+
+    def role_of(user_id: str) -> str | None:
+        return next((u.role.value for u in users.list() if u.user_id == user_id), None)
+
+    return role_of
+
+
+def _export_agent(identity: Identity, query: Mapping[str, str]) -> str:
+    agent = query.get("agent", "").strip()
+    if identity.role is Role.AGENT:
+        if agent and agent != identity.user_id:
+            raise Forbidden("agents may only export their own listens", code="not_your_export")
+        return identity.user_id
+    if not agent:
+        raise BadRequest("agent is required", code="missing_agent")
+    return agent
+
+
+async def export(request: web.Request) -> web.Response:
+    """``?agent=&format=jsonl|csv|pdf&from=&to=&tz=&lang=&listener_names=``: one agent's
+    listen sessions as a verifiable bundle (jsonl) or for people (csv, pdf).
+
+    Listeners are shown by role; ``listener_names=true`` (auditors and admins only) shows
+    names, and a bundle then carries the personal details."""
+    identity = require(request, (*AUDITORS, Role.AGENT))
+    query = request.query
+    agent = _export_agent(identity, query)
+    fmt = _choice(query, "format", FORMATS, "pdf")
+    zone = zone_named(query.get("tz") or None)
+    lang = check_language(query.get("lang") or None)
+    since, until = parse_period(query.get("from") or None, query.get("to") or None, zone)
+    names = _flag(query, "listener_names")
+    if names and identity.role is Role.AGENT:
+        raise Forbidden("listener names are not disclosed to agents here", code="role_forbidden")
+    ledger = _ledger(request)
+    now = time.time()
+    body: str | bytes
+    if fmt == "jsonl":
+        body = await export_bundle(
+            ledger, agent_id=agent, since=since, until=until, include_details=names
+        )
+        checked = verify_bundle(body, ledger.verifier_key())
+        count, size = len(checked.entries), checked.tree_size
+    else:
+        disclosure = await collect_disclosure(
+            ledger,
+            agent,
+            since=since,
+            until=until,
+            listener_names=names,
+            role_of=_role_of(request),
+            generated_at=now,
+        )
+        body = (
+            disclosure_csv(disclosure, zone)
+            if fmt == "csv"
+            else await asyncio.to_thread(disclosure_pdf, disclosure, zone, lang)
+        )
+        count, size = len(disclosure.rows), disclosure.checkpoint.size
+    await record_export(
+        ledger,
+        actor=identity.user_id,
+        role=identity.role.value,
+        format=fmt,
+        scope="agent",
+        agent_id=agent,
+        entries=count,
+        tree_size=size,
+        since=since,
+        until=until,
+        at=now,
+    )
+    return _attachment(body, fmt, f"live-listens-{agent}")
+
+
+async def report(request: web.Request) -> web.Response:
+    """``?month=YYYY-MM&format=pdf|csv&tz=&lang=``: the works-council report. Teams come
+    from the policy in force, else from what each listen recorded."""
+    identity = require(request, AUDITORS)
+    query = request.query
+    fmt = _choice(query, "format", ("pdf", "csv"), "pdf")
+    zone = zone_named(query.get("tz") or None)
+    lang = check_language(query.get("lang") or None)
+    month = parse_month(query.get("month"), zone)
+    policy = request.app[STATE].monitor.policy
+    team_map = dict(policy.agent_teams) if policy is not None else {}
+    ledger = _ledger(request)
+    now = time.time()
+    collected = await collect_report(
+        ledger,
+        month,
+        team_map=team_map,
+        team_source="policy" if team_map else "recorded",
+        generated_at=now,
+    )
+    body: str | bytes = (
+        report_csv(collected)
+        if fmt == "csv"
+        else await asyncio.to_thread(report_pdf, collected, lang)
+    )
+    await record_export(
+        ledger,
+        actor=identity.user_id,
+        role=identity.role.value,
+        format=fmt,
+        scope="team-report",
+        entries=collected.entries,
+        tree_size=collected.checkpoint.size,
+        since=month.since,
+        until=month.until,
+        at=now,
+    )
+    return _attachment(body, fmt, f"live-report-{month.label}")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/audit/checkpoint", checkpoint)
+    app.router.add_get("/api/audit/proof/inclusion", inclusion_proof)
+    app.router.add_get("/api/audit/proof/consistency", consistency_proof)
+    app.router.add_get("/api/audit/sessions", sessions)
+    app.router.add_get("/api/audit/verify", verify)
+    app.router.add_get("/api/audit/export", export)
+    app.router.add_get("/api/audit/report", report)

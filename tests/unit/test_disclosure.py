@@ -1,0 +1,286 @@
+"""An agent's disclosure: sessions joined from a real ledger, rendered as CSV and as a PDF
+that a person can read (rendered to pixels and to text with poppler)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from live.audit import SqliteLedger
+from live.audit.disclosure import (
+    CSV_COLUMNS,
+    ListenRecord,
+    collect_disclosure,
+    disclosure_csv,
+    disclosure_pdf,
+    format_duration,
+    join_sessions,
+    listener_label,
+    parse_period,
+    record_export,
+    zone_named,
+)
+from live.errors import BadRequest
+
+# 2026-03-02 09:00:00 UTC (10:00 in Berlin)
+T0 = 1_772_442_000.0
+UTC = zone_named("UTC")
+BERLIN = zone_named("Europe/Berlin")
+
+
+async def started(ledger: SqliteLedger, n: int, agent: str, at: float, **extra: object) -> int:
+    fields: dict[str, object] = {
+        "session_id": f"ls_{n}",
+        "call_id": f"CA{n}",
+        "agent_id": agent,
+        "user_id": "sam",
+        "display_name": "Sam Supervisor",
+        "purpose": "quality",
+        "legs": ["agent", "caller"],
+        "node_id": "node-a",
+        "started_at": at,
+    }
+    fields.update(extra)
+    return await ledger.append("listen.started", actor="sam", at=at, **fields)
+
+
+async def ended(ledger: SqliteLedger, n: int, agent: str, at: float, duration: float) -> int:
+    return await ledger.append(
+        "listen.ended",
+        actor="system",
+        at=at + duration,
+        session_id=f"ls_{n}",
+        call_id=f"CA{n}",
+        agent_id=agent,
+        reason="stopped",
+        ended_at=at + duration,
+        duration_s=duration,
+        dropped_packets=0,
+    )
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path) -> AsyncIterator[SqliteLedger]:
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3", checkpoint_interval_s=0)
+    await ledger.open()
+    # agent-7: three sessions (the last still running); agent-8: one.
+    await started(ledger, 1, "agent-7", T0, policy_version="bv-2026-1")  # seq 0
+    await ended(ledger, 1, "agent-7", T0, 125.0)  # seq 1
+    await started(ledger, 2, "agent-8", T0 + 60, purpose="training")  # seq 2
+    await started(ledger, 3, "agent-7", T0 + 86_400, purpose="coaching", legs=["agent"])  # 3
+    await ended(ledger, 2, "agent-8", T0 + 60, 30.0)  # seq 4
+    await ended(ledger, 3, "agent-7", T0 + 86_400, 3_725.0)  # seq 5
+    await started(ledger, 4, "agent-7", T0 + 2 * 86_400, purpose="complaint", role="admin")  # 6
+    yield ledger
+    await ledger.aclose()
+
+
+def role_of(user_id: str) -> str | None:
+    return {"sam": "supervisor"}.get(user_id)
+
+
+async def test_sessions_join_start_and_end(ledger: SqliteLedger) -> None:
+    records = join_sessions(await ledger.entries())
+    assert [r.session_id for r in records] == ["ls_1", "ls_2", "ls_3", "ls_4"]
+    first, _, third, last = records
+    assert (first.started_seq, first.ended_seq, first.duration_s) == (0, 1, 125.0)
+    assert first.end_reason == "stopped" and first.policy_version == "bv-2026-1"
+    assert first.listener_id == "sam" and first.listener_name == "Sam Supervisor"
+    assert third.legs == ("agent",) and third.ended_seq == 5
+    assert last.running and last.duration_s is None and last.listener_role == "admin"
+
+
+def test_listener_is_a_role_unless_names_are_asked_for() -> None:
+    record = ListenRecord(
+        "ls", "CA", "agent-7", 0, T0, "quality", ("agent",), "sam", "Sam S", None, None, None, None
+    )
+    assert listener_label(record, names=False, role_of=role_of) == ("supervisor", True)
+    assert listener_label(record, names=True, role_of=role_of) == ("Sam S", False)
+    erased = ListenRecord(
+        "ls", "CA", "agent-7", 0, T0, "quality", ("agent",), None, None, None, None, None, None
+    )
+    # After retention the name is gone: even with names asked for, only a role remains.
+    assert listener_label(erased, names=True, role_of=role_of) == ("listener", True)
+
+
+async def test_csv_lists_the_agents_sessions_against_the_checkpoint(ledger: SqliteLedger) -> None:
+    disclosure = await collect_disclosure(
+        ledger,
+        "agent-7",
+        since=None,
+        until=None,
+        listener_names=False,
+        role_of=role_of,
+        generated_at=T0 + 3 * 86_400,
+    )
+    text = disclosure_csv(disclosure, BERLIN)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert [r["session_id"] for r in rows] == ["ls_1", "ls_3", "ls_4"]  # not agent-8's
+    first, second, running = rows
+    assert (first["date"], first["time"], first["timezone"]) == (
+        "2026-03-02",
+        "10:00:00",
+        "Europe/Berlin",
+    )
+    assert (first["duration"], first["legs_heard"], first["purpose"]) == (
+        "2:05",
+        "agent+caller",
+        "quality",
+    )
+    assert first["listener"] == "supervisor" and "Sam" not in text
+    assert first["policy_version"] == "bv-2026-1" and second["policy_version"] == "-"
+    assert (second["duration"], second["legs_heard"]) == ("1:02:05", "agent")
+    assert running["duration"] == "running" and running["listener"] == "admin"
+    assert {r["checkpoint_root"] for r in rows} == {disclosure.checkpoint.root_b64}
+    assert {r["checkpoint_size"] for r in rows} == {"7"}
+    assert [r["entry"] for r in rows] == ["0", "3", "6"]
+
+
+async def test_csv_with_names_and_a_period(ledger: SqliteLedger) -> None:
+    since, until = parse_period("2026-03-03", "2026-03-03", UTC)
+    disclosure = await collect_disclosure(
+        ledger,
+        "agent-7",
+        since=since,
+        until=until,
+        listener_names=True,
+        role_of=role_of,
+        generated_at=T0,
+    )
+    rows = list(csv.DictReader(io.StringIO(disclosure_csv(disclosure, UTC))))
+    assert [(r["session_id"], r["listener"]) for r in rows] == [("ls_3", "Sam Supervisor")]
+
+
+def pdf_text(pdf: Path) -> str:
+    return subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def ink(pdf: Path, tmp_path: Path) -> float:
+    """The share of non-white pixels on page 1, rendered at 80 dpi."""
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")],
+        check=True,
+    )
+    (png,) = tmp_path.glob("page*.png")
+    with Image.open(png) as image:
+        grey = image.convert("L")
+        assert grey.size[0] < grey.size[1]  # portrait (A4)
+        dark = sum(1 for value in grey.getdata() if value < 200)
+        return dark / (grey.size[0] * grey.size[1])
+
+
+async def test_pdf_is_readable_and_names_the_checkpoint(
+    ledger: SqliteLedger, tmp_path: Path
+) -> None:
+    disclosure = await collect_disclosure(
+        ledger,
+        "agent-7",
+        since=None,
+        until=None,
+        listener_names=False,
+        role_of=role_of,
+        generated_at=T0 + 3 * 86_400,
+    )
+    pdf = tmp_path / "disclosure.pdf"
+    pdf.write_bytes(disclosure_pdf(disclosure, BERLIN))
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert ink(pdf, tmp_path) > 0.01
+    text = pdf_text(pdf)
+    assert "Listens on the calls of agent agent-7" in text
+    assert "3 listen sessions" in text
+    lines = text.splitlines()
+    first = next(line for line in lines if "2026-03-02" in line and "10:00:00" in line)
+    assert all(word in first for word in ("2:05", "quality", "supervisor", "bv-2026-1"))
+    second = next(line for line in lines if "2026-03-03" in line and "10:00:00" in line)
+    assert all(word in second for word in ("1:02:05", "coaching", "supervisor"))
+    assert any("running" in line and "complaint" in line for line in lines)
+    assert "ls_2" not in text and "Sam" not in text
+    assert disclosure.checkpoint.root_b64 in text
+    assert ledger.verifier_key() in text.replace("\n", "")
+    assert "Generated" in text and "Europe/Berlin" in text
+
+
+async def test_pdf_in_german(ledger: SqliteLedger, tmp_path: Path) -> None:
+    disclosure = await collect_disclosure(
+        ledger,
+        "agent-8",
+        since=None,
+        until=None,
+        listener_names=True,
+        role_of=role_of,
+        generated_at=T0,
+    )
+    pdf = tmp_path / "de.pdf"
+    pdf.write_bytes(disclosure_pdf(disclosure, BERLIN, "de"))
+    text = pdf_text(pdf)
+    assert "Mithören bei den Gesprächen von agent-8" in text
+    assert "Schulung" in text and "Sam Supervisor" in text
+    assert "Prüfschlüssel" in text
+
+
+async def test_an_empty_disclosure_still_names_the_checkpoint(
+    ledger: SqliteLedger, tmp_path: Path
+) -> None:
+    disclosure = await collect_disclosure(
+        ledger,
+        "agent-9",
+        since=None,
+        until=None,
+        listener_names=False,
+        role_of=role_of,
+        generated_at=T0,
+    )
+    assert disclosure.rows == ()
+    assert disclosure_csv(disclosure, UTC).count("\n") == 1  # the header only
+    pdf = tmp_path / "empty.pdf"
+    pdf.write_bytes(disclosure_pdf(disclosure, UTC))
+    text = pdf_text(pdf)
+    assert "Nobody listened to these calls" in text
+    assert disclosure.checkpoint.root_b64 in text
+
+
+async def test_exports_are_recorded(ledger: SqliteLedger) -> None:
+    seq = await record_export(
+        ledger,
+        actor="dana",
+        role="auditor",
+        format="pdf",
+        scope="agent",
+        agent_id="agent-7",
+        entries=3,
+        tree_size=7,
+        at=T0,
+        since=None,
+        until=T0 + 1,
+    )
+    (entry,) = await ledger.entries(kind="export.made")
+    assert entry.seq == seq == 7
+    assert entry.public_fields["agent_id"] == "agent-7"
+    assert entry.public_fields["format"] == "pdf" and entry.public_fields["entries"] == 3
+    assert "since" not in entry.public_fields and entry.public_fields["until"] == T0 + 1
+    assert entry.actor == "dana" and entry.public_actor == "user"  # the person is a detail
+    assert (await ledger.verify()).ok
+
+
+def test_periods_and_durations() -> None:
+    since, until = parse_period("2026-03-01", "2026-03-31", BERLIN)
+    assert since == 1_772_319_600.0  # 2026-03-01 00:00 CET
+    assert until == 1_774_994_400.0  # 2026-04-01 00:00 CEST: the end day counts in full
+    assert parse_period("2026-03-01T12:00:00+00:00", None, BERLIN) == (1_772_366_400.0, None)
+    for bad in (("2026-13-01", None), ("yesterday", None), ("2026-03-02", "2026-03-01")):
+        with pytest.raises(BadRequest) as caught:
+            parse_period(*bad, UTC)
+        assert caught.value.code == "bad_date"
+    with pytest.raises(BadRequest) as caught:
+        zone_named("Mars/Olympus")
+    assert caught.value.code == "bad_timezone"
+    assert [format_duration(s) for s in (0, 59.6, 125, 3725)] == ["0:00", "1:00", "2:05", "1:02:05"]

@@ -1,0 +1,381 @@
+// The audit page: does the listen ledger verify (and if not, its first bad entry), the signed
+// checkpoint to keep, a search of listen sessions by agent, supervisor and dates, and
+// downloads: an agent's export (PDF, CSV, JSON Lines with proofs) and the monthly
+// works-council report. Data: GET /api/me, /api/audit/verify, /api/audit/checkpoint,
+// /api/audit/sessions; downloads are plain links to /api/audit/export and /api/audit/report.
+// The page only reads (GET), so it needs no CSRF token.
+
+import { I18n, formatDuration } from "../shared/i18n.js";
+
+const STRINGS = {
+  en: {
+    "page.title": "Listen ledger · live",
+    "page.heading": "Listen ledger",
+    "auth.forbidden": "This page is for auditors and administrators.",
+    "integrity.heading": "Log integrity",
+    "integrity.again": "Check again",
+    "integrity.checking": "Checking the log…",
+    "integrity.ok": "The log verifies: {entries} entries, {checkpoints} checkpoints, root {root}",
+    "integrity.bad": "The log does not verify: first bad entry {seq}",
+    "integrity.badNoEntry": "The log does not verify ({count} problems)",
+    "integrity.error": "The log could not be checked ({error}).",
+    "checkpoint.heading": "Signed checkpoint and verifier key",
+    "checkpoint.help": "Keep a copy: with it anyone can later prove that the log was only ever appended to.",
+    "checkpoint.key": "Verifier key",
+    "search.heading": "Listen sessions",
+    "search.agent": "Agent",
+    "search.supervisor": "Supervisor",
+    "search.from": "From",
+    "search.to": "To",
+    "search.submit": "Search",
+    "search.count": "{count} listen sessions",
+    "search.none": "No listen sessions match.",
+    "search.error": "The search failed ({error}).",
+    "col.started": "Started",
+    "col.duration": "Duration",
+    "col.agent": "Agent",
+    "col.listener": "Listener",
+    "col.purpose": "Purpose",
+    "col.legs": "Legs heard",
+    "col.end": "End",
+    "col.policy": "Policy",
+    "col.entry": "Entry",
+    "running": "running",
+    "erased": "(erased)",
+    "leg.agent": "agent",
+    "leg.caller": "caller",
+    "leg.none": "none",
+    "export.heading": "Export for an agent",
+    "export.help": "Uses the agent and the dates above. Every export is recorded in the ledger.",
+    "export.missing": "Enter an agent above first.",
+    "export.pdf": "PDF",
+    "export.csv": "CSV",
+    "export.jsonl": "JSON Lines with proofs",
+    "report.heading": "Monthly report for the works council",
+    "report.month": "Month",
+    "report.pdf": "PDF with chart",
+    "report.csv": "CSV",
+    "purpose.quality": "quality",
+    "purpose.training": "training",
+    "purpose.coaching": "coaching",
+    "purpose.complaint": "complaint",
+    "reason.stopped": "stopped by the listener",
+    "reason.call-ended": "call ended",
+    "reason.peer-closed": "browser closed",
+    "reason.peer-failed": "connection failed",
+    "reason.shutdown": "server shutdown",
+    "reason.node-lost": "server lost",
+    "reason.setup-failed": "setup failed",
+  },
+  de: {
+    "page.title": "Mithör-Protokoll · live",
+    "page.heading": "Mithör-Protokoll",
+    "auth.forbidden": "Diese Seite ist für Prüfer/innen und Administrator/innen.",
+    "integrity.heading": "Unversehrtheit des Protokolls",
+    "integrity.again": "Erneut prüfen",
+    "integrity.checking": "Das Protokoll wird geprüft…",
+    "integrity.ok": "Das Protokoll ist unversehrt: {entries} Einträge, {checkpoints} Prüfpunkte, Wurzel {root}",
+    "integrity.bad": "Das Protokoll ist nicht unversehrt: erster fehlerhafter Eintrag {seq}",
+    "integrity.badNoEntry": "Das Protokoll ist nicht unversehrt ({count} Probleme)",
+    "integrity.error": "Das Protokoll konnte nicht geprüft werden ({error}).",
+    "checkpoint.heading": "Signierter Prüfpunkt und Prüfschlüssel",
+    "checkpoint.help": "Bewahren Sie eine Kopie auf: Damit kann später jede Person nachweisen, dass das Protokoll nur fortgeschrieben wurde.",
+    "checkpoint.key": "Prüfschlüssel",
+    "search.heading": "Mithör-Vorgänge",
+    "search.agent": "Agent/in",
+    "search.supervisor": "Teamleitung",
+    "search.from": "Von",
+    "search.to": "Bis",
+    "search.submit": "Suchen",
+    "search.count": "{count} Mithör-Vorgänge",
+    "search.none": "Keine passenden Mithör-Vorgänge.",
+    "search.error": "Die Suche ist fehlgeschlagen ({error}).",
+    "col.started": "Beginn",
+    "col.duration": "Dauer",
+    "col.agent": "Agent/in",
+    "col.listener": "Mithörende Person",
+    "col.purpose": "Zweck",
+    "col.legs": "Gehörte Seiten",
+    "col.end": "Ende",
+    "col.policy": "Richtlinie",
+    "col.entry": "Eintrag",
+    "running": "läuft",
+    "erased": "(gelöscht)",
+    "leg.agent": "Agent/in",
+    "leg.caller": "Anrufer/in",
+    "leg.none": "keine",
+    "export.heading": "Auszug für eine/n Agent/in",
+    "export.help": "Verwendet Agent/in und Datum von oben. Jeder Auszug wird im Protokoll vermerkt.",
+    "export.missing": "Geben Sie oben zuerst eine/n Agent/in ein.",
+    "export.pdf": "PDF",
+    "export.csv": "CSV",
+    "export.jsonl": "JSON Lines mit Nachweisen",
+    "report.heading": "Monatsbericht für den Betriebsrat",
+    "report.month": "Monat",
+    "report.pdf": "PDF mit Diagramm",
+    "report.csv": "CSV",
+    "purpose.quality": "Qualität",
+    "purpose.training": "Schulung",
+    "purpose.coaching": "Coaching",
+    "purpose.complaint": "Beschwerde",
+    "reason.stopped": "von mithörender Person beendet",
+    "reason.call-ended": "Gespräch beendet",
+    "reason.peer-closed": "Browser geschlossen",
+    "reason.peer-failed": "Verbindung fehlgeschlagen",
+    "reason.shutdown": "Server beendet",
+    "reason.node-lost": "Server ausgefallen",
+    "reason.setup-failed": "Aufbau fehlgeschlagen",
+  },
+};
+
+const i18n = new I18n(STRINGS);
+const $ = (id) => document.getElementById(id);
+let verifyResult = null;
+let verifyError = null;
+let sessions = null;
+let searchError = null;
+
+class HttpError extends Error {
+  constructor(status, code) {
+    super(code || `HTTP ${status}`);
+    this.status = status;
+  }
+}
+
+async function getJson(path) {
+  const response = await fetch(path, {
+    headers: { Accept: "application/json" },
+    credentials: "same-origin",
+    cache: "no-store",
+  });
+  if (response.status === 401) {
+    $("signed-out").hidden = false;
+  }
+  if (!response.ok) {
+    let code = null;
+    try {
+      code = (await response.json()).error?.code ?? null;
+    } catch {
+      /* not JSON */
+    }
+    throw new HttpError(response.status, code);
+  }
+  return response.json();
+}
+
+function localDateTime(seconds) {
+  return new Date(seconds * 1000).toLocaleString(i18n.lang, { dateStyle: "medium", timeStyle: "medium" });
+}
+
+// --- integrity ------------------------------------------------------------------------------
+
+function renderIntegrity() {
+  const box = $("integrity");
+  const mark = $("integrity-mark");
+  const text = $("integrity-text");
+  const problems = $("problems");
+  const warnings = $("warnings");
+  problems.replaceChildren();
+  warnings.replaceChildren();
+  problems.hidden = true;
+  warnings.hidden = true;
+  if (verifyError) {
+    box.dataset.state = "error";
+    mark.textContent = "!";
+    text.textContent = i18n.t("integrity.error", { error: verifyError });
+    return;
+  }
+  if (!verifyResult) {
+    box.dataset.state = "checking";
+    mark.textContent = "…";
+    text.textContent = i18n.t("integrity.checking");
+    return;
+  }
+  const report = verifyResult;
+  box.dataset.state = report.ok ? "ok" : "bad";
+  box.dataset.firstBadSeq = report.first_bad_seq ?? "";
+  mark.textContent = report.ok ? "✓" : "✗";
+  if (report.ok) {
+    text.textContent = i18n.t("integrity.ok", {
+      entries: report.entries,
+      checkpoints: report.checkpoints,
+      root: report.root.slice(0, 16) + "…",
+    });
+  } else if (report.first_bad_seq !== null && report.first_bad_seq !== undefined) {
+    text.textContent = i18n.t("integrity.bad", { seq: report.first_bad_seq });
+  } else {
+    text.textContent = i18n.t("integrity.badNoEntry", { count: report.problems.length });
+  }
+  for (const problem of report.problems || []) {
+    const item = document.createElement("li");
+    item.textContent = problem.message;
+    problems.append(item);
+  }
+  problems.hidden = problems.childElementCount === 0;
+  for (const warning of report.warnings || []) {
+    const item = document.createElement("li");
+    item.textContent = warning;
+    warnings.append(item);
+  }
+  warnings.hidden = warnings.childElementCount === 0;
+}
+
+async function verify() {
+  const button = $("verify-again");
+  button.disabled = true;
+  verifyResult = null;
+  verifyError = null;
+  renderIntegrity();
+  try {
+    const [report, checkpoint] = await Promise.all([
+      getJson("/api/audit/verify"),
+      getJson("/api/audit/checkpoint"),
+    ]);
+    verifyResult = report;
+    $("checkpoint-note").textContent = checkpoint.checkpoint;
+    $("verifier-key").textContent = checkpoint.verifier_key;
+  } catch (error) {
+    if (error.status === 403) $("forbidden").hidden = false;
+    verifyError = error.message;
+  } finally {
+    button.disabled = false;
+    renderIntegrity();
+  }
+}
+
+// --- sessions -------------------------------------------------------------------------------
+
+function filters() {
+  const params = new URLSearchParams();
+  for (const name of ["agent", "supervisor", "from", "to"]) {
+    const value = $(name).value.trim();
+    if (value) params.set(name, value);
+  }
+  params.set("tz", Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC");
+  return params;
+}
+
+function legsText(legs) {
+  if (!legs || legs.length === 0) return i18n.t("leg.none");
+  return legs.map((leg) => i18n.label("leg", leg)).join(", ");
+}
+
+function renderSessions() {
+  const body = $("sessions-body");
+  const summary = $("search-summary");
+  body.replaceChildren();
+  if (searchError) {
+    summary.textContent = i18n.t("search.error", { error: searchError });
+    return;
+  }
+  if (sessions === null) {
+    summary.textContent = "";
+    return;
+  }
+  summary.textContent = sessions.length ? i18n.t("search.count", { count: sessions.length }) : i18n.t("search.none");
+  for (const s of sessions) {
+    const row = body.insertRow();
+    row.dataset.testid = "session-row";
+    row.dataset.sessionId = s.session_id;
+    row.dataset.running = String(s.ended_seq === null);
+    row.insertCell().textContent = localDateTime(s.started_at);
+    const duration = row.insertCell();
+    duration.className = "number";
+    duration.textContent = s.duration_s === null ? i18n.t("running") : formatDuration(s.duration_s);
+    row.insertCell().textContent = s.agent_id ?? "";
+    const who = s.listener_name || s.listener_id;
+    row.insertCell().textContent = who ? (s.listener_name && s.listener_id ? `${s.listener_name} (${s.listener_id})` : who) : i18n.t("erased");
+    row.insertCell().textContent = i18n.label("purpose", s.purpose) || "-";
+    row.insertCell().textContent = legsText(s.legs);
+    row.insertCell().textContent = s.end_reason ? i18n.label("reason", s.end_reason) : "";
+    row.insertCell().textContent = s.policy_version || "-";
+    const entry = row.insertCell();
+    entry.className = "number";
+    entry.textContent = String(s.started_seq);
+  }
+}
+
+async function search(event) {
+  if (event) event.preventDefault();
+  searchError = null;
+  try {
+    sessions = (await getJson(`/api/audit/sessions?${filters()}`)).sessions;
+  } catch (error) {
+    if (error.status === 403) $("forbidden").hidden = false;
+    sessions = null;
+    searchError = error.message;
+  }
+  renderSessions();
+}
+
+// --- downloads ------------------------------------------------------------------------------
+
+function updateExportLinks() {
+  const params = filters();
+  params.delete("supervisor");
+  params.set("lang", i18n.lang);
+  const agent = params.get("agent");
+  $("export-links").hidden = !agent;
+  $("export-missing").hidden = Boolean(agent);
+  for (const format of ["pdf", "csv", "jsonl"]) {
+    params.set("format", format);
+    $(`export-${format}`).href = `/api/audit/export?${params}`;
+  }
+}
+
+function currentMonth() {
+  const now = new Date();
+  return `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, "0")}`;
+}
+
+function updateReportLinks() {
+  const month = $("month").value || currentMonth();
+  const params = new URLSearchParams({
+    month,
+    tz: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC",
+    lang: i18n.lang,
+  });
+  for (const format of ["pdf", "csv"]) {
+    params.set("format", format);
+    $(`report-${format}`).href = `/api/audit/report?${params}`;
+  }
+}
+
+// --- start ----------------------------------------------------------------------------------
+
+function render() {
+  renderIntegrity();
+  renderSessions();
+  updateExportLinks();
+  updateReportLinks();
+}
+
+async function main() {
+  i18n.apply();
+  i18n.mountSwitch($("lang-switch"));
+  i18n.onChange(render);
+  $("month").value = currentMonth();
+  $("search").addEventListener("submit", search);
+  $("search").addEventListener("input", updateExportLinks);
+  $("report").addEventListener("submit", (event) => event.preventDefault());
+  $("month").addEventListener("input", updateReportLinks);
+  $("verify-again").addEventListener("click", verify);
+  render();
+  let me;
+  try {
+    me = await getJson("/api/me");
+  } catch {
+    $("signed-out").hidden = false;
+    return;
+  }
+  $("user").hidden = false;
+  $("user-name").textContent = me.display_name || me.user_id;
+  $("user-role").textContent = i18n.label("role", me.role);
+  if (me.role !== "auditor" && me.role !== "admin") {
+    $("forbidden").hidden = false;
+    return;
+  }
+  await Promise.all([verify(), search()]);
+}
+
+main();
