@@ -32,10 +32,37 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# Wire types of plain fields, by the annotation text of the dataclasses in ``model``.
+_PLAIN_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "CallId": (str,),
+    "SessionId": (str,),
+    "NodeId": (str,),
+    "Codec": (str,),
+    "float": (int, float),
+    "int": (int,),
+    "bool": (bool,),
+}
+
+
+def _checked(cls: type[Any], fields: dict[str, Any]) -> Any:
+    """Build ``cls`` only if every plain field has its wire type (bools are not numbers)."""
+    for spec in dataclasses.fields(cls):
+        if spec.name not in fields:
+            continue
+        allowed = _PLAIN_TYPES.get(str(spec.type))
+        value = fields[spec.name]
+        if allowed is not None and (
+            not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
+        ):
+            raise BadRequest(f"{cls.__name__}.{spec.name} has the wrong type")
+    return cls(**fields)
+
+
 def _listener(data: Any) -> ListenerInfo:
     if not isinstance(data, dict):
         raise BadRequest("listener must be a map")
-    return ListenerInfo(**data)
+    return typing.cast(ListenerInfo, _checked(ListenerInfo, data))
 
 
 def _call(data: Any) -> CallInfo:
@@ -45,7 +72,7 @@ def _call(data: Any) -> CallInfo:
     fields["consent"] = Consent(fields.get("consent", "unknown"))
     fields["listeners"] = tuple(_listener(x) for x in fields.get("listeners", ()))
     fields["attributes"] = dict(fields.get("attributes", {}))
-    return CallInfo(**fields)
+    return typing.cast(CallInfo, _checked(CallInfo, fields))
 
 
 _NESTED = {"call": _call, "listener": _listener}
@@ -61,9 +88,11 @@ def decode_event(data: bytes) -> BusEvent:
         payload = msgpack.unpackb(data, raw=False)
     except (ValueError, msgpack.UnpackException) as exc:
         raise BadRequest("undecodable bus message") from exc
-    if not isinstance(payload, dict) or payload.get("v") != WIRE_VERSION:
+    version = payload.get("v") if isinstance(payload, dict) else None
+    if type(version) is not int or version != WIRE_VERSION:
         raise BadRequest("unknown bus message version")
-    cls = EVENT_TYPES.get(payload.get("k", ""))
+    kind = payload.get("k")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     fields = payload.get("d")
     if cls is None or not isinstance(fields, dict):
         raise BadRequest(f"unknown bus event {payload.get('k')!r}")
@@ -74,7 +103,7 @@ def decode_event(data: bytes) -> BusEvent:
             if not isinstance(legs, (list, tuple)):
                 raise BadRequest("legs must be a list")
             kwargs["legs"] = tuple(legs)
-        return typing.cast(BusEvent, cls(**kwargs))
+        return typing.cast(BusEvent, _checked(cls, kwargs))
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"malformed bus event {cls.kind}: {exc}") from exc
 
@@ -89,6 +118,10 @@ def decode_media(data: bytes) -> tuple[str, int, bytes]:
         leg, timestamp, payload = msgpack.unpackb(data, raw=False)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise BadRequest("undecodable media packet") from exc
-    if leg not in ("agent", "caller") or not isinstance(payload, bytes):
+    if (
+        leg not in ("agent", "caller")
+        or not isinstance(payload, bytes)
+        or type(timestamp) is not int
+    ):
         raise BadRequest("malformed media packet")
-    return str(leg), int(timestamp), payload
+    return str(leg), timestamp, payload

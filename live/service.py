@@ -641,8 +641,11 @@ class Monitor:
 
     async def _drop_feed(self, feed: RemoteFeed) -> None:
         if feed.renew_task is not None:
-            feed.renew_task.cancel()
-            await asyncio.gather(feed.renew_task, return_exceptions=True)
+            # Cancel until it really stops: on Python 3.11 a cancel that lands just as a
+            # redis-py write finishes can be lost inside asyncio.wait_for (bpo-42130).
+            while not feed.renew_task.done():
+                feed.renew_task.cancel()
+                await asyncio.wait({feed.renew_task}, timeout=0.5)
         if feed.unsubscribe is not None:
             result = feed.unsubscribe()
             if asyncio.iscoroutine(result):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.server import free_port
+from tests.helpers import free_port
 
 pytest_plugins = ["tests.conftest_pg"]
 
