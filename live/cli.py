@@ -209,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_argument("--teams", help="comma-separated team names")
     users.add_argument("--password", action="store_true", help="ask for a password")
     users.set_defaults(func=cmd_users)
+    from .cli_audit import register as register_audit
+
+    register_audit(sub)
+
     policy = sub.add_parser("policy", help="the monitoring policy (works-council profile)")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
     check = policy_sub.add_parser("check", help="check a policy file; line-level errors, exit 1 if any")

@@ -524,6 +524,7 @@ class Monitor:
                 policy_version=decision.policy_version,
                 team=decision.team,
                 notice_mode=decision.notice_mode,
+                role=actor.role.value,  # public: what agents see once names are erased
             )
         except LiveError as exc:
             session.ended = True

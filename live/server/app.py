@@ -13,7 +13,7 @@ from ..auth import SessionCodec, UserStore
 from ..bus import CallBus, MemoryCallBus
 from ..config import Settings
 from ..service import Monitor
-from . import agent, api, ingest, pages
+from . import agent, api, audit, ingest, pages
 from .errors import Handler, error_middleware
 from .state import STATE, ServerState
 
@@ -127,6 +127,7 @@ def create_app(settings: Settings, *, users: UserStore | None = None, monitor: M
     app.router.add_get("/metrics", metrics)
     api.setup(app)
     agent.setup(app)
+    audit.setup(app)
     ingest.setup(app)
     pages.setup(app)
     return app
