@@ -73,6 +73,7 @@ from .types import LEGS, CallId, Consent, EndReason, LegName, NodeId, Role, Sess
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
+RETENTION_EVERY_S = 3600.0
 MEDIA_DEMAND_S = 2.0
 
 
@@ -193,12 +194,32 @@ class Monitor:
         await self.ledger.aclose()
 
     async def _beat(self) -> None:
+        next_retention = 0.0
         while True:
+            now = time.time()
             try:
-                await self.ledger.heartbeat(self.node_id, time.time())
+                await self.ledger.heartbeat(self.node_id, now)
             except LiveError:
                 log.error("ledger heartbeat failed")
+            if now >= next_retention:
+                next_retention = now + RETENTION_EVERY_S
+                await self.apply_retention(now)
             await asyncio.sleep(HEARTBEAT_S)
+
+    async def apply_retention(self, now: float) -> int:
+        """Erase personal details older than the policy's retention period (a ``purge.done``
+        entry records it; leaves and checkpoints stay valid). Returns how many were erased."""
+        if self.policy is None:
+            return 0
+        days = self.policy.retention_days
+        try:
+            erased = await self.ledger.erase_details(now - days * 86400.0, retention_days=days)
+        except LiveError as exc:
+            log.error("retention purge failed: %s", exc.message)
+            return 0
+        if erased:
+            log.info("retention: erased the personal details of %d ledger entries", erased)
+        return erased
 
     def _spawn(self, coro: object, name: str) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]

@@ -65,7 +65,7 @@ class Ledger(Protocol):
     def verifier_key(self) -> str:
         """The public key checkpoints verify under (c2sp.org/signed-note verifier key)."""
 
-    async def erase_details(self, before: float) -> int:
+    async def erase_details(self, before: float, *, retention_days: float | None = None) -> int:
         """Erase personal details of entries before ``before``; logged as ``purge.done``."""
 
     async def verify(self) -> VerifyReport:
