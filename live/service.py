@@ -148,6 +148,7 @@ class Monitor:
         self.refused = 0
         self._unsubscribe: Callable[[], None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._ending = 0  # listen sessions between "ended" and fully recorded
         self._heartbeat: asyncio.Task[None] | None = None
         self._relay_checked: dict[CallId, bool] = {}
         self.policy: Policy | None = None
@@ -187,6 +188,12 @@ class Monitor:
             await asyncio.gather(self._heartbeat, return_exceptions=True)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        # A session may be ending on another path right now (an ingest socket closed by the
+        # shutdown ends its call): its notice and ledger entry must land before both close.
+        for _ in range(500):
+            if not self._ending:
+                break
+            await asyncio.sleep(0.01)
         if self._unsubscribe is not None:
             self._unsubscribe()
         await self.bus.aclose()
@@ -589,6 +596,13 @@ class Monitor:
         if session.ended:
             return
         session.ended = True
+        self._ending += 1
+        try:
+            await self._finish_ended(session, reason)
+        finally:
+            self._ending -= 1
+
+    async def _finish_ended(self, session: ListenSession, reason: EndReason) -> None:
         self.sessions.pop(session.session_id, None)
         for leg, queue in session.queues.items():
             session.media.leg(leg).detach(queue)
