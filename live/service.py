@@ -74,6 +74,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
 RETENTION_EVERY_S = 3600.0
+RETENTION_FIRST_S = 60.0
 MEDIA_DEMAND_S = 2.0
 
 
@@ -201,7 +202,8 @@ class Monitor:
         await self.ledger.aclose()
 
     async def _beat(self) -> None:
-        next_retention = 0.0
+        # First purge a minute after start (not during start-up), then hourly.
+        next_retention = time.time() + RETENTION_FIRST_S
         while True:
             now = time.time()
             try:
