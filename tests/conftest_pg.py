@@ -169,7 +169,7 @@ class PostgresServer:
 def postgres_server() -> Iterator[PostgresServer]:
     bindir = _bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, postgres) are not installed")
+        pytest.fail("PostgreSQL server binaries (initdb, postgres) are missing: run deploy/run-tests.sh, which installs them")
     server = PostgresServer(bindir)
     try:
         server.start()

@@ -79,7 +79,7 @@ def provider(app_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         with running_oidc_provider(redirect_uri, tmp_path_factory.mktemp("oidc")) as running:
             yield running
     except ProviderUnavailable as exc:
-        pytest.skip(str(exc))
+        pytest.fail(f"the OIDC test provider needs node and npm (deploy/run-tests.sh): {exc}")
 
 
 def settings_for(
