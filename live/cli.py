@@ -10,6 +10,7 @@ import os
 import secrets
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -156,13 +157,36 @@ def cmd_users(args: argparse.Namespace) -> int:
         print(f"added {args.user}")
     elif args.action == "remove":
         users.remove(args.user)
+        _sign_out_everywhere(settings, args.user)
         print(f"removed {args.user}")
     elif args.action == "passwd":
         users.set_password(args.user, getpass.getpass("new password: "))
-        print(f"password set for {args.user}")
+        _sign_out_everywhere(settings, args.user)
+        print(f"password set for {args.user}; their browser sessions are signed out")
     elif args.action == "token":
         print(users.issue_token(args.user))
+    elif args.action == "signout":
+        users.get(args.user)
+        _sign_out_everywhere(settings, args.user)
+        withdrawn = users.revoke_tokens(args.user) if args.tokens else 0
+        print(f"signed out every session of {args.user}" + (f"; {withdrawn} API token(s) withdrawn" if args.tokens else ""))
     return 0
+
+
+def _sign_out_everywhere(settings: Settings, user_id: str) -> None:
+    """Revoke every browser session of ``user_id`` issued until now, on every node."""
+    from .auth import Revocations
+    from .server.revocation import RevocationService
+
+    async def revoke() -> None:
+        service = RevocationService(Revocations(settings.data_dir / "sessions.sqlite3"), settings.redis_url)
+        await service.start()
+        try:
+            await service.revoke_user(user_id, time.time())
+        finally:
+            await service.stop()
+
+    asyncio.run(revoke())
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
@@ -202,12 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     users = sub.add_parser("users", help="manage the local user store")
     common(users)
-    users.add_argument("action", choices=["list", "add", "remove", "passwd", "token"])
+    users.add_argument("action", choices=["list", "add", "remove", "passwd", "token", "signout"])
     users.add_argument("user", nargs="?")
     users.add_argument("--role", choices=[r.value for r in Role], default="supervisor")
     users.add_argument("--name", help="display name")
     users.add_argument("--teams", help="comma-separated team names")
     users.add_argument("--password", action="store_true", help="ask for a password")
+    users.add_argument("--tokens", action="store_true", help="signout: also withdraw the user's API tokens")
     users.set_defaults(func=cmd_users)
     from .cli_audit import register as register_audit
 

@@ -49,6 +49,15 @@ class Settings:
     max_ingest_message: int = 64 * 1024
     # Media
     listener_queue_packets: int = 10
+    # Sign-in with OpenID Connect (off while oidc_issuer is empty)
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_redirect_uri: str = ""  # default: public URL + /auth/oidc/callback
+    oidc_role_claim: str = "live_role"
+    oidc_teams_claim: str = "live_teams"
+    oidc_role_map: str = ""  # "claim-value=role,claim-value=role"; empty: claim values are role names
+    oidc_scopes: str = "openid profile"
     # Sessions
     session_secret: str = ""
     session_ttl_s: int = 8 * 3600

@@ -312,6 +312,11 @@ class Monitor:
         )
         return error
 
+    async def refuse_listen(self, actor: Identity, call_id: str, error: LiveError) -> None:
+        """A listen refused before it reached ``start_listen`` (the role may never listen):
+        on record and counted like every other refusal."""
+        await self._refuse(error, actor, self.roster.calls.get(CallId(call_id)), None)
+
     # --- policy --------------------------------------------------------------------------
 
     @property

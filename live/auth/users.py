@@ -77,10 +77,29 @@ class UserStore:
         self._lock = threading.Lock()
         self._users: dict[str, User] = {}
         self._by_token: dict[str, str] = {}
+        self._stamp: tuple[int, int, int] | None = None
         self.load()
+
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def refresh(self) -> None:
+        """Pick up changes another process made (``live users remove`` while serving):
+        a removed user or revoked token stops working at the next request."""
+        if self._file_stamp() != self._stamp:
+            with self._lock:
+                try:
+                    self.load()
+                except (OSError, ValueError, KeyError):
+                    pass  # a half-written file from an editor: keep the users we have
 
     def load(self) -> None:
         users: dict[str, User] = {}
+        stamp = self._file_stamp()
         if self.path.exists():
             data = json.loads(self.path.read_text(encoding="utf-8"))
             for user_id, raw in data.get("users", {}).items():
@@ -94,6 +113,7 @@ class UserStore:
                 )
         self._users = users
         self._by_token = {digest: u.user_id for u in users.values() for digest in u.tokens}
+        self._stamp = stamp
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,14 +123,17 @@ class UserStore:
         os.chmod(tmp, 0o600)
         tmp.replace(self.path)
         self._by_token = {digest: u.user_id for u in self._users.values() for digest in u.tokens}
+        self._stamp = self._file_stamp()
 
     def get(self, user_id: str) -> User:
+        self.refresh()
         user = self._users.get(user_id)
         if user is None:
             raise NotFound(f"no user {user_id!r}", code="unknown_user")
         return user
 
     def list(self) -> list[User]:
+        self.refresh()
         return sorted(self._users.values(), key=lambda u: u.user_id)
 
     def add(
@@ -145,11 +168,22 @@ class UserStore:
             self._save()
         return token
 
+    def revoke_tokens(self, user_id: str) -> int:
+        """Withdraw every API token of ``user_id``; returns how many there were."""
+        with self._lock:
+            user = self.get(user_id)
+            count = len(user.tokens)
+            user.tokens = []
+            self._save()
+        return count
+
     def by_token(self, token: str) -> User | None:
+        self.refresh()
         user_id = self._by_token.get(token_digest(token))
         return self._users.get(user_id) if user_id else None
 
     def by_password(self, user_id: str, password: str) -> User | None:
+        self.refresh()
         user = self._users.get(user_id)
         if user is None or not user.password or not check_password(password, user.password):
             return None

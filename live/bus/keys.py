@@ -34,6 +34,16 @@ class RedisKeys:
         """Sorted set node_id -> last heartbeat (unix seconds)."""
         return f"{self.prefix}nodes"
 
+    @property
+    def revoked_sessions(self) -> str:
+        """Sorted set session_id -> expiry (unix seconds) of signed-out browser sessions."""
+        return f"{self.prefix}revoked:sessions"
+
+    @property
+    def revoked_users(self) -> str:
+        """Hash user_id -> unix seconds: every session of the user issued up to then is revoked."""
+        return f"{self.prefix}revoked:users"
+
     def media(self, call_id: str) -> str:
         """Pub/sub channel of one call's relayed packets."""
         return f"{self.prefix}media:{call_id}"

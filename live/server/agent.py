@@ -13,7 +13,7 @@ from aiohttp import WSCloseCode, web
 
 from ..policy import Policy
 from ..types import Role
-from .api import _drain_client
+from .api import RECHECK_S, _drain_client, guard
 from .security import check_origin, require
 from .state import STATE
 
@@ -29,12 +29,18 @@ async def agent_events(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
     await ws.prepare(request)
     queue, unsubscribe = board.subscribe(identity.user_id)
-    reader = asyncio.create_task(_drain_client(ws), name="agent-events-reader")
+    reader = asyncio.create_task(_drain_client(ws, request), name="agent-events-reader")
     try:
         await ws.send_json(board.monitoring_event(identity.user_id))
         while not ws.closed and not reader.done():
             getter = asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({getter, reader}, timeout=RECHECK_S, return_when=asyncio.FIRST_COMPLETED)
+            if not await guard(request, ws, (Role.AGENT,)):
+                getter.cancel()
+                break
+            if not done:
+                getter.cancel()
+                continue
             if getter not in done:
                 getter.cancel()
                 break

@@ -22,7 +22,8 @@ from ..model import (
 )
 from ..policy import SetConsent, SetPci
 from ..types import Consent, Role
-from .security import check_origin, require
+from .access import WS_MESSAGES
+from .security import check_origin, recheck, require
 from .state import STATE
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 MAX_JSON_BODY = 64 * 1024
 EVENTS_QUEUE = 256
 WS_TOO_SLOW = 4408
+RECHECK_S = 5.0  # an idle socket re-checks its session this often
+SUPERVISOR_ROLES = (Role.SUPERVISOR, Role.ADMIN)
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -124,7 +127,7 @@ async def events(request: web.Request) -> web.WebSocketResponse:
             overflow.set()
 
     unsubscribe = monitor.bus.subscribe(on_event)
-    reader = asyncio.create_task(_drain_client(ws), name="events-reader")
+    reader = asyncio.create_task(_drain_client(ws, request), name="events-reader")
     too_slow = asyncio.create_task(overflow.wait(), name="events-overflow")
     try:
         visible = {c.call_id for c in monitor.calls() if monitor.may_view(identity, c)}
@@ -133,8 +136,14 @@ async def events(request: web.Request) -> web.WebSocketResponse:
         while not ws.closed and not reader.done():
             getter = asyncio.ensure_future(queue.get())
             done, _ = await asyncio.wait(
-                {getter, reader, too_slow}, return_when=asyncio.FIRST_COMPLETED
+                {getter, reader, too_slow}, timeout=RECHECK_S, return_when=asyncio.FIRST_COMPLETED
             )
+            if not await guard(request, ws, SUPERVISOR_ROLES):  # signed out, removed, demoted
+                getter.cancel()
+                break
+            if not done:
+                getter.cancel()
+                continue
             if overflow.is_set():
                 getter.cancel()
                 await ws.close(code=WS_TOO_SLOW, message=b"too slow: reconnect for a fresh snapshot")
@@ -166,18 +175,54 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _drain_client(ws: web.WebSocketResponse) -> None:
-    """Consoles send nothing but pings; anything else is refused with a 4400 close."""
+def _message_type(message: Any) -> str | None:
+    """``"ping"`` or ``{"type": "ping", ...}``: the type of a text frame, else ``None``."""
+    if message.type != web.WSMsgType.TEXT:
+        return None
+    try:
+        data = json.loads(message.data)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(data, str):
+        return data
+    if isinstance(data, dict) and isinstance(data.get("type"), str):
+        return str(data["type"])
+    return None
+
+
+async def close_for(ws: web.WebSocketResponse, exc: LiveError) -> None:
+    """Close a socket because its session or role no longer allows it (4401, 4403)."""
+    await ws.close(code=exc.close_code, message=exc.message.encode()[:120])
+
+
+async def guard(request: web.Request, ws: web.WebSocketResponse, roles: tuple[Role, ...]) -> bool:
+    """Is the socket still allowed to receive? If not, it is closed with the reason."""
+    try:
+        recheck(request, roles)
+    except LiveError as exc:
+        await close_for(ws, exc)
+        return False
+    return True
+
+
+async def _drain_client(ws: web.WebSocketResponse, request: web.Request) -> None:
+    """Read what a browser sends: only the message types ``WS_MESSAGES`` lists for this
+    socket, each checked against the session and role again before it is answered; anything
+    else closes the socket with 4400."""
+    allowed = WS_MESSAGES[request.match_info.route.resource.canonical]  # type: ignore[union-attr]
     async for message in ws:
-        if message.type == web.WSMsgType.TEXT and message.data.strip() in ('"ping"', '{"type":"ping"}'):
+        kind = _message_type(message)
+        if kind is None or kind not in allowed:
+            await ws.close(code=4400, message=b"unknown message type")
+            return
+        if not await guard(request, ws, allowed[kind]):
+            return
+        if kind == "ping":
             await ws.send_json({"type": "pong"})
-            continue
-        await ws.close(code=4400, message=b"this socket accepts only pings")
-        return
 
 
 async def listen(request: web.Request) -> web.Response:
-    identity = require(request, (Role.SUPERVISOR, Role.ADMIN, Role.AGENT, Role.AUDITOR))
+    identity = require(request, (Role.SUPERVISOR,))
     body = await read_json(request)
     if body.get("type", "offer") != "offer":
         raise BadRequest("type must be 'offer'", code="bad_sdp")
@@ -232,7 +277,7 @@ async def set_consent(request: web.Request) -> web.Response:
     identity = require(request, (Role.ADMIN, Role.AGENT, Role.SUPERVISOR))
     body = await read_json(request)
     value = body.get("consent")
-    if value not in {c.value for c in Consent}:
+    if not isinstance(value, str) or value not in {c.value for c in Consent}:  # {} is unhashable
         raise BadRequest("consent must be granted, denied or unknown", code="bad_consent")
     call = await request.app[STATE].monitor.change_call(
         identity, request.match_info["call_id"], SetConsent(Consent(value))

@@ -9,11 +9,13 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from ..audit import Ledger, open_ledger
-from ..auth import SessionCodec, UserStore
+from ..auth import Revocations, SessionCodec, UserStore
 from ..bus import CallBus, MemoryCallBus
 from ..config import Settings
 from ..service import Monitor
-from . import agent, api, audit, ingest, pages
+from . import agent, api, audit, ingest, openapi, pages
+from .revocation import RevocationService
+from .access import access_middleware, check_routes
 from .errors import Handler, error_middleware
 from .state import STATE, ServerState
 
@@ -101,7 +103,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings, *, users: UserStore | None = None, monitor: Monitor | None = None) -> web.Application:
     """The whole server as an aiohttp application; the monitor starts and stops with it."""
-    app = web.Application(middlewares=[security_headers, error_middleware], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[security_headers, error_middleware, access_middleware], client_max_size=64 * 1024)
     if monitor is None:
         ledger = make_ledger(settings)
         monitor = Monitor(settings, make_bus(settings), ledger)
@@ -111,15 +113,20 @@ def create_app(settings: Settings, *, users: UserStore | None = None, monitor: M
         users=users or UserStore(settings.users_path),
         # Without a configured secret, sessions last as long as this process.
         sessions=SessionCodec(settings.session_secret or secrets.token_hex(32), settings.session_ttl_s),
+        revocations=RevocationService(Revocations(settings.data_dir / "sessions.sqlite3"), settings.redis_url),
     )
     app[STATE] = state
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await state.monitor.start()
-        state.ready = True
-        yield
-        state.ready = False
-        await state.monitor.stop()
+        await state.revocations.start()
+        try:
+            await state.monitor.start()
+            state.ready = True
+            yield
+            state.ready = False
+            await state.monitor.stop()
+        finally:
+            await state.revocations.stop()
 
     app.cleanup_ctx.append(lifecycle)
     app.router.add_get("/healthz", healthz)
@@ -130,4 +137,6 @@ def create_app(settings: Settings, *, users: UserStore | None = None, monitor: M
     audit.setup(app)
     ingest.setup(app)
     pages.setup(app)
+    openapi.setup(app)
+    check_routes(app)
     return app

@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 from aiohttp import web
 
-from ..errors import Unauthorized
+from ..auth import Identity
+from ..errors import Forbidden, Unauthorized
+from ..auth.oidc import CALLBACK_PATH, OidcClient, OidcSettings, setup_oidc_routes
+from ..config import Settings
+from ..errors import ConfigError
 from ..types import Role
 from .api import read_json
 from .errors import Handler
-from .security import SESSION_COOKIE, identify
+from .security import SESSION_COOKIE, identify, require
 from .state import STATE
+
+log = logging.getLogger(__name__)
 
 WEB_ROOT = Path(__file__).resolve().parent.parent.parent / "web"
 HOME_BY_ROLE = {Role.SUPERVISOR: "/console/", Role.AGENT: "/agent/", Role.AUDITOR: "/audit/", Role.ADMIN: "/console/"}
 
 
-def _start_session(request: web.Request, response: web.StreamResponse, user_id: str) -> None:
+async def start_session(
+    request: web.Request, response: web.StreamResponse, user_id: str, identity: Identity | None = None
+) -> None:
+    """Sign the browser in on ``response`` with a brand-new session.
+
+    Rotation: whatever session cookie the browser brought (a planted one included) is revoked
+    and replaced, so a session id known before sign-in is worthless after it.
+    """
     state = request.app[STATE]
-    cookie, _session = state.sessions.issue(user_id, time.time())
+    now = time.time()
+    previous = state.sessions.read(request.cookies.get(SESSION_COOKIE, ""), now)
+    if previous is not None:
+        await state.revocations.revoke(previous.session_id, previous.expires_at)
+    cookie, _session = state.sessions.issue(user_id, now, identity=identity)
     response.set_cookie(
         SESSION_COOKIE,
         cookie,
@@ -39,7 +57,7 @@ async def sign_in_link(request: web.Request) -> web.StreamResponse:
     if user is None:
         raise web.HTTPFound("/signin/?error=bad_link")
     response = web.HTTPFound(HOME_BY_ROLE.get(user.role, "/"))
-    _start_session(request, response, user.user_id)
+    await start_session(request, response, user.user_id)
     response.headers["Referrer-Policy"] = "no-referrer"
     raise response
 
@@ -50,12 +68,18 @@ async def sign_in(request: web.Request) -> web.Response:
     if user is None:
         raise Unauthorized("wrong user or password", code="bad_credentials")
     response = web.json_response({"user_id": user.user_id, "home": HOME_BY_ROLE.get(user.role, "/")})
-    _start_session(request, response, user.user_id)
+    await start_session(request, response, user.user_id)
     return response
 
 
 async def sign_out(request: web.Request) -> web.Response:
-    response = web.json_response({"signed_out": True})
+    """End this browser's session on the server (a copy of the cookie stops working too)."""
+    require(request)
+    state = request.app[STATE]
+    session = state.sessions.read(request.cookies.get(SESSION_COOKIE, ""), time.time())
+    if session is not None:
+        await state.revocations.revoke(session.session_id, session.expires_at)
+    response = web.json_response({"signed_out": session is not None})
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -84,7 +108,47 @@ async def index_page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(WEB_ROOT / "index.html")
 
 
+def setup_oidc(app: web.Application, settings: Settings) -> None:
+    """Mount ``/auth/oidc/login`` and ``/auth/oidc/callback`` when an issuer is configured."""
+    if not settings.oidc_issuer:
+        return
+    role_map: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in settings.oidc_role_map.split(","))):
+        value, sep, role = pair.rpartition("=")
+        if not sep or not value:
+            raise ConfigError(f"oidc_role_map: {pair!r} is not claim-value=role", setting="oidc_role_map")
+        role_map[value.strip()] = role.strip()
+    redirect_uri = settings.oidc_redirect_uri or f"{settings.base_url}{CALLBACK_PATH}"
+    oidc = OidcSettings(
+        issuer=settings.oidc_issuer,
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret,
+        redirect_uri=redirect_uri,
+        role_claim=settings.oidc_role_claim,
+        teams_claim=settings.oidc_teams_claim,
+        role_map=role_map,
+        scopes=tuple(settings.oidc_scopes.split()),
+    )
+
+    async def start_oidc_session(request: web.Request, response: web.StreamResponse, identity: Identity) -> None:
+        # A provider's subject must never become a local user (who may hold another role).
+        if identity.user_id in {u.user_id for u in request.app[STATE].users.list()}:
+            log.warning("OIDC sign-in refused: the subject collides with a local user id")
+            raise Forbidden("this account collides with a local user; ask an admin", code="oidc_user_collides")
+        await start_session(request, response, identity.user_id, identity)
+
+    setup_oidc_routes(
+        app,
+        OidcClient(oidc),
+        start_oidc_session,
+        redirect_uri,
+        landing=lambda identity: HOME_BY_ROLE.get(identity.role, "/"),
+        cookie_secret=settings.session_secret or None,
+    )
+
+
 def setup(app: web.Application) -> None:
+    setup_oidc(app, app[STATE].settings)
     app.router.add_get("/auth/link", sign_in_link)
     app.router.add_post("/auth/signin", sign_in)
     app.router.add_post("/auth/signout", sign_out)

@@ -31,8 +31,11 @@ def identify(request: web.Request) -> Identity | None:
     if not cookie:
         return None
     session = state.sessions.read(cookie, time.time())
-    if session is None:
+    if session is None or state.revocations.local.is_revoked(session):
         return None
+    external = session.identity()
+    if external is not None:  # signed in with OpenID Connect: the cookie says who
+        return external
     try:
         user = state.users.get(session.user_id)
     except NotFound:
@@ -54,6 +57,17 @@ def require(request: web.Request, roles: Iterable[Role] | None = None) -> Identi
         if request.headers.get(CSRF_HEADER) != expected:
             raise Forbidden("missing or wrong CSRF token", code="csrf")
     if roles is not None and identity.role not in tuple(roles):
+        raise Forbidden(f"the {identity.role.value} role may not do this", code="role_forbidden")
+    return identity
+
+
+def recheck(request: web.Request, roles: Iterable[Role]) -> Identity:
+    """Before a WebSocket acts on a message or sends an event: is the socket's session still
+    good (not signed out, not expired, the user not removed) and its role still allowed?"""
+    identity = identify(request)
+    if identity is None:
+        raise Unauthorized("the session ended", code="signed_out")
+    if identity.role not in tuple(roles):
         raise Forbidden(f"the {identity.role.value} role may not do this", code="role_forbidden")
     return identity
 

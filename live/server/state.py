@@ -9,6 +9,7 @@ from aiohttp import web
 from ..auth import SessionCodec, UserStore
 from ..config import Settings
 from ..service import Monitor
+from .revocation import RevocationService
 
 
 @dataclass(slots=True)
@@ -25,6 +26,7 @@ class ServerState:
     monitor: Monitor
     users: UserStore
     sessions: SessionCodec
+    revocations: RevocationService
     ingest: IngestCounters = field(default_factory=IngestCounters)
     ready: bool = False
 

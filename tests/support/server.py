@@ -30,6 +30,7 @@ class RunningServer:
     settings: Settings
     state: ServerState
     tokens: dict[str, str]
+    app: web.Application | None = None
 
     @property
     def twilio_url(self) -> str:
@@ -57,6 +58,7 @@ async def running_server(data_dir: Path, **overrides: Any) -> AsyncIterator[Runn
     }
     values.update(overrides)
     settings = load_settings({}, None, **values)
+    port = settings.port
     users = UserStore(settings.users_path)
     tokens = {}
     for user_id, (name, role) in PEOPLE.items():
@@ -69,6 +71,6 @@ async def running_server(data_dir: Path, **overrides: Any) -> AsyncIterator[Runn
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     try:
-        yield RunningServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", settings, app[STATE], tokens)
+        yield RunningServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", settings, app[STATE], tokens, app)
     finally:
         await runner.cleanup()

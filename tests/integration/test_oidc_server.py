@@ -1,0 +1,128 @@
+"""OpenID Connect sign-in wired into the real server, against a real provider (oidc-provider).
+
+The provider's accounts carry ``live_role`` and ``live_teams`` claims; the server turns them
+into a session whose role and teams every route then checks. Tampered and wrong-audience ID
+tokens from the same provider are refused by the same client code in ``test_oidc.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator
+
+import contextlib
+import pytest
+
+from live.types import Role
+from tests.integration.test_oidc import browse, browser
+from tests.support.oidc_provider import OidcProvider, ProviderUnavailable, running_oidc_provider
+from tests.support.server import RunningServer, free_port, running_server
+
+
+@pytest.fixture(scope="module")
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def provider(port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    try:
+        with running_oidc_provider(
+            f"http://127.0.0.1:{port}/auth/oidc/callback", tmp_path_factory.mktemp("oidc")
+        ) as running:
+            yield running
+    except ProviderUnavailable as exc:
+        pytest.fail(f"the OIDC test provider needs node and npm (deploy/run-tests.sh): {exc}")
+
+
+@contextlib.asynccontextmanager
+async def oidc_server(tmp_path: Path, provider: OidcProvider, port: int, **extra: Any) -> AsyncIterator[RunningServer]:
+    async with running_server(
+        tmp_path,
+        port=port,
+        oidc_issuer=provider.issuer,
+        oidc_client_id="live-test",
+        oidc_client_secret=provider.secret("live-test"),
+        oidc_scopes="openid profile live",
+        **extra,
+    ) as server:
+        yield server
+
+
+async def test_supervisor_signs_in_with_the_provider_and_gets_their_claims(
+    tmp_path: Path, provider: OidcProvider, port: int
+) -> None:
+    async with oidc_server(tmp_path, provider, port) as server, browser() as http:
+        page = await browse(http, f"{server.base_url}/auth/oidc/login", provider, login="sam")
+        assert page.status == 200, (page, provider.log())
+        assert 'content="0;url=/console/"' in page.text  # the supervisor's home
+        async with http.get(f"{server.base_url}/api/me") as response:
+            me = await response.json()
+        assert (me["user_id"], me["role"], me["teams"]) == ("sam", "supervisor", ["billing", "sales"])
+        assert me["csrf_token"]
+        async with http.get(f"{server.base_url}/api/calls") as response:
+            assert response.status == 200
+        async with http.get(f"{server.base_url}/api/audit/sessions") as response:
+            assert response.status == 403  # a supervisor reads no ledger
+        async with http.post(f"{server.base_url}/auth/signout") as response:
+            assert response.status == 403  # no CSRF token
+        cookie = next(c.value for c in http.cookie_jar if c.key == "live_session")
+        async with http.post(
+            f"{server.base_url}/auth/signout", headers={"X-CSRF-Token": me["csrf_token"]}
+        ) as response:
+            assert response.status == 200
+        async with http.get(f"{server.base_url}/api/me", headers={"Cookie": f"live_session={cookie}"}) as response:
+            assert response.status == 401  # the copied cookie is revoked on the server
+
+
+async def test_each_role_lands_on_its_page_and_an_agent_cannot_listen(
+    tmp_path: Path, provider: OidcProvider, port: int
+) -> None:
+    homes = {"dana": ("/audit/", Role.AUDITOR), "alex": ("/agent/", Role.AGENT), "ari": ("/console/", Role.ADMIN)}
+    async with oidc_server(tmp_path, provider, port) as server:
+        for login, (home, role) in homes.items():
+            async with browser() as http:
+                page = await browse(http, f"{server.base_url}/auth/oidc/login", provider, login=login)
+                assert f'content="0;url={home}"' in page.text, page
+                async with http.get(f"{server.base_url}/api/me") as response:
+                    me = await response.json()
+                assert me["role"] == role.value
+                if role is Role.AGENT:
+                    async with http.post(
+                        f"{server.base_url}/api/calls/CA-1/listen",
+                        json={"type": "offer", "sdp": "v=0"},
+                        headers={"X-CSRF-Token": me["csrf_token"]},
+                    ) as response:
+                        assert response.status == 403
+                        assert (await response.json())["error"]["code"] == "role_forbidden"
+
+
+async def test_a_provider_account_cannot_take_over_a_local_user(
+    tmp_path: Path, provider: OidcProvider, port: int
+) -> None:
+    async with oidc_server(tmp_path, provider, port) as server:
+        server.state.users.add("sam", Role.ADMIN, display_name="Local Sam")
+        async with browser() as http:
+            page = await browse(http, f"{server.base_url}/auth/oidc/login", provider, login="sam")
+            assert page.status == 403 and "oidc_user_collides" in page.text
+            assert "live_session" not in {c.key for c in http.cookie_jar}
+        # Accounts with no role claim get no session either.
+        async with browser() as http:
+            page = await browse(http, f"{server.base_url}/auth/oidc/login", provider, login="nora")
+            assert page.status == 403 and "oidc_no_role" in page.text
+            async with http.get(f"{server.base_url}/api/me") as response:
+                assert response.status == 401
+
+
+async def test_a_group_claim_maps_to_roles_by_setting(tmp_path: Path, provider: OidcProvider, port: int) -> None:
+    async with oidc_server(
+        tmp_path,
+        provider,
+        port,
+        oidc_role_claim="groups",
+        oidc_role_map="qa-supervisors=supervisor,works-council=auditor",
+    ) as server, browser() as http:
+        page = await browse(http, f"{server.base_url}/auth/oidc/login", provider, login="dana")
+        assert page.status == 200, page
+        async with http.get(f"{server.base_url}/api/me") as response:
+            assert (await response.json())["role"] == "auditor"
