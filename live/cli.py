@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from .auth import UserStore
 from .config import Settings, load_settings
-from .errors import LiveError
+from .errors import ConfigError, LiveError
 from .types import Role
 
 log = logging.getLogger("live")
@@ -107,6 +107,12 @@ async def _run_server(settings: Settings, on_ready: Any = None) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if settings.ingest_loopback_trust:
+        # Anything on the machine could otherwise inject calls: only the demo trusts loopback.
+        raise ConfigError(
+            "ingest_loopback_trust is for `live demo` only; give ingest senders LIVE_INGEST_SECRET",
+            setting="ingest_loopback_trust",
+        )
     asyncio.run(_run_server(settings))
     return 0
 

@@ -62,6 +62,7 @@ ACCESS: dict[tuple[str, str], Rule] = {
     # Sign-in
     ("GET", "/auth/link"): PUBLIC,
     ("POST", "/auth/signin"): PUBLIC,
+    ("GET", "/auth/methods"): PUBLIC,
     ("POST", "/auth/signout"): Rule("signed_in"),
     ("GET", "/auth/oidc/login"): PUBLIC,
     ("GET", "/auth/oidc/callback"): PUBLIC,

@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from ..types import Role
 from .api import read_json
 from .errors import Handler
-from .security import SESSION_COOKIE, identify, require
+from .security import SESSION_COOKIE, check_origin, identify, require
 from .state import STATE
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,15 @@ async def sign_in_link(request: web.Request) -> web.StreamResponse:
     raise response
 
 
+async def sign_in_methods(request: web.Request) -> web.Response:
+    """What the sign-in page offers: links and passwords always, OIDC when configured."""
+    settings = request.app[STATE].settings
+    return web.json_response({"link": True, "password": True, "oidc": bool(settings.oidc_issuer)})
+
+
 async def sign_in(request: web.Request) -> web.Response:
+    # A foreign page must not sign this browser into someone else's account (login CSRF).
+    check_origin(request)
     body = await read_json(request)
     user = request.app[STATE].users.by_password(str(body.get("user", "")), str(body.get("password", "")))
     if user is None:
@@ -151,6 +159,7 @@ def setup(app: web.Application) -> None:
     setup_oidc(app, app[STATE].settings)
     app.router.add_get("/auth/link", sign_in_link)
     app.router.add_post("/auth/signin", sign_in)
+    app.router.add_get("/auth/methods", sign_in_methods)
     app.router.add_post("/auth/signout", sign_out)
     app.router.add_get("/", index_page)
     app.router.add_get("/signin/", signin_page)

@@ -73,7 +73,7 @@ def recheck(request: web.Request, roles: Iterable[Role]) -> Identity:
 
 
 def check_origin(request: web.Request) -> None:
-    """Browsers send Origin on WebSocket upgrades: it must be this server's own."""
+    """Browsers send Origin on WebSocket upgrades and POSTs: it must be this server's own."""
     origin = request.headers.get("Origin")
     if origin is None:
         return
@@ -82,7 +82,7 @@ def check_origin(request: web.Request) -> None:
     if public:
         allowed.add(public)
     if origin not in allowed:
-        raise Forbidden("cross-origin WebSocket refused", code="bad_origin")
+        raise Forbidden("cross-origin request refused", code="bad_origin")
 
 
 def is_loopback(request: web.Request) -> bool:

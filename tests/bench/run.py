@@ -35,6 +35,8 @@ from tests.bench import procstat, report
 from tests.bench.child import ROOT, Child, free_port
 from tests.bench.verdict import decisive, judge
 
+INGEST_SECRET = "bench-ingest-secret"  # live serve trusts no loopback sender
+
 CALL_ID = "CA-bench"
 USER = "bench-supervisor"
 
@@ -111,7 +113,7 @@ class Bench:
                     if (self.template / name).exists():
                         shutil.copy2(self.template / name, data_dir / name)
                 env = self.env | {
-                    "LIVE_INGEST_LOOPBACK_TRUST": "1",
+                    "LIVE_INGEST_SECRET": INGEST_SECRET,
                     "LIVE_LOG_LEVEL": "WARNING",
                     "LIVE_DATA_DIR": str(data_dir),
                 }
@@ -154,6 +156,8 @@ class Bench:
                     CALL_ID,
                     "--max-seconds",
                     "1800",
+                    "--secret",
+                    INGEST_SECRET,
                 ],
                 self.env,
                 self.log_dir,

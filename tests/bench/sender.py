@@ -47,14 +47,16 @@ def start_message(call_id: str, stream_sid: str) -> str:
 
 
 async def stream(
-    url: str, call_id: str, max_seconds: float, stop: asyncio.Event
+    url: str, call_id: str, max_seconds: float, stop: asyncio.Event, secret: str = ""
 ) -> dict[str, float]:
     loop = asyncio.get_running_loop()
     stream_sid = "MZ" + secrets.token_hex(16)
     late = 0
     worst_late_ms = 0.0
     chunk = 0
-    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+        url, headers={"X-Live-Ingest-Secret": secret} if secret else None
+    ) as ws:
         await ws.send_str(
             json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
         )
@@ -102,12 +104,13 @@ async def main() -> int:
     parser.add_argument("--url", required=True)
     parser.add_argument("--call", default="CA-bench")
     parser.add_argument("--max-seconds", type=float, default=1200.0)
+    parser.add_argument("--secret", default="", help="the server's LIVE_INGEST_SECRET")
     args = parser.parse_args()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    figures = await stream(args.url, args.call, args.max_seconds, stop)
+    figures = await stream(args.url, args.call, args.max_seconds, stop, args.secret)
     print(json.dumps({"event": "stopped", **figures}), flush=True)
     return 0
 

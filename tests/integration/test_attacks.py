@@ -67,6 +67,15 @@ async def test_csrf_state_changes_need_the_session_token(tmp_path: Path) -> None
         other = await link_cookie(http, server, "admin")
         async with http.post(url, headers={"Cookie": f"live_session={other}", "X-CSRF-Token": csrf}) as response:
             assert response.status == 403
+        # Login CSRF: a foreign page posting the attacker's credentials is refused.
+        server.state.users.set_password("agent", "attacker's password")
+        async with http.post(
+            f"{server.base_url}/auth/signin",
+            json={"user": "agent", "password": "attacker's password"},
+            headers={"Origin": "https://evil.example"},
+        ) as response:
+            assert response.status == 403 and (await response.json())["error"]["code"] == "bad_origin"
+            assert "live_session" not in response.cookies
 
 
 async def test_websockets_refuse_a_foreign_origin(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,16 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "port" in result.stderr
+
+
+def test_serve_refuses_loopback_ingest_trust(tmp_path: Path) -> None:
+    """Only `live demo` lets loopback senders ingest without a secret."""
+    result = subprocess.run(
+        [sys.executable, "-m", "live.cli", "serve", "--data", str(tmp_path), "--port", "0"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LIVE_INGEST_LOOPBACK_TRUST": "1"},
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "ingest_loopback_trust" in result.stderr and "LIVE_INGEST_SECRET" in result.stderr

@@ -14,6 +14,8 @@ from tests.support.listener import Listener
 from tests.support.process import LiveProcess, live_cli, start_serve
 from tests.support.twilio import TwilioSender
 
+INGEST_SECRET = "test-ingest-secret"
+
 LOUD = tone(440, 2.0, 0.5)
 QUIET = tone(660, 2.0, 0.08)
 
@@ -44,7 +46,7 @@ def cluster(tmp_path: Path, redis_url: str):  # type: ignore[no-untyped-def]
         env = {
             "LIVE_REDIS_URL": redis_url,
             "LIVE_NODE_ID": f"node-{name}",
-            "LIVE_INGEST_LOOPBACK_TRUST": "1",
+            "LIVE_INGEST_SECRET": INGEST_SECRET,
             "LIVE_SESSION_SECRET": "cluster-secret",
         }
         nodes.append(start_serve(data, env))
@@ -56,7 +58,7 @@ def cluster(tmp_path: Path, redis_url: str):  # type: ignore[no-untyped-def]
 async def test_two_nodes_share_the_roster(cluster) -> None:  # type: ignore[no-untyped-def]
     (a, b), (token_a, token_b) = cluster
     sender = TwilioSender(f"{a.ws_url}/ingest/twilio", "CA-cluster-1", LOUD, QUIET, agent="agent-9")
-    await sender.start()
+    await sender.start(headers={"X-Live-Ingest-Secret": INGEST_SECRET})
     try:
         await wait_until(lambda: any(c["call_id"] == "CA-cluster-1" for c in get_calls(b, token_b)))
         call = next(c for c in get_calls(b, token_b) if c["call_id"] == "CA-cluster-1")
@@ -71,7 +73,7 @@ async def test_two_nodes_share_the_roster(cluster) -> None:  # type: ignore[no-u
 async def test_supervisor_on_other_node_hears_the_call(cluster) -> None:  # type: ignore[no-untyped-def]
     (a, b), (_token_a, token_b) = cluster
     sender = TwilioSender(f"{a.ws_url}/ingest/twilio", "CA-cluster-2", LOUD, QUIET, consent="granted")
-    await sender.start()
+    await sender.start(headers={"X-Live-Ingest-Secret": INGEST_SECRET})
     listener = Listener(b.base_url, token_b)
     try:
         await wait_until(lambda: any(c["call_id"] == "CA-cluster-2" for c in get_calls(b, token_b)))

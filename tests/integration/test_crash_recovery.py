@@ -26,6 +26,8 @@ from tests.support.process import LiveProcess, live_cli, start_serve
 from tests.support.server import free_port
 from tests.support.twilio import TwilioSender
 
+INGEST_SECRET = "test-ingest-secret"
+
 ROUNDS = 5
 NODE = "crash-node"
 LOUD = tone(440, 2.0, 0.5)
@@ -145,7 +147,7 @@ async def one_round(proc: LiveProcess, token: str, number: int, rng: random.Rand
     tracked = Tracked()
     call_id = f"CA-crash-{number}"
     sender = TwilioSender(f"{proc.ws_url}/ingest/twilio", call_id, LOUD, QUIET, agent="agent-1")
-    await sender.start()
+    await sender.start(headers={"X-Live-Ingest-Secret": INGEST_SECRET})
     steady = Listener(proc.base_url, token)
     dead = asyncio.Event()
     workers: list[asyncio.Task[None]] = []
@@ -181,7 +183,7 @@ async def test_kill_9_while_listens_start_and_end(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     live_cli(data_dir, "users", "add", "sup", "--role", "supervisor", "--name", "Sam Supervisor")
     token = live_cli(data_dir, "users", "token", "sup")
-    env = {"LIVE_NODE_ID": NODE, "LIVE_INGEST_LOOPBACK_TRUST": "true"}
+    env = {"LIVE_NODE_ID": NODE, "LIVE_INGEST_SECRET": INGEST_SECRET}
     port = free_port()
     rounds: list[Tracked] = []
     began = time.monotonic()

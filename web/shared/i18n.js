@@ -24,6 +24,7 @@ export const COMMON = {
     "nav.home": "Home",
     "auth.signedOut": "You are signed out. Use your personal sign-in link to sign in again.",
     "auth.signinPage": "Sign-in help",
+    "auth.signOut": "Sign out",
     "noscript": "This page needs JavaScript.",
   },
   de: {
@@ -39,6 +40,7 @@ export const COMMON = {
     "nav.home": "Startseite",
     "auth.signedOut": "Sie sind abgemeldet. Melden Sie sich mit Ihrem persönlichen Anmeldelink erneut an.",
     "auth.signinPage": "Hilfe zur Anmeldung",
+    "auth.signOut": "Abmelden",
     "noscript": "Diese Seite benötigt JavaScript.",
   },
 };

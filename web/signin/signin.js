@@ -29,6 +29,16 @@ const STRINGS = {
     "signin.error.signed_out": "You were signed out. Use your personal link to sign in again.",
     "signin.error.session_expired": "Your session has expired. Use your personal link to sign in again.",
     "signin.error.generic": "Sign-in did not work ({code}). Ask your administrator for a new link.",
+    "signin.passwordHeading": "Sign in with user name and password",
+    "signin.user": "User name",
+    "signin.password": "Password",
+    "signin.oidcHeading": "Sign in with your organisation's account",
+    "signin.oidcButton": "Continue to your organisation's sign-in",
+    "signin.error.bad_credentials": "Wrong user name or password.",
+    "signin.error.rate_limited": "Too many attempts. Wait a minute and try again.",
+    "signin.error.oidc_no_role": "Your organisation's account has no role in live. Ask your administrator.",
+    "signin.error.oidc_user_collides": "Your organisation's account collides with a local account. Ask your administrator.",
+    "signin.error.network": "The server could not be reached. Try again.",
   },
   de: {
     "signin.title": "Anmelden · live",
@@ -62,6 +72,16 @@ const STRINGS = {
       "Ihre Sitzung ist abgelaufen. Melden Sie sich mit Ihrem persönlichen Link erneut an.",
     "signin.error.generic":
       "Die Anmeldung hat nicht funktioniert ({code}). Bitten Sie Ihre Administration um einen neuen Link.",
+    "signin.passwordHeading": "Mit Benutzername und Passwort anmelden",
+    "signin.user": "Benutzername",
+    "signin.password": "Passwort",
+    "signin.oidcHeading": "Mit dem Konto Ihrer Organisation anmelden",
+    "signin.oidcButton": "Weiter zur Anmeldung Ihrer Organisation",
+    "signin.error.bad_credentials": "Benutzername oder Passwort ist falsch.",
+    "signin.error.rate_limited": "Zu viele Versuche. Warten Sie eine Minute und versuchen Sie es erneut.",
+    "signin.error.oidc_no_role": "Das Konto Ihrer Organisation hat keine Rolle in live. Wenden Sie sich an Ihre Administration.",
+    "signin.error.oidc_user_collides": "Das Konto Ihrer Organisation kollidiert mit einem lokalen Konto. Wenden Sie sich an Ihre Administration.",
+    "signin.error.network": "Der Server ist nicht erreichbar. Versuchen Sie es erneut.",
   },
 };
 
@@ -113,7 +133,61 @@ input.addEventListener("input", () => {
   input.removeAttribute("aria-invalid");
 });
 
+// User name and password (local users), and the organisation's sign-in when configured.
+const passwordForm = document.getElementById("password-form");
+const passwordError = document.getElementById("password-error");
+let passwordErrorKey = null;
+
+function showPasswordError() {
+  passwordError.hidden = !passwordErrorKey;
+  if (passwordErrorKey) {
+    passwordError.textContent = i18n.has(`signin.error.${passwordErrorKey}`)
+      ? i18n.t(`signin.error.${passwordErrorKey}`)
+      : i18n.t("signin.error.generic", { code: passwordErrorKey.slice(0, 80) });
+  }
+}
+
+passwordForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const user = document.getElementById("signin-user").value.trim();
+  const password = document.getElementById("signin-password").value;
+  try {
+    const response = await fetch("/auth/signin", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ user, password }),
+      credentials: "same-origin",
+    });
+    const body = await response.json().catch(() => ({}));
+    if (response.ok) {
+      window.location.assign(typeof body.home === "string" && body.home.startsWith("/") ? body.home : "/");
+      return;
+    }
+    passwordErrorKey = String(body?.error?.code || response.status);
+  } catch {
+    passwordErrorKey = "network";
+  }
+  showPasswordError();
+});
+
+async function showMethods() {
+  try {
+    const response = await fetch("/auth/methods", { credentials: "same-origin" });
+    const methods = await response.json();
+    document.getElementById("oidc-card").hidden = !methods.oidc;
+    document.getElementById("password-card").hidden = !methods.password;
+    const next = new URLSearchParams(window.location.search).get("next");
+    if (next && next.startsWith("/") && !next.startsWith("//")) {
+      document.getElementById("oidc-link").href = `/auth/oidc/login?next=${encodeURIComponent(next)}`;
+    }
+  } catch {
+    // keep the defaults: link and password shown
+  }
+}
+
 i18n.mountSwitch(document.getElementById("lang-switch"));
 i18n.apply();
 renderError();
 i18n.onChange(renderError);
+i18n.onChange(showPasswordError);
+showMethods();
