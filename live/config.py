@@ -44,6 +44,7 @@ class Settings:
     policy_file: str = ""
     # Ingest
     ingest_secret: str = ""
+    ingest_secrets: str = ""  # one per sending system: "sbc-a=secret,sbc-b=secret"
     twilio_auth_token: str = ""
     ingest_loopback_trust: bool = False
     max_ingest_message: int = 64 * 1024

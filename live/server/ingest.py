@@ -10,7 +10,8 @@ import time
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..errors import LiveError, Unauthorized
+from ..config import Settings
+from ..errors import ConfigError, LiveError, Unauthorized
 from ..ingest.twilio import TwilioStream
 from .security import is_loopback
 from .state import STATE
@@ -41,18 +42,37 @@ def twilio_signature_valid(request: web.Request, auth_token: str) -> bool:
     return False
 
 
+def ingest_secrets(settings: Settings) -> dict[str, str]:
+    """Every accepted ingest secret by the name of its source (``ingest_secrets`` is
+    ``sbc-a=secret,sbc-b=secret``; the single ``ingest_secret`` is the source ``default``).
+    One secret per sending system, so one can be withdrawn without touching the others."""
+    secrets: dict[str, str] = {}
+    if settings.ingest_secret:
+        secrets["default"] = settings.ingest_secret
+    for pair in filter(None, (p.strip() for p in settings.ingest_secrets.split(","))):
+        name, sep, secret = pair.partition("=")
+        if not sep or not name.strip() or not secret.strip():
+            raise ConfigError("ingest_secrets: each entry is source=secret", setting="ingest_secrets")
+        secrets[name.strip()] = secret.strip()
+    return secrets
+
+
 def authenticate_ingest(request: web.Request) -> str:
-    """How this sender proved itself; raises ``Unauthorized`` (and counts it) otherwise."""
+    """How this sender proved itself (``secret:<source>``, ``twilio-signature``, ``loopback``);
+    raises ``Unauthorized`` (and counts it) otherwise."""
     state = request.app[STATE]
     settings = state.settings
-    secret = settings.ingest_secret
-    if secret:
-        offered = request.headers.get("X-Live-Ingest-Secret", "")
-        auth = request.headers.get("Authorization", "")
-        if auth.lower().startswith("bearer "):
-            offered = offered or auth[7:].strip()
-        if offered and hmac.compare_digest(offered.encode(), secret.encode()):
-            return "secret"
+    offered = request.headers.get("X-Live-Ingest-Secret", "")
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        offered = offered or auth[7:].strip()
+    if offered:
+        matched = ""
+        for name, secret in ingest_secrets(settings).items():  # compare with all: no early exit
+            if hmac.compare_digest(offered.encode(), secret.encode()):
+                matched = name
+        if matched:
+            return f"secret:{matched}"
     if twilio_signature_valid(request, settings.twilio_auth_token):
         return "twilio-signature"
     if settings.ingest_loopback_trust and is_loopback(request):
@@ -69,7 +89,8 @@ def _close_reason(message: str) -> bytes:
 
 async def twilio(request: web.Request) -> web.WebSocketResponse:
     state = request.app[STATE]
-    authenticate_ingest(request)
+    how = authenticate_ingest(request)
+    log.info("twilio ingest connected (%s)", how)
     ws = web.WebSocketResponse(max_msg_size=state.settings.max_ingest_message, heartbeat=30)
     await ws.prepare(request)
     state.ingest.accepted += 1
@@ -103,6 +124,7 @@ async def twilio(request: web.Request) -> web.WebSocketResponse:
 
 
 def setup(app: web.Application) -> None:
+    ingest_secrets(app[STATE].settings)  # a malformed list fails at start, not at the first call
     app.router.add_get("/ingest/twilio", twilio)
 
 

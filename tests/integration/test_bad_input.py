@@ -539,3 +539,33 @@ async def test_session_and_roster_socket_errors(tmp_path: Path) -> None:
                     message = await ws.receive(timeout=5)
                 assert message.data == 4400
         await scene.assert_undisturbed()
+
+
+async def test_each_sending_system_has_its_own_ingest_secret(tmp_path: Path) -> None:
+    """Per-source secrets: each works on its own; a withdrawn one is refused and counted."""
+    async with running_server(
+        tmp_path, ingest_loopback_trust=False, ingest_secrets="sbc-a=alpha-secret,sbc-b=beta-secret"
+    ) as server, aiohttp.ClientSession() as http:
+        for n, secret in enumerate(("alpha-secret", "beta-secret")):
+            call_sid = f"CA-source-{n}"
+            async with http.ws_connect(server.twilio_url, headers={"X-Live-Ingest-Secret": secret}) as ws:
+                await ws.send_json(start_message(call_sid))
+                await wait_for(
+                    lambda call_sid=call_sid: call_sid in server.state.monitor.roster.calls,
+                    what=f"{call_sid} started",
+                )
+        refused = server.state.ingest.refused
+        for offered in ("sbc-a=alpha-secret", "alpha", "gamma-secret"):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
+                await http.ws_connect(server.twilio_url, headers={"X-Live-Ingest-Secret": offered})
+            assert caught.value.status == 401
+        assert server.state.ingest.refused == refused + 3
+
+
+def test_a_malformed_ingest_secret_list_stops_the_server_at_start(tmp_path: Path) -> None:
+    from live.config import load_settings
+    from live.errors import ConfigError
+    from live.server import create_app
+
+    with pytest.raises(ConfigError, match="source=secret"):
+        create_app(load_settings({}, None, data_dir=tmp_path, ingest_secrets="no-equals-sign"))
