@@ -7,14 +7,16 @@ tokens from the same provider are refused by the same client code in ``test_oidc
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
-import contextlib
 import pytest
 
+from live.auth.oidc import OidcClient, OidcSettings, TokenResponse
 from live.types import Role
-from tests.integration.test_oidc import browse, browser
+from tests.integration.test_oidc import browse, browser, real_tokens
 from tests.support.oidc_provider import OidcProvider, ProviderUnavailable, running_oidc_provider
 from tests.support.server import RunningServer, free_port, running_server
 
@@ -126,3 +128,41 @@ async def test_a_group_claim_maps_to_roles_by_setting(tmp_path: Path, provider: 
         assert page.status == 200, page
         async with http.get(f"{server.base_url}/api/me") as response:
             assert (await response.json())["role"] == "auditor"
+
+
+@pytest.mark.parametrize("attack", ["tampered", "wrong_audience"])
+async def test_a_bad_id_token_in_the_real_flow_signs_nobody_in(
+    tmp_path: Path, provider: OidcProvider, port: int, monkeypatch: pytest.MonkeyPatch, attack: str
+) -> None:
+    """The server's callback gets the provider's real token response with the ID token
+    swapped: a real token with one signature byte changed, or a real token the provider
+    issued to another client. Neither signs the browser in."""
+    if attack == "wrong_audience":
+        async with OidcClient(
+            OidcSettings(
+                issuer=provider.issuer,
+                client_id="other-app",
+                client_secret=provider.secret("other-app"),
+                redirect_uri=provider.redirect_uri,
+                scopes=("openid", "profile", "live"),
+            )
+        ) as theirs:
+            foreign, _auth = await real_tokens(provider, theirs, login="sam")
+    real_exchange = OidcClient.exchange
+
+    async def swapped(self: OidcClient, code: str, redirect_uri: str, code_verifier: str) -> TokenResponse:
+        tokens = await real_exchange(self, code, redirect_uri, code_verifier)
+        if attack == "tampered":
+            head, body, signature = tokens.id_token.split(".")
+            flipped = ("A" if signature[10] != "A" else "B").join((signature[:10], signature[11:]))
+            return dataclasses.replace(tokens, id_token=f"{head}.{body}.{flipped}")
+        return dataclasses.replace(tokens, id_token=foreign.id_token)
+
+    monkeypatch.setattr(OidcClient, "exchange", swapped)
+    expected = {"tampered": "oidc_bad_signature", "wrong_audience": "oidc_wrong_audience"}[attack]
+    async with oidc_server(tmp_path, provider, port) as server, browser() as http:
+        page = await browse(http, f"{server.base_url}/auth/oidc/login", provider, login="sam")
+        assert page.status == 401 and expected in page.text, page
+        assert "live_session" not in {c.key for c in http.cookie_jar}
+        async with http.get(f"{server.base_url}/api/me") as response:
+            assert response.status == 401
