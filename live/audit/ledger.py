@@ -48,7 +48,12 @@ class Ledger(Protocol):
         at the node's last heartbeat); returns their session ids."""
 
     async def entries(
-        self, *, kind: str | None = None, session_id: str | None = None, agent_id: str | None = None
+        self,
+        *,
+        kind: str | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        since: float | None = None,
     ) -> list[LedgerEntry]: ...
 
     async def checkpoint(self) -> str:
