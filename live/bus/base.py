@@ -46,8 +46,10 @@ class CallBus(Protocol):
     def media_wanted(self, call_id: CallId) -> bool:
         """True while another node has asked for this call's packets recently."""
 
-    async def publish_media(self, call_id: CallId, data: bytes) -> None:
-        """Relay one encoded packet (``codec.encode_media``) of a call ingested here."""
+    def publish_media(self, call_id: CallId, data: bytes) -> None:
+        """Relay one encoded packet (``codec.encode_media``) of a call ingested here.
+
+        Called on the media path for every packet: queues and returns at once, never waits."""
 
     async def subscribe_media(
         self, call_id: CallId, handler: MediaHandler

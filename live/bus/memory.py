@@ -84,7 +84,7 @@ class MemoryCallBus:
     def media_wanted(self, call_id: CallId) -> bool:
         return False
 
-    async def publish_media(self, call_id: CallId, data: bytes) -> None:
+    def publish_media(self, call_id: CallId, data: bytes) -> None:
         return None
 
     async def subscribe_media(

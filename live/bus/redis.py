@@ -401,7 +401,7 @@ class RedisCallBus:
         until = self._wanted.get(call_id)
         return until is not None and until >= time.monotonic()
 
-    async def publish_media(self, call_id: CallId, data: bytes) -> None:
+    def publish_media(self, call_id: CallId, data: bytes) -> None:
         """Queue one packet for relay and return at once (never waits for Redis).
 
         Packets leave in the order queued; when ``MEDIA_QUEUE_PACKETS`` are waiting the

@@ -251,8 +251,8 @@ async def test_media_relay_on_demand(
     assert not a.media_wanted(CallId("CA2"))
     packets = [i.to_bytes(2, "big") * 80 for i in range(200)]  # 2 s of one leg, at once
     for packet in packets:
-        await a.publish_media(CallId("CA1"), packet)
-    await a.publish_media(CallId("CA2"), b"other")
+        a.publish_media(CallId("CA1"), packet)
+    a.publish_media(CallId("CA2"), b"other")
     await settle(lambda: len(got) == 200 and len(also) == 1)
     assert got == packets  # in order, none lost, the broken handler notwithstanding
     assert a.media_dropped == 0
@@ -261,8 +261,8 @@ async def test_media_relay_on_demand(
     await unsubscribe()
     await unsubscribe()  # idempotent
     await unsubscribe_broken()
-    await a.publish_media(CallId("CA1"), b"after")
-    await a.publish_media(CallId("CA2"), b"still")
+    a.publish_media(CallId("CA1"), b"after")
+    a.publish_media(CallId("CA2"), b"still")
     await settle(lambda: len(also) == 2)
     assert len(got) == 200
     await unsubscribe_other()
@@ -276,7 +276,7 @@ async def test_media_queue_drops_oldest_when_redis_cannot_keep_up(
     got: list[bytes] = []
     unsubscribe = await b.subscribe_media(CallId("CA1"), got.append)
     for i in range(8):  # no await point between them: the writer cannot run meanwhile
-        await a.publish_media(CallId("CA1"), bytes([i]))
+        a.publish_media(CallId("CA1"), bytes([i]))
     await settle(lambda: len(got) == 5)
     assert got == [bytes([i]) for i in range(3, 8)] and a.media_dropped == 3
     await unsubscribe()
@@ -299,7 +299,7 @@ async def test_dead_redis_refuses_then_recovers(own_redis: RedisServer) -> None:
             await bus.snapshot()
         with pytest.raises(BusUnavailable):
             await other.want_media(CallId("CA1"))
-        await bus.publish_media(CallId("CA1"), b"lost")  # never raises, never blocks
+        bus.publish_media(CallId("CA1"), b"lost")  # never raises, never blocks
         await asyncio.sleep(0.5)  # let the readers notice and start backing off
 
         own_redis.start()  # empty: nothing was persisted
@@ -319,7 +319,7 @@ async def test_dead_redis_refuses_then_recovers(own_redis: RedisServer) -> None:
         deadline = time.monotonic() + 10
         while not media:
             assert time.monotonic() < deadline, "media relay did not recover"
-            await bus.publish_media(CallId("CA1"), b"back")
+            bus.publish_media(CallId("CA1"), b"back")
             await asyncio.sleep(0.2)
         assert set(media) == {b"back"}
     finally:
@@ -336,7 +336,7 @@ async def test_aclose_leaves_nothing_running_or_registered(
     await bus.start()
     await bus.publish(CallStarted(call("CA1")))
     unsubscribe = await bus.subscribe_media(CallId("CA9"), lambda data: None)
-    await bus.publish_media(CallId("CA1"), b"x")
+    bus.publish_media(CallId("CA1"), b"x")
     assert await raw.zscore(bus.keys.nodes, "node-a") is not None
     await bus.aclose()
     assert asyncio.all_tasks() - before == set()
