@@ -62,6 +62,15 @@ class Settings:
     # Sessions
     session_secret: str = ""
     session_ttl_s: int = 8 * 3600
+    # Abuse limits, per node (see live/server/abuse.py)
+    signin_failures_per_minute: int = 10  # per client address and per user name
+    bad_tokens_per_minute: int = 30  # unknown bearer tokens per client address
+    listens_per_minute: int = 30  # listen requests per person
+    listens_per_supervisor: int = 4  # listen sessions at once per person
+    ws_per_user: int = 8  # roster / agent WebSockets per person
+    ws_total: int = 2000
+    ingest_connections: int = 1000
+    trusted_proxies: str = ""  # comma-separated proxy addresses whose X-Forwarded-For is believed
     tls_cert: str = ""
     tls_key: str = ""
     demo: bool = False

@@ -15,6 +15,7 @@ from ..config import Settings
 from ..service import Monitor
 from . import agent, api, audit, ingest, openapi, pages
 from .revocation import RevocationService
+from .abuse import AbuseLimits, abuse_middleware
 from .access import access_middleware, check_routes
 from .errors import Handler, error_middleware
 from .state import STATE, ServerState
@@ -97,13 +98,17 @@ async def metrics(request: web.Request) -> web.Response:
         f"live_ingest_frames_rejected_total {state.ingest.rejected_frames}",
         "# TYPE live_ingest_protocol_errors_total counter",
         f"live_ingest_protocol_errors_total {state.ingest.protocol_errors}",
+        "# TYPE live_abuse_refused_total counter",
+        *(f"live_abuse_refused_total{{limit=\"{what}\"}} {count}" for what, count in sorted(state.limits.refused.items())),
+        "# TYPE live_websockets gauge",
+        f"live_websockets {state.limits.open_ws_total}",
     ]
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 
 def create_app(settings: Settings, *, users: UserStore | None = None, monitor: Monitor | None = None) -> web.Application:
     """The whole server as an aiohttp application; the monitor starts and stops with it."""
-    app = web.Application(middlewares=[security_headers, error_middleware, access_middleware], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[security_headers, error_middleware, abuse_middleware, access_middleware], client_max_size=64 * 1024)
     if monitor is None:
         ledger = make_ledger(settings)
         monitor = Monitor(settings, make_bus(settings), ledger)
@@ -113,6 +118,7 @@ def create_app(settings: Settings, *, users: UserStore | None = None, monitor: M
         users=users or UserStore(settings.users_path),
         # Without a configured secret, sessions last as long as this process.
         sessions=SessionCodec(settings.session_secret or secrets.token_hex(32), settings.session_ttl_s),
+        limits=AbuseLimits.from_settings(settings),
         revocations=RevocationService(Revocations(settings.data_dir / "sessions.sqlite3"), settings.redis_url),
     )
     app[STATE] = state

@@ -23,7 +23,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except LiveError as exc:
-        return web.json_response(exc.to_json(), status=exc.status)
+        response = web.json_response(exc.to_json(), status=exc.status)
+        if "retry_after_s" in exc.fields:
+            response.headers["Retry-After"] = str(exc.fields["retry_after_s"])
+        return response
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith(("/api/", "/auth/", "/ingest/")):
             raise

@@ -37,6 +37,7 @@ _ERROR_CODES = {
     404: "NotFound",
     410: "Gone",
     413: "PayloadTooLarge",
+    429: "TooManyRequests",
     503: "Unavailable",
 }
 
@@ -207,7 +208,10 @@ def _operation(
     if rule.kind in ("roles", "signed_in"):
         responses = {**responses, "401": _error(401), "403": _error(403)}
     elif rule.kind == "ingest":
-        responses = {**responses, "401": _error(401)}
+        responses = {**responses, "401": _error(401), "503": _error(503)}
+    # Abuse limits (live/server/abuse.py): unknown bearer tokens from one address, and
+    # per-route limits on sign-in, listening and WebSockets.
+    responses = {**responses, "429": _error(429)}
     op["responses"] = dict(sorted(responses.items()))
     op["security"] = _security(rule, method)
     op["x-access"] = rule.kind
@@ -677,6 +681,7 @@ def _responses() -> dict[str, Any]:
         404: "Not found.",
         410: "Gone.",
         413: "The body is over 64 KiB (`too_large`).",
+        429: "Slow down (`rate_limited`, `too_many_listens`, `too_many_connections`); see `Retry-After`.",
         503: "Unavailable (`ledger_unavailable`, ...): refused, fail closed.",
     }
     return {name: _json(_ref("Error"), meaning[status]) for status, name in _ERROR_CODES.items()}

@@ -14,6 +14,7 @@ from ..auth.oidc import CALLBACK_PATH, OidcClient, OidcSettings, setup_oidc_rout
 from ..config import Settings
 from ..errors import ConfigError
 from ..types import Role
+from .abuse import check_user_signin
 from .api import read_json
 from .errors import Handler
 from .security import SESSION_COOKIE, check_origin, identify, require
@@ -72,6 +73,7 @@ async def sign_in(request: web.Request) -> web.Response:
     # A foreign page must not sign this browser into someone else's account (login CSRF).
     check_origin(request)
     body = await read_json(request)
+    check_user_signin(request, str(body.get("user", ""))[:200])
     user = request.app[STATE].users.by_password(str(body.get("user", "")), str(body.get("password", "")))
     if user is None:
         raise Unauthorized("wrong user or password", code="bad_credentials")

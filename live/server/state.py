@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -10,6 +11,9 @@ from ..auth import SessionCodec, UserStore
 from ..config import Settings
 from ..service import Monitor
 from .revocation import RevocationService
+
+if TYPE_CHECKING:
+    from .abuse import AbuseLimits
 
 
 @dataclass(slots=True)
@@ -27,6 +31,7 @@ class ServerState:
     users: UserStore
     sessions: SessionCodec
     revocations: RevocationService
+    limits: AbuseLimits
     ingest: IngestCounters = field(default_factory=IngestCounters)
     ready: bool = False
 
