@@ -61,7 +61,14 @@ async def _run_server(settings: Settings, on_ready: Any = None) -> None:
     from .server import create_app
 
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+    from .server.logs import AccessLogger
+
+    runner = web.AppRunner(
+        app,
+        access_log=logging.getLogger("live.access"),
+        access_log_class=AccessLogger,
+        shutdown_timeout=5,
+    )
     await runner.setup()
     ssl_context = None
     cert, key = settings.tls_cert, settings.tls_key
@@ -266,6 +273,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=(args.log_level or os.environ.get("LIVE_LOG_LEVEL", "INFO")).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from .server.logs import install_redaction
+
+    install_redaction()
+    if logging.getLogger().level > logging.DEBUG:  # ICE chatter only when debugging
+        for noisy in ("aioice", "aiortc"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except LiveError as exc:
