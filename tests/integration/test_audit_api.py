@@ -430,7 +430,8 @@ async def test_the_audit_page_is_served_without_inline_code(tmp_path: Path) -> N
         status, html, response = await get(server, "/audit/", "auditor")
         assert status == 200 and "script-src 'self'" in response.headers["Content-Security-Policy"]
         assert '<script type="module" src="audit.js"></script>' in html
-        assert html.count("<script") == 1 and "<style" not in html and " style=" not in html
+        assert '<script type="module" src="../shared/signout.js"></script>' in html
+        assert html.count("<script") == 2 and "<style" not in html and " style=" not in html
         assert re.search(r"\son[a-z]+=", html) is None  # no inline event handlers
         for asset in ("audit.js", "audit.css"):
             status, _, _ = await get(server, f"/audit/{asset}", "auditor")
