@@ -50,6 +50,7 @@ from .audit.report import (
 )
 from .config import Settings, load_settings
 from .errors import LiveError
+from .policy import read_policy_file
 
 CLI_ROLE = "operator"
 """The ``role`` recorded with exports made on the command line (by whoever runs it)."""
@@ -102,9 +103,10 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     export.add_argument(
         "--listener-names",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="show listeners by name (default: by role only); the bundle then carries the "
-        "personal details too",
+        default=None,
+        help="show listeners by name, or (--no-listener-names) by role only; default: as the "
+        "policy in force says ([disclosure] listener_names, LIVE_POLICY_FILE). A bundle "
+        "carries the personal details only with an explicit --listener-names",
     )
     people(export)
     export.set_defaults(func=cmd_export)
@@ -264,6 +266,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     lang = check_language(args.lang)
     since, until = parse_period(args.start, args.end, zone)
     role_of = _role_lookup(settings)
+    names = (
+        args.listener_names
+        if args.listener_names is not None
+        else read_policy_file(settings.policy_path).listener_names
+    )
 
     async def run() -> tuple[str | bytes, int, int]:
         async with _opened(settings) as ledger:
@@ -274,7 +281,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                     agent_id=args.agent,
                     since=since,
                     until=until,
-                    include_details=args.listener_names,
+                    include_details=bool(args.listener_names),
                 )
                 header = verify_bundle(bundle, ledger.verifier_key())
                 data: str | bytes = bundle
@@ -285,7 +292,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                     args.agent,
                     since=since,
                     until=until,
-                    listener_names=args.listener_names,
+                    listener_names=names,
                     role_of=role_of,
                     generated_at=now,
                 )

@@ -239,8 +239,9 @@ async def export(request: web.Request) -> web.Response:
     """``?agent=&format=jsonl|csv|pdf&from=&to=&tz=&lang=&listener_names=``: one agent's
     listen sessions as a verifiable bundle (jsonl) or for people (csv, pdf).
 
-    Listeners are shown by role; ``listener_names=true`` (auditors and admins only) shows
-    names, and a bundle then carries the personal details."""
+    Listeners are shown by name when the policy's ``[disclosure] listener_names`` says so,
+    else by role; auditors and admins may override it with ``listener_names=true|false``,
+    and their bundle with names carries the personal details."""
     identity = require(request, (*AUDITORS, Role.AGENT))
     query = request.query
     agent = _export_agent(identity, query)
@@ -248,15 +249,23 @@ async def export(request: web.Request) -> web.Response:
     zone = zone_named(query.get("tz") or None)
     lang = check_language(query.get("lang") or None)
     since, until = parse_period(query.get("from") or None, query.get("to") or None, zone)
-    names = _flag(query, "listener_names")
-    if names and identity.role is Role.AGENT:
-        raise Forbidden("listener names are not disclosed to agents here", code="role_forbidden")
+    # The policy's [disclosure] listener_names decides what an agent sees of who listened,
+    # and is the default for everyone; auditors and admins may ask either way.
+    disclosed = request.app[STATE].monitor.current_policy().listener_names
+    names = _flag(query, "listener_names") if "listener_names" in query else disclosed
+    if names and identity.role is Role.AGENT and not disclosed:
+        raise Forbidden("the monitoring policy does not disclose listener names", code="role_forbidden")
     ledger = _ledger(request)
     now = time.time()
     body: str | bytes
     if fmt == "jsonl":
+        # A bundle with details carries every personal field (callers' too): auditors only.
         body = await export_bundle(
-            ledger, agent_id=agent, since=since, until=until, include_details=names
+            ledger,
+            agent_id=agent,
+            since=since,
+            until=until,
+            include_details=names and identity.role is not Role.AGENT,
         )
         checked = verify_bundle(body, ledger.verifier_key())
         count, size = len(checked.entries), checked.tree_size

@@ -90,3 +90,51 @@ async def test_supervisor_listens_in_chromium(tmp_path: Path, browser: Browser) 
             assert entries[1].fields["reason"] == "stopped"
         finally:
             await sender.stop()
+
+
+async def test_a_refusal_is_explained_in_the_supervisors_language(tmp_path: Path, browser: Browser) -> None:
+    """The policy allows one listen per supervisor a day: the second is refused, and the
+    console says why in German, from its own strings rather than the server's English."""
+    from tests.integration.test_policy_enforced import policy_text
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        policy_text().replace("per_supervisor_per_day = 100", "per_supervisor_per_day = 1"), encoding="utf-8"
+    )
+    async with running_server(tmp_path / "data", policy_file=str(policy)) as server:
+        sender = TwilioSender(server.twilio_url, "CA-e2e-q", LOUD, QUIET, agent="agent-1", consent="granted")
+        await sender.start()
+        context = await browser.new_context(locale="de-DE")
+        try:
+            page = await context.new_page()
+            await page.goto(f"{server.base_url}/auth/link?token={server.tokens['sup']}")
+            row = page.locator('[data-testid="call-row"][data-call-id="CA-e2e-q"]')
+            await row.wait_for(timeout=10_000)
+            for attempt in range(2):
+                await row.locator('[data-testid="listen-button"]').click()
+                await page.locator('[data-testid="purpose-select"]').select_option("training")
+                await page.locator('[data-testid="purpose-confirm"]').click()
+                if attempt == 0:
+                    await page.locator('[data-testid="listen-panel"]').wait_for(timeout=10_000)
+                    for _ in range(200):
+                        if await page.evaluate("window.liveConsole.sessionId"):
+                            break
+                        await asyncio.sleep(0.05)
+                    await page.locator('[data-testid="stop-button"]').click()
+                    for _ in range(200):
+                        if await server.state.monitor.ledger.entries(kind="listen.ended"):
+                            break
+                        await asyncio.sleep(0.05)
+            status = page.locator('[data-testid="status"]')
+            for _ in range(100):
+                text = await status.inner_text()
+                if "abgelehnt" in text:
+                    break
+                await asyncio.sleep(0.1)
+            kinds = [(e.kind, e.fields.get("code")) for e in await server.state.monitor.ledger.entries()]
+            assert "Mithören abgelehnt" in text and "heutige Zahl an Mithör-Vorgängen" in text, (text, kinds)
+            refused = await server.state.monitor.ledger.entries(kind="listen.refused")
+            assert [e.fields["code"] for e in refused] == ["quota_supervisor_day"]
+        finally:
+            await context.close()
+            await sender.stop()

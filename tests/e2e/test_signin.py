@@ -70,3 +70,19 @@ async def test_the_sign_in_page_offers_the_organisation_sign_in_when_configured(
         await page.goto(f"{server.base_url}/signin/?next=/console/")
         await poll(page, "!document.getElementById('oidc-card').hidden")
         assert await page.get_attribute("[data-testid=oidc-link]", "href") == "/auth/oidc/login?next=%2Fconsole%2F"
+
+
+@pytest.mark.parametrize("user, home", [("sup", "/console/"), ("agent", "/agent/")])
+async def test_every_signed_in_page_can_sign_out(tmp_path: Path, browser: Browser, user: str, home: str) -> None:
+    async with running_server(tmp_path) as server:
+        context = await browser.new_context(locale="en-GB")
+        page = await context.new_page()
+        await page.goto(f"{server.base_url}/auth/link?token={server.tokens[user]}")
+        assert page.url.endswith(home)
+        await poll(page, "!document.getElementById('signout').hidden")
+        assert await page.text_content("[data-testid=signout]") == "Sign out"
+        await page.click("[data-testid=signout]")
+        await page.wait_for_url(f"{server.base_url}/signin/?error=signed_out")
+        await page.goto(f"{server.base_url}{home}")
+        assert page.url.endswith("/signin/")  # the page itself is closed to a signed-out browser
+        await context.close()

@@ -129,7 +129,8 @@ async def test_who_may_see_what(tmp_path: Path) -> None:
                 "sup2": 403,
                 "auditor": 200,
             },
-            "/api/audit/export?format=csv&listener_names=true": {"agent": 403},
+            # The built-in policy discloses listener names to agents.
+            "/api/audit/export?format=csv&listener_names=true": {"agent": 200},
             "/api/audit/report?month=2026-03&format=csv": {
                 "sup": 403,
                 "agent": 403,
@@ -300,19 +301,20 @@ async def test_exports_for_agents_and_auditors_are_recorded(tmp_path: Path) -> N
             "pdftotext", "-layout", str(path), "-", stdout=asyncio.subprocess.PIPE
         )
         out, _ = await pdftotext.communicate()
-        assert "3 listen sessions" in out.decode() and "supervisor" in out.decode()
-        assert "Sam" not in out.decode()
+        # The built-in policy discloses listener names ([disclosure] listener_names = true).
+        assert "3 listen sessions" in out.decode() and "Sam Supervisor" in out.decode()
 
         status, body, response = await get(
             server, "/api/audit/export?format=csv&tz=Europe/Berlin", "agent"
         )
         assert status == 200 and response.content_type == "text/csv"
         rows = list(csv.DictReader(io.StringIO(body)))
-        assert [(r["session_id"], r["time"], r["listener"]) for r in rows] == [
-            ("ls_1", "10:00:00", "supervisor"),
-            ("ls_3", "10:00:00", "supervisor"),
-            ("ls_4", "10:00:00", "supervisor"),
+        assert [(r["session_id"], r["time"]) for r in rows] == [
+            ("ls_1", "10:00:00"),
+            ("ls_3", "10:00:00"),
+            ("ls_4", "10:00:00"),
         ]
+        assert all(r["listener"].endswith("Supervisor") for r in rows), rows
 
         status, bundle, response = await get(
             server, "/api/audit/export?agent=agent-2&format=jsonl&listener_names=true", "auditor"
@@ -436,3 +438,27 @@ async def test_the_audit_page_is_served_without_inline_code(tmp_path: Path) -> N
         for asset in ("audit.js", "audit.css"):
             status, _, _ = await get(server, f"/audit/{asset}", "auditor")
             assert status == 200
+
+
+async def test_exports_follow_the_policys_disclosure_of_listener_names(tmp_path: Path) -> None:
+    """``[disclosure] listener_names = false``: agents see "supervisor", may not ask for
+    names; auditors get roles by default and names when they ask."""
+    default = (Path(__file__).resolve().parents[2] / "live/policy/default.toml").read_text(encoding="utf-8")
+    assert "listener_names = true" in default
+    policy = tmp_path / "policy.toml"
+    policy.write_text(default.replace("listener_names = true", "listener_names = false"), encoding="utf-8")
+    async with running_server(tmp_path / "data", policy_file=str(policy)) as server:
+        await seed(server)
+        status, body, _ = await get(server, "/api/audit/export?format=csv", "agent")
+        assert status == 200
+        listeners = {row["listener"] for row in csv.DictReader(io.StringIO(body))}
+        assert listeners == {"supervisor"}, listeners
+        status, body, _ = await get(server, "/api/audit/export?format=csv&listener_names=true", "agent")
+        assert (status, body["error"]["code"]) == (403, "role_forbidden")
+        status, body, _ = await get(server, "/api/audit/export?agent=agent&format=csv", "auditor")
+        assert {row["listener"] for row in csv.DictReader(io.StringIO(body))} == {"supervisor"}
+        status, body, _ = await get(server, "/api/audit/export?agent=agent&format=csv&listener_names=true", "auditor")
+        assert "Sam Supervisor" in {row["listener"] for row in csv.DictReader(io.StringIO(body))}
+        # The agent's own history page follows the same rule.
+        status, body, _ = await get(server, "/api/agent/history", "agent")
+        assert status == 200 and {row["listener"] for row in body["listens"]} == {"supervisor"}

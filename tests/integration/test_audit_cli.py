@@ -19,7 +19,7 @@ from live.audit import SqliteLedger
 T0 = 1_772_442_000.0
 
 
-def audit(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def audit(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``live audit ARGS`` (run as ``python -m live.cli_audit``, which is the same parser)."""
     return subprocess.run(
         [sys.executable, "-m", "live.cli_audit", *args],
@@ -27,7 +27,7 @@ def audit(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[s
         text=True,
         input=stdin,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
         check=False,
     )
 
@@ -173,7 +173,7 @@ def test_export_in_three_formats_and_verify_the_bundle(data: tuple[Path, str]) -
 
     rows = list(csv.DictReader(io.StringIO((out / "agent-7.csv").read_text())))
     assert [r["session_id"] for r in rows] == ["ls_0", "ls_2", "ls_4"]
-    assert {r["listener"] for r in rows} == {"listener"}  # no user file here: the neutral role
+    assert {r["listener"] for r in rows} == {"Sam Supervisor"}  # the built-in policy discloses names
     assert {r["duration"] for r in rows} == {"1:35"} and {r["policy_version"] for r in rows} == {
         "bv-1"
     }
@@ -250,6 +250,14 @@ def test_verify_bundle_fails_on_a_modified_bundle(data: tuple[Path, str]) -> Non
     assert result.returncode == 1 and "checkpoint does not verify" in result.stdout
 
 
+def quiet_policy(directory: Path) -> Path:
+    """The built-in policy with ``[disclosure] listener_names = false``."""
+    default = (Path(__file__).resolve().parents[2] / "live/policy/default.toml").read_text(encoding="utf-8")
+    path = directory / "quiet-policy.toml"
+    path.write_text(default.replace("listener_names = true", "listener_names = false"), encoding="utf-8")
+    return path
+
+
 def test_export_with_names_and_a_period(data: tuple[Path, str]) -> None:
     data_dir, _ = data
     (data_dir / "users.json").write_text(
@@ -269,9 +277,11 @@ def test_export_with_names_and_a_period(data: tuple[Path, str]) -> None:
         "2026-03-02",
         "--data",
         str(data_dir),
+        env={"LIVE_POLICY_FILE": str(quiet_policy(data_dir))},
     )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    # The policy in force discloses no listener names: roles only, unless asked.
     assert [(r["session_id"], r["listener"]) for r in rows] == [
         ("ls_2", "supervisor"),
         ("ls_4", "supervisor"),
@@ -293,6 +303,13 @@ def test_export_with_names_and_a_period(data: tuple[Path, str]) -> None:
     rows = list(csv.DictReader(io.StringIO(named.stdout)))
     assert {r["listener"] for r in rows} == {"Sam Supervisor"}
     assert rows[0]["time"] == "10:00:00" and rows[0]["timezone"] == "Europe/Berlin"
+    # The built-in policy discloses names: that is the default without a flag.
+    default = audit("export", "--agent", "agent-7", "--format", "csv", "--out", "-", "--data", str(data_dir))
+    assert {r["listener"] for r in csv.DictReader(io.StringIO(default.stdout))} == {"Sam Supervisor"}
+    hidden = audit(
+        "export", "--agent", "agent-7", "--format", "csv", "--out", "-", "--no-listener-names", "--data", str(data_dir)
+    )
+    assert {r["listener"] for r in csv.DictReader(io.StringIO(hidden.stdout))} == {"supervisor"}
 
 
 def test_report_pdf_and_csv_with_a_team_map(data: tuple[Path, str]) -> None:

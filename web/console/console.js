@@ -119,14 +119,13 @@ function agentOf(call) {
   return call?.agent_id || "?";
 }
 
-/** The user-facing words for an error: the server's message, else ours for the code. */
+/** The user-facing words for an error: ours for a known code (in the page's language),
+ * else the server's message, else the HTTP status. */
 function describeError(err) {
   if (err instanceof ApiError) {
+    if (err.code !== "http" && i18n.has(`error.${err.code}`)) return i18n.t(`error.${err.code}`);
     if (err.serverMessage) return err.serverMessage;
-    if (err.code === "http" || !i18n.has(`error.${err.code}`)) {
-      return i18n.t("error.http", { status: err.status });
-    }
-    return i18n.t(`error.${err.code}`);
+    return i18n.t("error.http", { status: err.status });
   }
   return (err && err.message) || String(err);
 }
