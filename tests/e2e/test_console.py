@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, expect
 
 from tests.support.g711 import tone
 from tests.support.server import running_server
@@ -93,9 +93,11 @@ async def test_supervisor_listens_in_chromium(tmp_path: Path, browser: Browser) 
 
 
 async def test_a_refusal_is_explained_in_the_supervisors_language(tmp_path: Path, browser: Browser) -> None:
-    """The policy allows one listen per supervisor a day: the second is refused, and the
-    console says why in German, from its own strings rather than the server's English."""
-    from tests.integration.test_policy_enforced import policy_text
+    """The policy allows one listen per supervisor a day: once it is used, the console's
+    listen is refused, and the console says why in German, from its own strings rather
+    than the server's English message."""
+    from tests.integration.test_policy_enforced import policy_text, wait_call
+    from tests.support.listener import Listener
 
     policy = tmp_path / "policy.toml"
     policy.write_text(
@@ -105,36 +107,24 @@ async def test_a_refusal_is_explained_in_the_supervisors_language(tmp_path: Path
         sender = TwilioSender(server.twilio_url, "CA-e2e-q", LOUD, QUIET, agent="agent-1", consent="granted")
         await sender.start()
         context = await browser.new_context(locale="de-DE")
+        listener = Listener(server.base_url, server.tokens["sup"])
         try:
+            await wait_call(server, "CA-e2e-q")
+            await listener.listen("CA-e2e-q", purpose="training")  # today's one listen
+            await listener.stop()
             page = await context.new_page()
             await page.goto(f"{server.base_url}/auth/link?token={server.tokens['sup']}")
             row = page.locator('[data-testid="call-row"][data-call-id="CA-e2e-q"]')
             await row.wait_for(timeout=10_000)
-            for attempt in range(2):
-                await row.locator('[data-testid="listen-button"]').click()
-                await page.locator('[data-testid="purpose-select"]').select_option("training")
-                await page.locator('[data-testid="purpose-confirm"]').click()
-                if attempt == 0:
-                    await page.locator('[data-testid="listen-panel"]').wait_for(timeout=10_000)
-                    for _ in range(200):
-                        if await page.evaluate("window.liveConsole.sessionId"):
-                            break
-                        await asyncio.sleep(0.05)
-                    await page.locator('[data-testid="stop-button"]').click()
-                    for _ in range(200):
-                        if await server.state.monitor.ledger.entries(kind="listen.ended"):
-                            break
-                        await asyncio.sleep(0.05)
+            await row.locator('[data-testid="listen-button"]').click()
+            await page.locator('[data-testid="purpose-select"]').select_option("training")
+            await page.locator('[data-testid="purpose-confirm"]').click()
             status = page.locator('[data-testid="status"]')
-            for _ in range(100):
-                text = await status.inner_text()
-                if "abgelehnt" in text:
-                    break
-                await asyncio.sleep(0.1)
-            kinds = [(e.kind, e.fields.get("code")) for e in await server.state.monitor.ledger.entries()]
-            assert "Mithören abgelehnt" in text and "heutige Zahl an Mithör-Vorgängen" in text, (text, kinds)
+            await expect(status).to_contain_text("Mithören abgelehnt", timeout=15_000)
+            await expect(status).to_contain_text("heutige Zahl an Mithör-Vorgängen")
             refused = await server.state.monitor.ledger.entries(kind="listen.refused")
             assert [e.fields["code"] for e in refused] == ["quota_supervisor_day"]
         finally:
+            await listener.close()
             await context.close()
             await sender.stop()
