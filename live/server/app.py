@@ -36,6 +36,10 @@ def _harden(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault("X-Frame-Options", "DENY")
     if request.path.startswith(("/api/", "/auth/")):
         response.headers.setdefault("Cache-Control", "no-store")
+    else:
+        # Pages and their files are checked with the server every time: a signed-out browser
+        # must not be shown a cached page, and a new release reaches every browser at once.
+        response.headers.setdefault("Cache-Control", "no-cache")
     if request.secure or request.app[STATE].settings.public_url.startswith("https://"):
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
 
