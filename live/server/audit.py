@@ -71,8 +71,8 @@ def _int(query: Mapping[str, str], name: str, code: str, *, required: bool) -> i
         if required:
             raise BadRequest(f"{name} is required", code=code)
         return None
-    if not re.fullmatch(r"[0-9]{1,19}", raw):
-        raise BadRequest(f"{name} must be a non-negative integer", code=code)
+    if not re.fullmatch(r"[0-9]{1,18}", raw):  # 18 digits: always fits a 64-bit column
+        raise BadRequest(f"{name} must be a non-negative integer below 10^18", code=code)
     return int(raw)
 
 

@@ -227,6 +227,7 @@ async def test_bad_parameters_are_400_with_a_code(tmp_path: Path) -> None:
             "/api/audit/proof/inclusion": "bad_seq",
             "/api/audit/proof/inclusion?seq=abc": "bad_seq",
             "/api/audit/proof/inclusion?seq=-1": "bad_seq",
+            "/api/audit/proof/inclusion?seq=9801008703254697977": "bad_seq",  # over 64 bits
             "/api/audit/proof/inclusion?seq=1&size=x": "bad_size",
             "/api/audit/proof/inclusion?seq=5&size=3": "out_of_range",
             "/api/audit/proof/consistency": "bad_size",

@@ -136,7 +136,11 @@ async def test_no_server_errors_and_answers_as_documented_for_every_role(tmp_pat
     config = tmp_path / "schemathesis.toml"
     # The call id is pinned so call operations reach the policy and WebRTC, not a 404.
     config.write_text(f'[parameters]\n"path.call_id" = "{CALL_ID}"\n')
-    async with running_server(tmp_path / "live") as server, live_call(server):
+    # Limits far above the fuzzer's pace, so the sign-in handlers themselves get fuzzed
+    # (the limits have their own tests in test_abuse_limits.py).
+    async with running_server(
+        tmp_path / "live", signin_failures_per_minute=100_000, bad_tokens_per_minute=100_000
+    ) as server, live_call(server):
         who: list[str | None] = [None, *ROLE_OF]
         runs = []
         for user in who:
