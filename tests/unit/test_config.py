@@ -174,3 +174,18 @@ def test_bad_overrides_are_config_errors(overrides: dict[str, Any], name: str) -
     with pytest.raises(ConfigError, match=name) as caught:
         load_settings({}, None, **overrides)
     assert caught.value.fields["setting"] == name
+
+
+def test_every_setting_in_the_example_env_file_exists() -> None:
+    """deploy/live.env.example must not teach a setting the server does not know."""
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    from live.config import Settings
+
+    text = (Path(__file__).resolve().parents[2] / "deploy" / "live.env.example").read_text(encoding="utf-8")
+    names = set(re.findall(r"^#?LIVE_([A-Z_]+)=", text, flags=re.MULTILINE))
+    known = {f.name.upper() for f in dataclasses.fields(Settings)}
+    assert {"OIDC_ISSUER", "TRUSTED_PROXIES", "INGEST_SECRETS"} <= names
+    assert names <= known, names - known
