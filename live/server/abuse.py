@@ -89,6 +89,7 @@ class AbuseLimits:
     listens_per_supervisor: int
     trusted_proxies: frozenset[str]
     open_ws: Counter[str] = field(default_factory=Counter)
+    listens_starting: Counter[str] = field(default_factory=Counter)
     open_ingest: int = 0
     refused: Counter[str] = field(default_factory=Counter)
 
@@ -173,7 +174,10 @@ async def _limited(
             if wait := limits.listen.retry_after(identity.user_id, now):
                 raise limits.refuse("listen", wait, "too many listen requests; wait and try again")
             limits.listen.spend(identity.user_id, now)
-            running = len(request.app[STATE].monitor.sessions_of(identity))
+            # Sessions running plus listen requests still being set up (they register their
+            # session only when the answer is ready): parallel requests cannot slip past.
+            key = identity.user_id
+            running = len(request.app[STATE].monitor.sessions_of(identity)) + limits.listens_starting[key]
             if running >= limits.listens_per_supervisor:
                 limits.refused["listens_at_once"] += 1
                 raise TooManyRequests(
@@ -181,6 +185,13 @@ async def _limited(
                     code="too_many_listens",
                     retry_after_s=5,
                 )
+            limits.listens_starting[key] += 1
+            try:
+                return await handler(request)
+            finally:
+                limits.listens_starting[key] -= 1
+                if limits.listens_starting[key] <= 0:
+                    del limits.listens_starting[key]
     rule = rule_for(request)
     if rule is not None and rule.websocket:
         return await _connection(request, handler, limits, rule.kind == "ingest")

@@ -114,6 +114,9 @@ class Bench:
                         shutil.copy2(self.template / name, data_dir / name)
                 env = self.env | {
                     "LIVE_INGEST_SECRET": INGEST_SECRET,
+                    # One supervisor token stands for every simulated listener.
+                    "LIVE_LISTENS_PER_SUPERVISOR": "100000",
+                    "LIVE_LISTENS_PER_MINUTE": "100000",
                     "LIVE_LOG_LEVEL": "WARNING",
                     "LIVE_DATA_DIR": str(data_dir),
                 }

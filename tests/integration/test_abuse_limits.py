@@ -180,3 +180,21 @@ async def test_an_oversized_roster_message_closes_only_that_socket(tmp_path: Pat
             f"{server.base_url}/api/calls/CA-x/consent", data=b"{" + b" " * 70_000 + b"}", headers=headers
         ) as response:
             assert response.status == 413 and (await response.json())["error"]["code"] == "too_large"
+
+
+async def test_parallel_listen_requests_cannot_slip_past_the_limit(tmp_path: Path) -> None:
+    async with running_server(tmp_path, listens_per_supervisor=2) as server:
+        sender = TwilioSender(server.twilio_url, "CA-race", LOUD, CALLER, consent="granted")
+        await sender.start()
+        listeners = [Listener(server.base_url, server.tokens["sup"]) for _ in range(6)]
+        try:
+            await wait_call(server, "CA-race")
+            results = await asyncio.gather(*(l.listen("CA-race") for l in listeners), return_exceptions=True)
+            refused = [r for r in results if isinstance(r, Exception)]
+            assert len(results) - len(refused) == 2, results
+            assert all("too_many_listens" in str(r) for r in refused), refused
+            assert len(server.state.monitor.sessions) == 2
+        finally:
+            for listener in listeners:
+                await listener.close()
+            await sender.stop()
