@@ -10,7 +10,8 @@ from aiohttp import web
 
 from ..auth import Identity
 from ..errors import Forbidden, Unauthorized
-from ..auth.oidc import CALLBACK_PATH, OidcClient, OidcSettings, setup_oidc_routes
+from ..auth.oidc import OidcClient, OidcSettings
+from .oidc_routes import CALLBACK_PATH, setup_oidc_routes
 from ..config import Settings
 from ..errors import ConfigError
 from ..types import Role

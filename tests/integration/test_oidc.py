@@ -40,11 +40,10 @@ from live.auth.oidc import (
     TokenResponse,
     code_challenge,
     identity_from_claims,
-    local_path,
-    setup_oidc_routes,
 )
 from live.errors import ConfigError, Forbidden, LiveError, ServiceUnavailable, Unauthorized
 from live.server.errors import error_middleware
+from live.server.oidc_routes import local_path, setup_oidc_routes
 from live.types import Role
 from tests.support.oidc_provider import OidcProvider, ProviderUnavailable, running_oidc_provider
 from tests.support.server import free_port

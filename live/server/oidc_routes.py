@@ -1,0 +1,218 @@
+"""The browser side of OpenID Connect sign-in: ``/auth/oidc/login`` and ``/auth/oidc/callback``.
+
+The handlers keep the flow's secrets (state, nonce, PKCE verifier, where to go next) in a
+short-lived signed cookie that only the callback path receives, drive ``OidcClient``
+(``live.auth.oidc``) and hand the resulting ``Identity`` to the server's own
+``start_session``; they do not know how sessions are stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import inspect
+import json
+import logging
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ..auth import Identity
+from ..auth.jwt import b64url_decode, b64url_encode
+from ..auth.oidc import OidcClient, identity_from_claims
+from ..errors import BadRequest, ConfigError, LiveError, Unauthorized
+
+log = logging.getLogger(__name__)
+
+LOGIN_PATH = "/auth/oidc/login"
+CALLBACK_PATH = "/auth/oidc/callback"
+STATE_COOKIE = "live_oidc"
+STATE_TTL_S = 600  # the provider's login page must be finished within ten minutes
+
+
+# --- browser routes -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLogin:
+    """What the callback needs from the login that started it; kept in the browser, signed."""
+
+    state: str
+    nonce: str
+    code_verifier: str
+    next_path: str
+    expires_at: float
+
+
+class PendingLoginCodec:
+    """``base64url(json) . HMAC-SHA256`` with its own derived key (not the session key)."""
+
+    def __init__(self, secret: str) -> None:
+        self._key = hashlib.sha256(b"live-oidc-login:" + secret.encode()).digest()
+
+    def _sign(self, data: bytes) -> str:
+        return b64url_encode(hmac.new(self._key, data, hashlib.sha256).digest())
+
+    def seal(self, login: PendingLogin) -> str:
+        body = json.dumps(
+            [login.state, login.nonce, login.code_verifier, login.next_path, login.expires_at]
+        ).encode()
+        return f"{b64url_encode(body)}.{self._sign(body)}"
+
+    def open(self, cookie: str, now: float) -> PendingLogin | None:
+        try:
+            encoded, signature = cookie.split(".", 1)
+            body = b64url_decode(encoded)
+        except ValueError:
+            return None
+        if not hmac.compare_digest(self._sign(body), signature):
+            return None
+        try:
+            state, nonce, verifier, next_path, expires_at = json.loads(body)
+            login = PendingLogin(
+                str(state), str(nonce), str(verifier), str(next_path), float(expires_at)
+            )
+        except (ValueError, TypeError):
+            return None
+        return login if login.expires_at > now else None
+
+
+def local_path(value: str | None) -> str:
+    """``value`` if it is a path on this site (``/console/``), else ``""``: no open redirects."""
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+        return ""
+    if any(ord(c) < 0x21 or c == "\\" for c in value):
+        return ""
+    return value
+
+
+def _continue_page(location: str) -> web.Response:
+    """A page that moves on to ``location`` by itself.
+
+    Not a 302: the callback is reached by a cross-site redirect from the provider, and a
+    redirect chain started cross-site would not carry a ``SameSite=Strict`` session cookie
+    to the landing page. A navigation the page itself starts is same-site.
+    """
+    href = html.escape(location, quote=True)
+    text = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="0;url={href}"><title>Signed in</title></head>'
+        f'<body><p>Signed in. <a href="{href}">Continue</a></p></body></html>'
+    )
+    response = web.Response(text=text, content_type="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+StartSession = Callable[[web.Request, web.StreamResponse, Identity], "Awaitable[None] | None"]
+Landing = Callable[[Identity], str]
+
+
+def setup_oidc_routes(
+    app: web.Application,
+    client: OidcClient,
+    start_session: StartSession,
+    redirect_uri: str,
+    *,
+    landing: str | Landing = "/",
+    cookie_secret: str | None = None,
+) -> None:
+    """Mount ``GET /auth/oidc/login`` and ``GET /auth/oidc/callback`` on ``app``.
+
+    ``redirect_uri`` is the callback's public URL as registered at the provider (it may sit
+    behind a path prefix, but must end in ``/auth/oidc/callback``). ``start_session(request,
+    response, identity)`` (sync or async) signs the browser in on ``response``. ``landing``
+    is where a signed-in user goes when the login did not ask for ``?next=/path``.
+    ``cookie_secret`` signs the in-flight login cookie; by default it is derived from the
+    client secret, which every node of a cluster shares. The app owns ``client`` from now on
+    and closes it on cleanup.
+    """
+    public_path = urllib.parse.urlsplit(redirect_uri).path
+    if not public_path.endswith(CALLBACK_PATH):
+        raise ConfigError(
+            f"OIDC redirect URI must end in {CALLBACK_PATH}: {redirect_uri!r}",
+            setting="oidc_redirect_uri",
+        )
+    # The login cookie goes only to the callback's folder (behind a prefix, if any).
+    cookie_path = public_path[: -len("callback")]
+    secure = redirect_uri.startswith("https://")
+    codec = PendingLoginCodec(cookie_secret or client.settings.client_secret)
+    landing_for: Landing = (lambda _identity: landing) if isinstance(landing, str) else landing
+
+    async def login(request: web.Request) -> web.StreamResponse:
+        auth = await client.authorization_url(redirect_uri)
+        pending = PendingLogin(
+            auth.state,
+            auth.nonce,
+            auth.code_verifier,
+            local_path(request.query.get("next")),
+            time.time() + STATE_TTL_S,
+        )
+        response = web.Response(
+            status=302, headers={"Location": auth.url, "Cache-Control": "no-store"}
+        )
+        response.set_cookie(
+            STATE_COOKIE,
+            codec.seal(pending),
+            max_age=STATE_TTL_S,
+            path=cookie_path,
+            httponly=True,
+            samesite="Lax",  # must come back on the provider's top-level redirect to us
+            secure=secure,
+        )
+        return response
+
+    async def callback(request: web.Request) -> web.StreamResponse:
+        query = request.query
+        try:
+            if "error" in query:
+                # RFC 6749 section 4.1.2.1: the user declined, or the provider refused.
+                raise Unauthorized(
+                    f"the provider did not sign you in: {query['error']} {query.get('error_description', '')}".strip(),
+                    code="oidc_provider_error",
+                    provider_error=query["error"],
+                )
+            pending = codec.open(request.cookies.get(STATE_COOKIE, ""), time.time())
+            if pending is None:
+                raise Unauthorized(
+                    "sign-in expired or began in another browser; start again",
+                    code="oidc_missing_state",
+                )
+            if not hmac.compare_digest(query.get("state", "").encode(), pending.state.encode()):
+                raise Unauthorized("sign-in state does not match", code="oidc_bad_state")
+            metadata = await client.discover()
+            iss = query.get("iss")
+            if (iss is not None and iss != metadata.issuer) or (
+                iss is None and metadata.iss_parameter_supported
+            ):
+                raise Unauthorized(
+                    "authorization response is from another issuer", code="oidc_bad_issuer"
+                )
+            code = query.get("code", "")
+            if not code:
+                raise BadRequest("authorization response has no code", code="oidc_missing_code")
+            tokens = await client.exchange(code, redirect_uri, pending.code_verifier)
+            claims = await client.validate_id_token(tokens.id_token, pending.nonce)
+            identity = identity_from_claims(claims, client.settings.claim_mapping)
+        except LiveError as exc:
+            log.warning("OIDC sign-in refused: %s (%r)", exc.code, exc.message)
+            raise
+        log.info("OIDC sign-in: %s as %s", identity.user_id, identity.role.value)
+        response = _continue_page(pending.next_path or landing_for(identity))
+        response.del_cookie(STATE_COOKIE, path=cookie_path)
+        started = start_session(request, response, identity)
+        if inspect.isawaitable(started):
+            await started
+        return response
+
+    async def close_client(_app: web.Application) -> None:
+        await client.aclose()
+
+    app.router.add_get(LOGIN_PATH, login)
+    app.router.add_get(CALLBACK_PATH, callback)
+    app.on_cleanup.append(close_client)
