@@ -17,10 +17,12 @@ Refusals are ``429`` with ``Retry-After`` (``503`` when the node is full).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -33,6 +35,7 @@ from .security import identify
 from .state import STATE
 
 MAX_KEYS = 50_000  # buckets kept before full ones are forgotten
+INGEST = "\0ingest"  # the open_ws key of telephony sockets (no user id starts with NUL)
 SIGNIN_USER: web.RequestKey[str] = web.RequestKey("live_signin_user", str)
 
 
@@ -88,9 +91,8 @@ class AbuseLimits:
     ingest_connections: int
     listens_per_supervisor: int
     trusted_proxies: frozenset[str]
-    open_ws: Counter[str] = field(default_factory=Counter)
+    open_ws: Counter[str] = field(default_factory=Counter)  # per person, and INGEST
     listens_starting: Counter[str] = field(default_factory=Counter)
-    open_ingest: int = 0
     refused: Counter[str] = field(default_factory=Counter)
 
     @classmethod
@@ -126,12 +128,8 @@ class AbuseLimits:
 
     @property
     def open_ws_total(self) -> int:
-        return sum(self.open_ws.values())
-
-
-def _signin_user(request: web.Request) -> str:
-    """The user name a password sign-in names, from the already-read JSON body."""
-    return str(request.get(SIGNIN_USER, ""))
+        """Browser WebSockets open on this node (telephony sockets are counted apart)."""
+        return sum(n for key, n in self.open_ws.items() if key != INGEST)
 
 
 def _failed_signin(request: web.Request, response: web.StreamResponse | None, error: Exception | None) -> bool:
@@ -140,6 +138,18 @@ def _failed_signin(request: web.Request, response: web.StreamResponse | None, er
         return "error=" in location
     status = getattr(error, "status", None) if error is not None else (response.status if response else None)
     return status == 401
+
+
+@contextlib.contextmanager
+def _holding(counter: Counter[str], key: str) -> Iterator[None]:
+    """Count ``key`` in ``counter`` while the block runs (a socket open, a listen starting)."""
+    counter[key] += 1
+    try:
+        yield
+    finally:
+        counter[key] -= 1
+        if counter[key] <= 0:
+            del counter[key]
 
 
 @web.middleware
@@ -185,13 +195,8 @@ async def _limited(
                     code="too_many_listens",
                     retry_after_s=5,
                 )
-            limits.listens_starting[key] += 1
-            try:
+            with _holding(limits.listens_starting, key):
                 return await handler(request)
-            finally:
-                limits.listens_starting[key] -= 1
-                if limits.listens_starting[key] <= 0:
-                    del limits.listens_starting[key]
     rule = rule_for(request)
     if rule is not None and rule.websocket:
         return await _connection(request, handler, limits, rule.kind == "ingest")
@@ -214,7 +219,7 @@ async def _signin(
         error = exc
         raise
     finally:
-        user = _signin_user(request)
+        user = request.get(SIGNIN_USER, "")
         if _failed_signin(request, response, error):
             limits.signin.spend(f"ip:{address}", now)
             if user:
@@ -233,14 +238,11 @@ def check_user_signin(request: web.Request, user: str) -> None:
 
 async def _connection(request: web.Request, handler: Handler, limits: AbuseLimits, ingest: bool) -> web.StreamResponse:
     if ingest:
-        if limits.open_ingest >= limits.ingest_connections:
+        if limits.open_ws[INGEST] >= limits.ingest_connections:
             limits.refused["ingest_connections"] += 1
             raise ServiceUnavailable("this node takes no more telephony connections", code="too_many_connections")
-        limits.open_ingest += 1
-        try:
+        with _holding(limits.open_ws, INGEST):
             return await handler(request)
-        finally:
-            limits.open_ingest -= 1
     identity = identify(request)
     key = identity.user_id if identity is not None else ""
     if limits.open_ws_total >= limits.ws_total:
@@ -251,10 +253,5 @@ async def _connection(request: web.Request, handler: Handler, limits: AbuseLimit
         raise TooManyRequests(
             f"{limits.ws_per_user} live connections already open; close a tab", code="too_many_connections"
         )
-    limits.open_ws[key] += 1
-    try:
+    with _holding(limits.open_ws, key):
         return await handler(request)
-    finally:
-        limits.open_ws[key] -= 1
-        if limits.open_ws[key] <= 0:
-            del limits.open_ws[key]

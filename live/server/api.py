@@ -23,7 +23,7 @@ from ..model import (
 from ..policy import SetConsent, SetPci
 from ..types import Consent, Role
 from .access import WS_MESSAGES
-from .security import check_origin, recheck, require
+from .security import check_origin, require
 from .state import STATE
 
 log = logging.getLogger(__name__)
@@ -190,17 +190,13 @@ def _message_type(message: Any) -> str | None:
     return None
 
 
-async def close_for(ws: web.WebSocketResponse, exc: LiveError) -> None:
-    """Close a socket because its session or role no longer allows it (4401, 4403)."""
-    await ws.close(code=exc.close_code, message=exc.message.encode()[:120])
-
-
 async def guard(request: web.Request, ws: web.WebSocketResponse, roles: tuple[Role, ...]) -> bool:
-    """Is the socket still allowed to receive? If not, it is closed with the reason."""
+    """Is the socket's session still good and its role still allowed (``require`` again: the
+    upgrade was a GET, so no CSRF token is involved)? If not, close it with 4401 or 4403."""
     try:
-        recheck(request, roles)
+        require(request, roles)
     except LiveError as exc:
-        await close_for(ws, exc)
+        await ws.close(code=exc.close_code, message=exc.message.encode()[:120])
         return False
     return True
 

@@ -61,17 +61,6 @@ def require(request: web.Request, roles: Iterable[Role] | None = None) -> Identi
     return identity
 
 
-def recheck(request: web.Request, roles: Iterable[Role]) -> Identity:
-    """Before a WebSocket acts on a message or sends an event: is the socket's session still
-    good (not signed out, not expired, the user not removed) and its role still allowed?"""
-    identity = identify(request)
-    if identity is None:
-        raise Unauthorized("the session ended", code="signed_out")
-    if identity.role not in tuple(roles):
-        raise Forbidden(f"the {identity.role.value} role may not do this", code="role_forbidden")
-    return identity
-
-
 def check_origin(request: web.Request) -> None:
     """Browsers send Origin on WebSocket upgrades and POSTs: it must be this server's own."""
     origin = request.headers.get("Origin")
