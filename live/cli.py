@@ -128,7 +128,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from importlib.resources import files
 
     demo_policy = str(files("live.demo").joinpath("policy.toml"))
-    settings = _settings(args, demo=True, ingest_loopback_trust=True, policy_file=demo_policy)
+    siprec: dict[str, str] = {}
+    if args.siprec_port:
+        # A newcomer can point sipp or an SBC on this machine at it: loopback only.
+        siprec = {"siprec_listen": f"127.0.0.1:{args.siprec_port}", "siprec_allow": "127.0.0.0/8,::1"}
+    settings = _settings(args, demo=True, ingest_loopback_trust=True, policy_file=demo_policy, **siprec)
     users = UserStore(settings.users_path)
     links = []
     for label, user_id, name, role, teams in DEMO_USERS:
@@ -145,6 +149,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"live demo running at {settings.base_url} with {args.calls} simulated calls")
         for label, link in links:
             print(f"{label}: {link}")
+        if settings.siprec_listen:
+            print(f"siprec: sip:{settings.siprec_listen}")
         print("Press Ctrl+C to stop.", flush=True)
         return simulator
 
@@ -229,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--calls", type=int, default=3, help="simulated calls kept running")
+    demo.add_argument(
+        "--siprec-port", type=int, default=5080, help="SIPREC (UDP and TCP) on 127.0.0.1:PORT; 0 turns it off"
+    )
     demo.set_defaults(func=cmd_demo, data_default="live-demo-data")
 
     serve = sub.add_parser("serve", help="run the server (production)")

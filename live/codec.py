@@ -3,6 +3,10 @@
 The wire form of an event is a map ``{"k": kind, "v": version, "d": fields}``; enums are
 their values, tuples become arrays, nested dataclasses become maps. Decoding is strict:
 anything that does not fit raises ``BadRequest`` rather than producing a half-built event.
+
+A call's ``legs`` is left out while it is the default (both legs), so a node of the release
+before ``legs`` existed still decodes the calls it can understand during a rolling upgrade;
+a message without ``legs`` decodes as both legs.
 """
 
 from __future__ import annotations
@@ -15,14 +19,17 @@ import msgpack
 
 from .errors import BadRequest
 from .model import EVENT_TYPES, BusEvent, CallInfo, ListenerInfo
-from .types import Consent
+from .types import LEGS, Consent
 
 WIRE_VERSION = 1
 
 
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        fields = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, CallInfo) and value.legs == LEGS:
+            del fields["legs"]  # the default: readable by nodes that predate it
+        return fields
     if isinstance(value, Consent):
         return value.value
     if isinstance(value, (tuple, list)):
@@ -72,6 +79,10 @@ def _call(data: Any) -> CallInfo:
     fields["consent"] = Consent(fields.get("consent", "unknown"))
     fields["listeners"] = tuple(_listener(x) for x in fields.get("listeners", ()))
     fields["attributes"] = dict(fields.get("attributes", {}))
+    legs = fields.get("legs", LEGS)
+    if not isinstance(legs, (list, tuple)) or not all(leg in LEGS for leg in legs) or len(set(legs)) != len(legs):
+        raise BadRequest("call.legs must be a list of distinct leg names")
+    fields["legs"] = tuple(legs)
     return typing.cast(CallInfo, _checked(CallInfo, fields))
 
 

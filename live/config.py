@@ -48,6 +48,30 @@ class Settings:
     twilio_auth_token: str = ""
     ingest_loopback_trust: bool = False
     max_ingest_message: int = 64 * 1024
+    # SIPREC session recording server (off while siprec_listen is empty; see live/ingest/siprec.py)
+    siprec_listen: str = ""  # "0.0.0.0:5060": UDP and TCP
+    siprec_tls_listen: str = ""  # default: the SIP port + 1, when siprec_tls_cert and _key are set
+    siprec_tls_cert: str = ""
+    siprec_tls_key: str = ""
+    siprec_allow: str = ""  # comma-separated addresses or networks that may record to us
+    siprec_digest: str = ""  # optional digest authentication: "user=password,user=password"
+    siprec_agent_aor: str = ""  # a regular expression on a participant's AoR that marks the agent
+    siprec_agent_label: str = ""  # the stream label that carries the agent
+    siprec_queue_header: str = "X-Live-Queue"
+    siprec_consent_header: str = "X-Live-Consent"
+    siprec_call_id_header: str = "X-Live-Call-Id"
+    siprec_session_expires_s: int = 1800  # RFC 4028 session interval we ask for when none is offered
+    # RTP media (SIPREC and plain RTP)
+    rtp_ports: str = "40000-40999"
+    rtp_address: str = ""  # the address senders send RTP to (default: the SIP or HTTP host)
+    rtp_timeout_s: int = 30  # no RTP for this long ends the call
+    # Genesys AudioHook and the WebSocket forks (see live/ingest/audiohook.py, live/ingest/fork.py)
+    audiohook_api_keys: str = ""  # "name=key,name=key": accepted X-API-KEY values
+    audiohook_client_secrets: str = ""  # "name=base64secret": HTTP message signature per key name
+    audiohook_agent_key: str = "agentId"  # customConfig / participant keys read for the call
+    audiohook_queue_key: str = "queue"
+    audiohook_consent_key: str = "consent"
+    audiosocket_listen: str = ""  # "0.0.0.0:9092": Asterisk AudioSocket over TCP
     # Media
     listener_queue_packets: int = 10
     # Sign-in with OpenID Connect (off while oidc_issuer is empty)
@@ -209,6 +233,8 @@ def load_settings(
     settings = Settings(**values)
     if not (1 <= settings.port <= 65535):
         raise ConfigError(f"setting port: {settings.port} is not a TCP port", setting="port")
+    if settings.rtp_timeout_s < 1:
+        raise ConfigError("setting rtp_timeout_s must be at least 1", setting="rtp_timeout_s")
     if settings.listener_queue_packets < 1:
         raise ConfigError(
             "setting listener_queue_packets must be at least 1", setting="listener_queue_packets"

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from .types import CallId, Consent, LegName, NodeId, SessionId
+from .types import LEGS, CallId, Consent, LegName, NodeId, SessionId
 
 Codec = Literal["PCMU", "PCMA"]
 
@@ -41,6 +41,9 @@ class CallInfo:
     private: bool = False
     attributes: dict[str, str] = field(default_factory=dict)
     listeners: tuple[ListenerInfo, ...] = ()
+    # The legs the source really sends (a Twilio stream with one track sends one); a leg not
+    # listed here is never heard and is reported as not sent. Both, unless the source says.
+    legs: tuple[LegName, ...] = LEGS
 
     def with_listener(self, listener: ListenerInfo) -> "CallInfo":
         others = tuple(x for x in self.listeners if x.session_id != listener.session_id)
@@ -110,6 +113,7 @@ def call_to_json(call: CallInfo) -> dict[str, Any]:
         "pci_paused": call.pci_paused,
         "codec": call.codec,
         "queue": call.queue,
+        "legs": list(call.legs),
         "listeners": [
             {
                 "session_id": x.session_id,

@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from .audit import Ledger
 from .auth import Identity
@@ -78,10 +78,33 @@ RETENTION_FIRST_S = 60.0
 MEDIA_DEMAND_S = 2.0
 
 
+NOT_SENT = "not_sent"  # the reason for a leg the source does not send (CallInfo.legs)
+
+
+class ListenLeg(NamedTuple):
+    """One leg as a listen answer reports it: whether the policy lets it be heard, whether
+    the source sends it at all, and why it is not heard (``None`` when it is)."""
+
+    audible: bool
+    available: bool
+    reason: str | None
+
+    @property
+    def heard(self) -> bool:
+        return self.audible and self.available
+
+
 def legs_state(call: CallInfo, policy: Policy) -> dict[LegName, tuple[bool, str | None]]:
-    """Which legs of ``call`` are heard under ``policy``, and why not (``None`` when heard)."""
+    """Which legs of ``call`` are heard under ``policy``, and why not (``None`` when heard).
+
+    A leg the source does not send is not heard (``not_sent``): when it starts to arrive
+    during a listen (a second Twilio stream), the session's ledger gets ``leg.unmuted``."""
     return {
-        leg: (state.audible, None if state.audible else state.reason)
+        leg: (
+            (state.audible, None if state.audible else state.reason)
+            if leg in call.legs
+            else (False, NOT_SENT)
+        )
         for leg, state in leg_audibility(call, policy).items()
     }
 
@@ -144,6 +167,9 @@ class Monitor:
         self.node_id = NodeId(settings.effective_node_id)
         self.roster = Roster()
         self.local: dict[CallId, CallMedia] = {}
+        # What this node says about its own calls, current even before the bus echoes it back
+        # (a Redis roster lags): changes to a local call start from here.
+        self.local_info: dict[CallId, CallInfo] = {}
         self.remote: dict[CallId, RemoteFeed] = {}
         self.sessions: dict[SessionId, ListenSession] = {}
         self.refused = 0
@@ -268,18 +294,21 @@ class Monitor:
         for session in sessions:
             for leg in changed:
                 audible, reason = new[leg]
-                self._spawn(
-                    self._record(
-                        "leg.unmuted" if audible else "leg.muted",
-                        actor="system",
-                        session_id=session.session_id,
-                        call_id=session.call_id,
-                        agent_id=session.agent_id,
-                        leg=leg,
-                        reason=reason or old[leg][1] or "",
-                    ),
-                    "record-gate",
-                )
+                self._record_leg(session, leg, audible, reason or old[leg][1] or "")
+
+    def _record_leg(self, session: ListenSession, leg: LegName, audible: bool, reason: str) -> None:
+        self._spawn(
+            self._record(
+                "leg.unmuted" if audible else "leg.muted",
+                actor="system",
+                session_id=session.session_id,
+                call_id=session.call_id,
+                agent_id=session.agent_id,
+                leg=leg,
+                reason=reason,
+            ),
+            "record-gate",
+        )
 
     async def _record(self, kind: str, *, actor: str, **fields: object) -> None:
         """Best-effort ledger entry for things that happen to a session already on record."""
@@ -428,7 +457,16 @@ class Monitor:
     # --- ingest (CallSink) -------------------------------------------------------------
 
     async def call_started(self, announcement: CallAnnouncement) -> CallMedia:
-        if announcement.call_id in self.roster.calls or announcement.call_id in self.local:
+        known = self.roster.calls.get(announcement.call_id)
+        if known is not None and known.node_id != self.node_id and announcement.call_id not in self.local:
+            # Split streams (one connection per leg) join on the node that has the call; a
+            # leg sent to another node of the cluster cannot be joined there (documented).
+            raise Conflict(
+                f"call {announcement.call_id!r} is live on node {known.node_id}: "
+                "send every stream of a call to the same node",
+                code="call_on_other_node",
+            )
+        if known is not None or announcement.call_id in self.local:
             raise Conflict(f"call {announcement.call_id!r} is already live", code="duplicate_call")
         media = CallMedia(announcement.codec)
         info = CallInfo(
@@ -442,9 +480,11 @@ class Monitor:
             queue=announcement.queue,
             private=announcement.private,
             attributes=dict(announcement.attributes),
+            legs=announcement.legs,
         )
         self._apply_gates(info, media)
         self.local[info.call_id] = media
+        self.local_info[info.call_id] = info
         for leg in LEGS:
             media.leg(leg).taps.append(self._relay_tap(info.call_id))
         await self.bus.publish(CallStarted(info))
@@ -452,6 +492,7 @@ class Monitor:
 
     async def call_ended(self, call_id: CallId) -> None:
         media = self.local.pop(call_id, None)
+        self.local_info.pop(call_id, None)
         if media is None:
             return
         for session in list(self.sessions.values()):
@@ -467,15 +508,31 @@ class Monitor:
     async def consent_reported(self, call_id: CallId, consent: Consent) -> None:
         await self.update_call(call_id, consent=consent)
 
+    async def legs_reported(self, call_id: CallId, legs: tuple[LegName, ...]) -> None:
+        if call_id in self.local_info:
+            await self.update_call(call_id, legs=tuple(leg for leg in LEGS if leg in legs))
+
     async def update_call(self, call_id: CallId, **changes: object) -> CallInfo:
-        """Change a call's state (consent, payment pause) and gate its legs at once."""
-        call = self.call(call_id)
+        """Change a call's state (consent, payment pause, legs) and gate its legs at once."""
+        call = self._current(CallId(call_id))
         updated = dataclasses.replace(call, **changes)  # type: ignore[arg-type]
         media = self.local.get(call_id)
         if media is not None:
+            self.local_info[call.call_id] = updated
             self._apply_gates(updated, media)
         await self.bus.publish(CallUpdated(updated))
         return updated
+
+    def _current(self, call_id: CallId) -> CallInfo:
+        """The newest state of a call: the roster's, except that a call ingested here is
+        known before a Redis roster echoes it and keeps the legs this node reported."""
+        own = self.local_info.get(call_id)
+        known = self.roster.calls.get(call_id)
+        if own is None:
+            return self.call(call_id)
+        if known is None:
+            return own
+        return dataclasses.replace(known, legs=own.legs)
 
     def _apply_gates(self, call: CallInfo, media: CallMedia) -> None:
         # Before the policy is loaded nothing is heard (fail closed).
@@ -500,7 +557,7 @@ class Monitor:
 
     async def start_listen(
         self, actor: Identity, call_id: str, offer_sdp: object, purpose: object
-    ) -> tuple[str, ListenSession, dict[LegName, tuple[bool, str | None]]]:
+    ) -> tuple[str, ListenSession, dict[LegName, ListenLeg]]:
         known = self.roster.calls.get(CallId(call_id))
         decision = await self.decide(
             actor, Listen(purpose if isinstance(purpose, str) else None), known
@@ -509,7 +566,7 @@ class Monitor:
             if known is None and decision.reason.value == "call_unknown":
                 self.call(call_id)  # raises NotFound(unknown_call), as before the policy
             raise await self._refuse(decision.refusal(), actor, known, purpose, decision)
-        call = self.call(call_id)
+        call = self._current(self.call(call_id).call_id)  # a local call's legs as reported here
         assert isinstance(purpose, str)
         if not isinstance(offer_sdp, str):
             raise BadRequest("sdp must be a string", code="bad_sdp")
@@ -535,10 +592,14 @@ class Monitor:
             await session.peer.pc.close()
             raise
         legs = {
-            leg: (state.audible, None if state.audible else state.reason)
+            leg: ListenLeg(
+                state.audible,
+                leg in call.legs,
+                NOT_SENT if leg not in call.legs else None if state.audible else state.reason,
+            )
             for leg, state in decision.legs.items()
         }
-        heard = [leg for leg in LEGS if legs[leg][0]]
+        heard = [leg for leg in LEGS if legs[leg].heard]  # on record: audible and really sent
         try:
             await self.ledger.append(
                 "listen.started",
@@ -569,6 +630,12 @@ class Monitor:
             await self._finish(session, EndReason.CALL_ENDED)
             raise Gone("the call ended", code="call_ended")
         self.sessions[session_id] = session
+        if self.policy is not None:
+            # A leg that began or stopped arriving (a second stream) while the start was
+            # being recorded: the ledger says so, as it would a moment later.
+            for leg, (audible, reason) in legs_state(self._current(call.call_id), self.policy).items():
+                if audible != (leg in heard):
+                    self._record_leg(session, leg, audible, reason or legs[leg].reason or "")
         self.notices.listen_started(
             agent_id=call.agent_id, session_id=session_id, label=session.label, mode=session.notice_mode
         )

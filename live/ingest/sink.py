@@ -7,7 +7,7 @@ from typing import Protocol
 
 from ..media.hub import CallMedia
 from ..model import Codec
-from ..types import CallId, Consent
+from ..types import LEGS, CallId, Consent, LegName
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,8 @@ class CallAnnouncement:
     queue: str = ""
     private: bool = False
     attributes: dict[str, str] = field(default_factory=dict)
+    # The legs this source sends; a leg left out is shown as "not sent" and never heard.
+    legs: tuple[LegName, ...] = LEGS
 
 
 class CallSink(Protocol):
@@ -33,3 +35,7 @@ class CallSink(Protocol):
 
     async def consent_reported(self, call_id: CallId, consent: Consent) -> None:
         """The telephony side reported a new consent state for the caller."""
+
+    async def legs_reported(self, call_id: CallId, legs: tuple[LegName, ...]) -> None:
+        """The legs the source sends changed (a second connection brought the other leg,
+        or the connection of one leg ended while the other goes on)."""

@@ -116,7 +116,9 @@ PacketTap = Callable[[LegName, EncodedPacket], None]
 class LegSource:
     """The single source of one leg's packets, with its listeners' queues."""
 
-    __slots__ = ("leg", "codec", "_queues", "_audible", "_silence", "taps", "received", "_next_pts")
+    __slots__ = (
+        "leg", "codec", "_queues", "_audible", "_silence", "taps", "received", "late", "_next_pts", "_last_pts",
+    )
 
     def __init__(self, leg: LegName, codec: Codec = "PCMU") -> None:
         self.leg = leg
@@ -126,7 +128,9 @@ class LegSource:
         self._silence: dict[int, bytes] = {}
         self.taps: list[PacketTap] = []
         self.received = 0
+        self.late = 0  # packets dropped because they would have stepped the timestamp back
         self._next_pts = 0
+        self._last_pts = -1
 
     @property
     def audible(self) -> bool:
@@ -157,10 +161,24 @@ class LegSource:
             self._silence[size] = silence
         return silence
 
-    def publish(self, payload: bytes, pts: int | None = None, arrived_ns: int | None = None) -> EncodedPacket:
-        """Hand one encoded packet to every listener; ``pts`` defaults to contiguous 20 ms."""
+    def publish(
+        self, payload: bytes, pts: int | None = None, arrived_ns: int | None = None
+    ) -> EncodedPacket | None:
+        """Hand one encoded packet to every listener; ``pts`` defaults to contiguous 20 ms.
+
+        A listener's RTP timestamps never go backwards, whatever the source does: a packet
+        that starts at or before the previous one is dropped and counted (``late``); one that
+        merely overlaps the previous packet's end (a sender's rounded clock) is moved up to
+        it. Sources that can reorder (RTP sequence numbers) do so before publishing.
+        """
         if pts is None:
             pts = self._next_pts
+        elif pts < self._next_pts:
+            if pts <= self._last_pts:
+                self.late += 1
+                return None
+            pts = self._next_pts
+        self._last_pts = pts
         self._next_pts = pts + len(payload)
         if not self._audible:
             payload = self._silence_for(len(payload))

@@ -102,8 +102,12 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/audit/verify"): roles(*AUDITORS),
     ("GET", "/api/audit/export"): roles(*AUDITORS, Role.AGENT),
     ("GET", "/api/audit/report"): roles(*AUDITORS),
-    # Telephony
+    # Telephony (SIPREC and AudioSocket listen on their own ports, outside this router)
     ("GET", "/ingest/twilio"): Rule("ingest", websocket=True),
+    ("GET", "/ingest/audiohook"): Rule("ingest", websocket=True),
+    ("GET", "/ingest/fork/{kind}"): Rule("ingest", websocket=True),
+    ("POST", "/api/ingest/rtp/calls"): Rule("ingest"),
+    ("DELETE", "/api/ingest/rtp/calls/{call_id}"): Rule("ingest"),
 }
 
 # What a browser may send on each WebSocket, and who (the socket's role is checked again,

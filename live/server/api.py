@@ -232,8 +232,14 @@ async def listen(request: web.Request) -> web.Response:
             "type": "answer",
             "session_id": session.session_id,
             "legs": [
-                {"leg": leg, "mid": session.peer.mids.get(leg), "audible": audible, "reason": reason}
-                for leg, (audible, reason) in legs.items()
+                {
+                    "leg": leg,
+                    "mid": session.peer.mids.get(leg),
+                    "audible": state.audible,
+                    "available": state.available,  # false: the telephony does not send it
+                    "reason": state.reason,
+                }
+                for leg, state in legs.items()
             ],
         },
         status=201,

@@ -13,7 +13,7 @@ from ..auth import Revocations, SessionCodec, UserStore
 from ..bus import CallBus, MemoryCallBus
 from ..config import Settings
 from ..service import Monitor
-from . import agent, api, audit, ingest, openapi, pages
+from . import agent, api, audit, ingest, ingest_rtp, ingest_sip, openapi, pages
 from .revocation import RevocationService
 from .abuse import AbuseLimits, abuse_middleware
 from .access import access_middleware, check_routes
@@ -116,7 +116,11 @@ async def metrics(request: web.Request) -> web.Response:
         *(f"live_abuse_refused_total{{limit=\"{what}\"}} {count}" for what, count in sorted(state.limits.refused.items())),
         "# TYPE live_websockets gauge",
         f"live_websockets {state.limits.open_ws_total}",
+        "# TYPE live_packets_late_total counter",
+        f"live_packets_late_total {sum(m.agent.late + m.caller.late for m in monitor.local.values())}",
     ]
+    for source in state.metric_sources:
+        lines.extend(source())
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 
@@ -156,6 +160,8 @@ def create_app(settings: Settings, *, users: UserStore | None = None, monitor: M
     agent.setup(app)
     audit.setup(app)
     ingest.setup(app)
+    ingest_rtp.setup(app)  # before ingest_sip: it owns the RTP port pool both use
+    ingest_sip.setup(app)
     pages.setup(app)
     openapi.setup(app)
     check_routes(app)

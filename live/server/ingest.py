@@ -7,16 +7,40 @@ import hashlib
 import hmac
 import logging
 import time
+from dataclasses import dataclass
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..config import Settings
 from ..errors import ConfigError, LiveError, Unauthorized
+from ..ingest.joined import JoinedCalls
 from ..ingest.twilio import TwilioStream
 from .security import is_loopback
 from .state import STATE
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class TwilioIngest:
+    """This node's Twilio streams: the calls they feed (split streams of one ``callSid``
+    join here) and their order counters for ``/metrics``."""
+
+    calls: JoinedCalls
+    reordered_chunks: int = 0
+    late_chunks: int = 0
+
+    def metric_lines(self) -> list[str]:
+        return [
+            "# TYPE live_twilio_streams_joined_total counter",
+            f"live_twilio_streams_joined_total {self.calls.joined}",
+            "# TYPE live_twilio_chunks_out_of_order_total counter",
+            f"live_twilio_chunks_out_of_order_total{{result=\"reordered\"}} {self.reordered_chunks}",
+            f"live_twilio_chunks_out_of_order_total{{result=\"dropped\"}} {self.late_chunks}",
+        ]
+
+
+TWILIO: web.AppKey[TwilioIngest] = web.AppKey("live_twilio", TwilioIngest)
 
 
 def twilio_signature_valid(request: web.Request, auth_token: str) -> bool:
@@ -94,15 +118,18 @@ async def twilio(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(max_msg_size=state.settings.max_ingest_message, heartbeat=30)
     await ws.prepare(request)
     state.ingest.accepted += 1
-    stream = TwilioStream(state.monitor, source="twilio")
+    twilio_ingest = request.app[TWILIO]
+    stream = TwilioStream(state.monitor, source="twilio", calls=twilio_ingest.calls)
     try:
         async for message in ws:
             if message.type == WSMsgType.TEXT:
-                rejected = stream.rejected_frames
+                rejected, reordered, late = stream.rejected_frames, stream.reordered_chunks, stream.late_chunks
                 try:
                     await stream.handle_text(message.data, time.monotonic_ns())
                     # Counted as it happens, so /metrics shows damage on a call still running.
                     state.ingest.rejected_frames += stream.rejected_frames - rejected
+                    twilio_ingest.reordered_chunks += stream.reordered_chunks - reordered
+                    twilio_ingest.late_chunks += stream.late_chunks - late
                 except LiveError as exc:
                     state.ingest.protocol_errors += 1
                     log.warning("twilio ingest closed: %s", exc.message)
@@ -124,7 +151,10 @@ async def twilio(request: web.Request) -> web.WebSocketResponse:
 
 
 def setup(app: web.Application) -> None:
-    ingest_secrets(app[STATE].settings)  # a malformed list fails at start, not at the first call
+    state = app[STATE]
+    ingest_secrets(state.settings)  # a malformed list fails at start, not at the first call
+    app[TWILIO] = TwilioIngest(JoinedCalls(state.monitor))
+    state.metric_sources.append(app[TWILIO].metric_lines)
     app.router.add_get("/ingest/twilio", twilio)
 
 

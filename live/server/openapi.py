@@ -96,6 +96,10 @@ def _schemas() -> dict[str, Schema]:
                 "pci_paused": _BOOL,
                 "codec": {"enum": ["PCMU", "PCMA"]},
                 "queue": _STR,
+                "legs": {
+                    **_array({"enum": ["agent", "caller"]}),
+                    "description": "The legs the source sends; a leg left out is not sent by the telephony.",
+                },
                 "listeners": _array(_ref("Listener")),
             }
         ),
@@ -132,6 +136,24 @@ def _schemas() -> dict[str, Schema]:
                 "duration_s": _nullable("number"),
                 "end_reason": _nullable("string"),
                 "dropped_packets": _nullable("integer"),
+            }
+        ),
+        "RtpCallRequest": _obj(
+            {"call_id": _STR},
+            {
+                "agent_id": _STR,
+                "queue": _STR,
+                "consent": {"enum": [c.value for c in Consent]},
+                "codec": {"enum": ["PCMU", "PCMA"]},
+                "private": _BOOL,
+            },
+        ),
+        "RtpCall": _obj(
+            {
+                "call_id": _STR,
+                "codec": {"enum": ["PCMU", "PCMA"]},
+                "address": _STR,
+                "ports": _obj({"agent": _INT, "caller": _INT}),
             }
         ),
         "HistoryRow": _obj(
@@ -395,6 +417,12 @@ def _operations() -> list[tuple[str, str, Operation]]:
                                         "leg": {"enum": ["agent", "caller"]},
                                         "mid": _nullable("string"),
                                         "audible": _BOOL,
+                                        "available": {
+                                            **_BOOL,
+                                            "description": "Whether the source sends this leg at all "
+                                            "(false for the missing track of a one-track Twilio stream; "
+                                            "reason `not_sent`).",
+                                        },
                                         "reason": _nullable("string"),
                                     }
                                 )
@@ -668,6 +696,42 @@ def _operations() -> list[tuple[str, str, Operation]]:
             "`mark`, `stop`). Binary frames close with 4400, a protocol error with 4000 + its status. "
             "Authenticated by the ingest secret (`X-Live-Ingest-Secret` or a bearer token), a valid "
             "`X-Twilio-Signature`, or loopback when trusted; otherwise 401 `ingest_unauthenticated`.",
+        )),
+        ("GET", "/ingest/audiohook", _websocket(
+            "/ingest/audiohook", "ingestAudiohook", "Genesys Cloud AudioHook (protocol version 2) in.", "ingest",
+            "Client to server: AudioHook JSON text messages (`open`, `ping`, `paused`, `resumed`, "
+            "`update`, `discarded`, `error`, `close`) and binary frames of interleaved PCMU or L16 "
+            "audio (`external` = caller, `internal` = agent). Server to client: `opened`, `pong`, "
+            "`pause`, `resume`, `updated`, `disconnect`, `reconnect`, `closed`. Authenticated at the "
+            "handshake by `X-API-KEY` (`LIVE_AUDIOHOOK_API_KEYS`) and, where a client secret is "
+            "configured, the HTTP message signature (`Signature-Input`, `Signature`); otherwise 401.",
+        )),
+        ("GET", "/ingest/fork/{kind}", {**_websocket(
+            "/ingest/fork/{kind}", "ingestFork", "L16 WebSocket forks in (FreeSWITCH, jambonz, Vonage).", "ingest",
+            "`kind` is `freeswitch` (mod_audio_fork / mod_audio_stream), `jambonz` (`listen`, "
+            "subprotocol `audio.jambonz.org`) or `vonage` (Voice WebSocket). The first text frame "
+            "carries the call's metadata, then binary 16-bit little-endian PCM at 8 or 16 kHz: mono "
+            "is one leg per socket, stereo both legs. Authenticated like `/ingest/twilio`.",
+        ), "parameters": [{**_path("kind", "The fork's protocol."), "schema": {"enum": ["freeswitch", "jambonz", "vonage"]}}]}),
+        ("POST", "/api/ingest/rtp/calls", _operation(
+            "POST", "/api/ingest/rtp/calls", "ingestRtpAnnounce", "Announce a call sent as plain RTP.", "ingest",
+            {
+                "201": _json(_ref("RtpCall"), "The call is live; send each leg's RTP to its port."),
+                "409": _error(409),
+                "503": _error(503),
+            },
+            description=(
+                "For senders of plain RTP (Asterisk ARI `externalMedia`, GStreamer, ffmpeg): one UDP "
+                "port per leg comes back. PT 0 (PCMU) or 8 (PCMA), 20 ms. The call ends with `DELETE`, "
+                "or when no RTP arrives for `LIVE_RTP_TIMEOUT_S`. 503 `rtp_ports_exhausted` when every "
+                "port of `LIVE_RTP_PORTS` is in use."
+            ),
+            body=_ref("RtpCallRequest"),
+        )),
+        ("DELETE", "/api/ingest/rtp/calls/{call_id}", _operation(
+            "DELETE", "/api/ingest/rtp/calls/{call_id}", "ingestRtpEnd", "End a call announced as plain RTP.", "ingest",
+            {"204": {"description": "Ended: its listens end as `call-ended`."}, "404": _error(404)},
+            parameters=[_path("call_id", "The id given when the call was announced.")],
         )),
     ]
     return ops

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from aiohttp import web
 
@@ -13,6 +13,8 @@ from ..service import Monitor
 from .revocation import RevocationService
 
 if TYPE_CHECKING:
+    from ..ingest.rtp_ports import RtpPortPool
+    from ..ingest.sip.transport import SipServer
     from .abuse import AbuseLimits
 
 
@@ -34,6 +36,11 @@ class ServerState:
     limits: AbuseLimits
     ingest: IngestCounters = field(default_factory=IngestCounters)
     ready: bool = False
+    # Each ingest source adds a function giving its lines of /metrics (Prometheus text format,
+    # with their "# TYPE" lines): the metrics route reads them, never a source's internals.
+    metric_sources: list[Callable[[], list[str]]] = field(default_factory=list)
+    rtp_pool: RtpPortPool | None = None  # RTP ports shared by SIPREC and plain RTP
+    siprec: SipServer | None = None  # the SIPREC server, when LIVE_SIPREC_LISTEN is set
 
 
 STATE: web.AppKey[ServerState] = web.AppKey("live_state", ServerState)

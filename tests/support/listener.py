@@ -34,12 +34,17 @@ class Listener:
         self.stats = {"agent": LegStats(), "caller": LegStats()}
         self.session_id: str | None = None
         self.answer: dict[str, Any] = {}
+        # RTP timestamps as they arrive, per leg (read off the receivers, before any jitter
+        # buffer): what a browser's RTP stack sees.
+        self.rtp_timestamps: dict[str, list[int]] = {"agent": [], "caller": []}
         self._tasks: list[asyncio.Task[None]] = []
 
     async def listen(self, call_id: str, purpose: str = "quality") -> dict[str, Any]:
         agent = self.pc.addTransceiver("audio", direction="recvonly")
         caller = self.pc.addTransceiver("audio", direction="recvonly")
         mids: dict[str, str] = {}
+        for leg, transceiver in (("agent", agent), ("caller", caller)):
+            self._record_rtp(leg, transceiver.receiver)
 
         @self.pc.on("track")
         def on_track(track: Any) -> None:
@@ -64,6 +69,16 @@ class Listener:
         del mids
         return body
 
+    def _record_rtp(self, leg: str, receiver: Any) -> None:
+        handle = receiver._handle_rtp_packet  # what aiortc's DTLS transport hands packets to
+        timestamps = self.rtp_timestamps[leg]
+
+        async def recording(packet: Any, arrival_time_ms: int) -> None:
+            timestamps.append(packet.timestamp)
+            await handle(packet, arrival_time_ms)
+
+        receiver._handle_rtp_packet = recording
+
     async def _consume(self, leg: str, track: Any) -> None:
         stats = self.stats[leg]
         try:
@@ -75,9 +90,9 @@ class Listener:
         except MediaStreamError:
             return
 
-    async def wait_frames(self, count: int, timeout: float = 10.0) -> None:
+    async def wait_frames(self, count: int, timeout: float = 10.0, legs: tuple[str, ...] = ("agent", "caller")) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
-        while min(s.frames for s in self.stats.values()) < count:
+        while min(self.stats[leg].frames for leg in legs) < count:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"only {[s.frames for s in self.stats.values()]} frames after {timeout}s")
             await asyncio.sleep(0.05)

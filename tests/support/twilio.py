@@ -11,7 +11,12 @@ from typing import Any
 import aiohttp
 
 
-def start_message(call_sid: str, agent: str = "agent-1", consent: str = "granted", **params: str) -> dict[str, Any]:
+TRACKS = {"both": ["inbound", "outbound"], "inbound": ["inbound"], "outbound": ["outbound"]}
+
+
+def start_message(
+    call_sid: str, agent: str = "agent-1", consent: str = "granted", *, tracks: str = "both", **params: str
+) -> dict[str, Any]:
     return {
         "event": "start",
         "sequenceNumber": "1",
@@ -20,7 +25,7 @@ def start_message(call_sid: str, agent: str = "agent-1", consent: str = "granted
             "accountSid": "AC" + secrets.token_hex(16),
             "streamSid": "MZ" + secrets.token_hex(16),
             "callSid": call_sid,
-            "tracks": ["inbound", "outbound"],
+            "tracks": TRACKS[tracks],
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
             "customParameters": {"agent": agent, "consent": consent, **params},
         },
@@ -42,13 +47,30 @@ def media_message(track: str, chunk: int, payload: bytes) -> dict[str, Any]:
 
 
 class TwilioSender:
-    """Streams two μ-law buffers (agent = outbound, caller = inbound) in real time, looped."""
+    """Streams two μ-law buffers (agent = outbound, caller = inbound) in real time, looped.
 
-    def __init__(self, url: str, call_sid: str, agent_audio: bytes, caller_audio: bytes, **params: str) -> None:
+    ``tracks`` is what one ``<Stream>`` carries: ``both`` (``track="both_tracks"``), or
+    ``inbound`` / ``outbound`` alone, as one of the two sockets of split streams. With
+    ``swap_every`` = n, chunks n·k and n·k + 1 of each track go out in swapped order (what a
+    reordering proxy does)."""
+
+    def __init__(
+        self,
+        url: str,
+        call_sid: str,
+        agent_audio: bytes,
+        caller_audio: bytes,
+        *,
+        tracks: str = "both",
+        swap_every: int = 0,
+        **params: str,
+    ) -> None:
         self.url = url
         self.call_sid = call_sid
         self.agent_audio = agent_audio
         self.caller_audio = caller_audio
+        self.tracks = tracks
+        self.swap_every = swap_every
         self.params = params
         self.session: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
@@ -59,7 +81,7 @@ class TwilioSender:
         self.session = aiohttp.ClientSession()
         self.ws = await self.session.ws_connect(self.url, headers=headers)
         await self.ws.send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        await self.ws.send_json(start_message(self.call_sid, **self.params))
+        await self.ws.send_json(start_message(self.call_sid, tracks=self.tracks, **self.params))
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -67,11 +89,21 @@ class TwilioSender:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         chunk = 0
+        held: list[dict[str, Any]] = []
         while not self.ws.closed:
             offset = (chunk * 160) % max(len(self.agent_audio) - 160, 1)
             offset_c = (chunk * 160) % max(len(self.caller_audio) - 160, 1)
-            await self.ws.send_json(media_message("outbound", chunk, self.agent_audio[offset : offset + 160]))
-            await self.ws.send_json(media_message("inbound", chunk, self.caller_audio[offset_c : offset_c + 160]))
+            messages = []
+            if self.tracks in ("both", "outbound"):
+                messages.append(media_message("outbound", chunk, self.agent_audio[offset : offset + 160]))
+            if self.tracks in ("both", "inbound"):
+                messages.append(media_message("inbound", chunk, self.caller_audio[offset_c : offset_c + 160]))
+            if self.swap_every and chunk % self.swap_every == 0 and chunk > 0:
+                held = messages  # goes out after the next chunk
+            else:
+                for message in messages + held:
+                    await self.ws.send_json(message)
+                held = []
             self.sent += 1
             chunk += 1
             delay = t0 + chunk * 0.02 - loop.time()

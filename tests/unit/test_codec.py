@@ -124,6 +124,7 @@ calls = st.builds(
     private=st.booleans(),
     attributes=st.dictionaries(st.text(max_size=12), st.text(max_size=24), max_size=5),
     listeners=st.lists(listeners, max_size=4).map(tuple),
+    legs=st.sampled_from([("agent", "caller"), ("agent",), ("caller",), ()]),
 )
 
 
@@ -193,6 +194,30 @@ def test_unknown_kinds_are_refused(kind: Any) -> None:
 def test_events_missing_or_mangling_fields_are_refused(kind: str, fields: Any) -> None:
     with pytest.raises(BadRequest):
         decode_event(wire(kind, fields))
+
+
+def test_a_call_with_one_leg_survives_and_says_so_on_the_wire() -> None:
+    one = CallInfo(CallId("CA9"), "twilio", "a", 1.0, NodeId("n"), legs=("caller",))
+    assert decode_event(encode_event(CallStarted(one))) == CallStarted(one)
+    assert msgpack.unpackb(encode_event(CallStarted(one)), raw=False)["d"]["call"]["legs"] == ["caller"]
+
+
+def test_both_legs_are_left_off_the_wire_for_nodes_that_predate_legs() -> None:
+    wire_call = msgpack.unpackb(encode_event(CallStarted(CALL)), raw=False)["d"]["call"]
+    assert "legs" not in wire_call
+
+
+def test_a_call_from_a_node_that_predates_legs_has_both() -> None:
+    decoded = decode_event(wire("call.started", {"call": call_fields()}))
+    assert isinstance(decoded, CallStarted) and decoded.call.legs == ("agent", "caller")
+
+
+@pytest.mark.parametrize(
+    "legs", ["caller", ["caller", "caller"], ["nobody"], [1], [["agent"]], {"agent": 1}, None]
+)
+def test_malformed_call_legs_are_refused(legs: Any) -> None:
+    with pytest.raises(BadRequest):
+        decode_event(wire("call.started", {"call": call_fields(legs=legs)}))
 
 
 def test_legs_that_are_not_a_list_are_refused() -> None:

@@ -7,12 +7,17 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from live.errors import Conflict, ProtocolError
+from live.ingest.joined import JoinedCalls
 from live.ingest.sink import CallAnnouncement
 from live.ingest.twilio import (
     MAX_MEDIA_BYTES,
+    REORDER_WINDOW,
     TRACK_TO_LEG,
+    ChunkOrder,
     Connected,
     Dtmf,
     Mark,
@@ -247,6 +252,7 @@ class RecordingSink:
         self.existing = existing or set()
         self.media: CallMedia | None = None
         self.queues: dict[LegName, ListenerQueue] = {}
+        self.legs: list[tuple[LegName, ...]] = []
 
     async def call_started(self, announcement: CallAnnouncement) -> CallMedia:
         if announcement.call_id in self.existing:
@@ -263,6 +269,9 @@ class RecordingSink:
 
     async def consent_reported(self, call_id: CallId, consent: Consent) -> None:
         raise AssertionError("Twilio reports no consent changes")
+
+    async def legs_reported(self, call_id: CallId, legs: tuple[LegName, ...]) -> None:
+        self.legs.append(legs)
 
     def packets(self, leg: LegName) -> list[EncodedPacket]:
         return list(self.queues[leg]._items)
@@ -472,3 +481,177 @@ async def test_close_before_start_ends_nothing() -> None:
     stream = TwilioStream(sink)
     await stream.close()
     assert sink.ended == [] and stream.state == "stopped"
+
+
+# --- split streams: one callSid, one socket per track -------------------------------------
+
+
+async def split_stream(calls: JoinedCalls, track: str, call_sid: str = "CA123") -> TwilioStream:
+    stream = TwilioStream(calls.sink, calls=calls)
+    await stream.handle_text(text(start(call_sid, tracks=[track])), 0)
+    return stream
+
+
+async def test_two_one_track_streams_are_one_call_with_two_legs() -> None:
+    sink = RecordingSink()
+    calls = JoinedCalls(sink)
+    inbound = await split_stream(calls, "inbound")
+    [announcement] = sink.started
+    assert announcement.legs == ("caller",)  # the agent leg is not sent (yet)
+    outbound = await split_stream(calls, "outbound")
+    assert len(sink.started) == 1 and sink.legs == [("agent", "caller")]
+    await inbound.handle_text(text(media("inbound", b"\x01" * 160)), 0)
+    await outbound.handle_text(text(media("outbound", b"\x02" * 160)), 0)
+    assert [bytes(p) for p in sink.packets("caller")] == [b"\x01" * 160]
+    assert [bytes(p) for p in sink.packets("agent")] == [b"\x02" * 160]
+
+    await inbound.handle_text(text(STOP), 0)  # one stream ends: its leg is no longer sent
+    assert sink.ended == [] and sink.legs[-1] == ("agent",)
+    await outbound.close()  # the last one ends the call, once
+    await inbound.close()
+    assert sink.ended == ["CA123"]
+    assert "CA123" not in calls
+
+
+async def test_a_track_sent_by_two_streams_is_refused() -> None:
+    sink = RecordingSink()
+    calls = JoinedCalls(sink)
+    await split_stream(calls, "inbound")
+    second = TwilioStream(sink, calls=calls)
+    with pytest.raises(Conflict, match="caller leg") as caught:
+        await second.handle_text(text(start("CA123")), 0)  # both tracks: the caller is taken
+    assert caught.value.close_code == 4409 and second.state == "new"
+    assert sink.legs == []
+
+
+async def test_media_of_a_track_the_start_did_not_list_is_dropped() -> None:
+    sink = RecordingSink()
+    calls = JoinedCalls(sink)
+    inbound = await split_stream(calls, "inbound")
+    await inbound.handle_text(text(media("outbound", b"\x02" * 160)), 0)
+    assert inbound.rejected_frames == 1 and sink.legs == [] and sink.packets("agent") == []
+
+
+@pytest.mark.parametrize("tracks", [["inbound_track"], ["inbound", "sideways"]])
+async def test_track_spellings(tracks: list[str]) -> None:
+    sink = RecordingSink()
+    await TwilioStream(sink).handle_text(text(start(tracks=tracks)), 0)
+    assert sink.started[0].legs == ("caller",)
+
+
+async def test_without_tracks_each_leg_is_taken_by_its_first_media() -> None:
+    sink = RecordingSink()
+    calls = JoinedCalls(sink)
+    body = start()
+    del body["start"]["tracks"]
+    stream = TwilioStream(sink, calls=calls)
+    await stream.handle_text(text(body), 0)
+    assert sink.started[0].legs == ()  # nothing is known to be sent yet
+    await stream.handle_text(text(media("outbound", b"\x02" * 160)), 0)
+    await stream.handle_text(text(media("inbound", b"\x01" * 160)), 0)
+    assert sink.legs == [("agent",), ("agent", "caller")]
+    assert len(sink.packets("agent")) == len(sink.packets("caller")) == 1
+
+
+async def test_media_of_a_track_another_stream_sends_is_dropped() -> None:
+    sink = RecordingSink()
+    calls = JoinedCalls(sink)
+    inbound = await split_stream(calls, "inbound")
+    outbound = await split_stream(calls, "outbound")
+    await inbound.handle_text(text(media("outbound", b"\x09" * 160)), 0)
+    await outbound.handle_text(text(media("outbound", b"\x02" * 160)), 0)
+    assert inbound.rejected_frames == 1
+    assert [bytes(p) for p in sink.packets("agent")] == [b"\x02" * 160]
+
+
+async def test_a_leg_fed_again_by_a_new_stream_continues_its_timestamps() -> None:
+    sink = RecordingSink()
+    calls = JoinedCalls(sink)
+    inbound = await split_stream(calls, "inbound")
+    first = await split_stream(calls, "outbound")
+    for chunk in (1, 2, 3):
+        await first.handle_text(text(media("outbound", b"\x02" * 160, (chunk - 1) * 20, chunk)), 0)
+    await first.close()
+    again = await split_stream(calls, "outbound")  # Twilio restarted the stream: chunk 1, 0 ms
+    await again.handle_text(text(media("outbound", b"\x03" * 160, 0, 1)), 0)
+    assert [p.pts for p in sink.packets("agent")] == [0, 160, 320, 480]
+    assert sink.legs == [("agent", "caller"), ("caller",), ("agent", "caller")]
+    await inbound.close()
+    await again.close()
+    assert sink.ended == ["CA123"]
+
+
+# --- chunk order --------------------------------------------------------------------------
+
+
+async def test_swapped_chunks_are_put_back_in_order() -> None:
+    stream, sink = await started_stream()
+    for chunk in (1, 2, 4, 3, 5, 7, 6):
+        await stream.handle_text(
+            text(media("inbound", bytes([chunk]) * 160, timestamp=(chunk - 1) * 20, chunk=chunk)), 0
+        )
+    packets = sink.packets("caller")
+    assert [p.payload[0] for p in packets] == [1, 2, 3, 4, 5, 6, 7]
+    assert [p.pts for p in packets] == [0, 160, 320, 480, 640, 800, 960]
+    assert stream.reordered_chunks == 2 and stream.late_chunks == 0
+
+
+async def test_a_chunk_later_than_the_window_is_dropped_not_sent_back_in_time() -> None:
+    stream, sink = await started_stream()
+    order = [1] + list(range(3, 3 + REORDER_WINDOW + 1)) + [2]  # 2 comes after the window
+    for chunk in order:
+        await stream.handle_text(
+            text(media("inbound", bytes([chunk]) * 160, timestamp=(chunk - 1) * 20, chunk=chunk)), 0
+        )
+    pts = [p.pts for p in sink.packets("caller")]
+    assert pts == sorted(pts) and len(set(pts)) == len(pts)
+    assert 2 not in [p.payload[0] for p in sink.packets("caller")]
+    assert stream.late_chunks == 1
+
+
+async def test_chunks_numbered_across_both_tracks_are_not_held() -> None:
+    """streamdouble numbers chunks once for both tracks: each leg sees every other number."""
+    stream, sink = await started_stream()
+    for n in range(6):
+        track = ("inbound", "outbound")[n % 2]
+        await stream.handle_text(text(media(track, b"\x01" * 160, timestamp=(n // 2) * 20, chunk=n + 1)), 0)
+    assert len(sink.packets("caller")) == 3 and len(sink.packets("agent")) == 3
+
+
+async def test_held_chunks_are_sent_when_the_stream_stops() -> None:
+    stream, sink = await started_stream()
+    for chunk in (1, 3):  # 2 is missing, 3 waits for it
+        await stream.handle_text(text(media("inbound", b"\x01" * 160, (chunk - 1) * 20, chunk)), 0)
+    assert len(sink.packets("caller")) == 1
+    await stream.handle_text(text(STOP), 0)
+    assert [p.pts for p in sink.packets("caller")] == [0, 320]
+
+
+def _media_of(chunk: int) -> Media:
+    return Media("inbound", chunk, (chunk - 1) * 20, b"\x00" * 160)
+
+
+@settings(max_examples=300, database=None, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=40), max_size=60))
+def test_chunk_order_never_goes_back(chunks: list[int]) -> None:
+    order = ChunkOrder()
+    out = [m.chunk for c in chunks for m in order.push(_media_of(c))] + [m.chunk for m in order.flush()]
+    assert out == sorted(out)
+    assert len(out) + order.late == len(chunks)
+
+
+@settings(max_examples=300, database=None, deadline=None)
+@given(st.data())
+def test_chunks_displaced_within_the_window_all_arrive_in_order(data: st.DataObject) -> None:
+    """Shuffled in blocks of up to window + 1: no chunk comes after more than ``window``
+    later ones, so none is lost and all come out in order."""
+    count = data.draw(st.integers(min_value=1, max_value=40))
+    chunks = [1]  # the first message is released at once, whatever it is
+    n = 2
+    while n <= count:
+        size = data.draw(st.integers(min_value=1, max_value=min(REORDER_WINDOW + 1, count - n + 1)))
+        chunks += data.draw(st.permutations(list(range(n, n + size))))
+        n += size
+    order = ChunkOrder()
+    out = [m.chunk for c in chunks for m in order.push(_media_of(c))] + [m.chunk for m in order.flush()]
+    assert out == list(range(1, count + 1)) and order.late == 0

@@ -1,0 +1,139 @@
+"""SDES-keyed SRTP (RFC 4568 keys, RFC 3711 packets) for inbound RTP legs, via libsrtp.
+
+A SIPREC client or PBX that encrypts media offers ``a=crypto:<tag> <suite> inline:<key||salt>``
+per ``m=audio``; the answer echoes the tag and suite with our own key. Inbound packets are
+unprotected with the offerer's key (``SrtpReceiver``); our key would only protect what we send,
+which for a recvonly stream is at most RTCP. ``SrtpSender`` protects packets, for tests and
+simulators that play the offerer.
+
+Suites: AES_CM_128_HMAC_SHA1_80 and AES_CM_128_HMAC_SHA1_32 (RFC 4568 §6.2), and the AEAD
+suites of RFC 7714 §12. Key parameters with an MKI, or session parameters that change packet
+processing (UNENCRYPTED_SRTP, UNAUTHENTICATED_SRTP, KDR), are refused: libsrtp's policy here
+cannot honour them, and accepting them would silently drop every packet.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+from dataclasses import dataclass
+
+import pylibsrtp
+
+from ..errors import ProtocolError
+
+# suite name (RFC 4568 / RFC 7714 SDP spelling) -> (libsrtp profile, master key + salt length)
+SUITES: dict[str, tuple[int, int]] = {
+    "AES_CM_128_HMAC_SHA1_80": (pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 30),
+    "AES_CM_128_HMAC_SHA1_32": (pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32, 30),
+    "AEAD_AES_128_GCM": (pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 28),
+    "AEAD_AES_256_GCM": (pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_256_GCM, 44),
+}
+_REFUSED_SESSION_PARAMS = ("UNENCRYPTED_SRTP", "UNAUTHENTICATED_SRTP", "KDR=")
+
+
+class SrtpError(ProtocolError):
+    """An unusable SRTP offer, or a packet that fails authentication or the replay check."""
+
+    code = "srtp_error"
+
+
+def _policy(suite: str, key_salt: bytes, ssrc_type: int) -> pylibsrtp.Policy:
+    known = SUITES.get(suite)
+    if known is None:
+        raise SrtpError(f"unsupported SRTP crypto suite {suite!r}", suite=suite)
+    profile, length = known
+    if len(key_salt) != length:
+        raise SrtpError(
+            f"{suite} needs a {length}-byte master key and salt, not {len(key_salt)}", suite=suite
+        )
+    return pylibsrtp.Policy(key=bytes(key_salt), ssrc_type=ssrc_type, srtp_profile=profile)
+
+
+class SrtpReceiver:
+    """Unprotects one inbound leg's SRTP packets, any SSRC (a new SSRC after failover works)."""
+
+    __slots__ = ("suite", "_session")
+
+    def __init__(self, suite: str, key_salt: bytes) -> None:
+        self.suite = suite
+        self._session = pylibsrtp.Session(_policy(suite, key_salt, pylibsrtp.Policy.SSRC_ANY_INBOUND))
+
+    def unprotect(self, data: bytes) -> bytes:
+        """The RTP packet inside ``data``; ``SrtpError`` on authentication or replay failure."""
+        try:
+            return self._session.unprotect(data)
+        except (pylibsrtp.Error, ValueError) as exc:  # ValueError: longer than libsrtp's buffer
+            raise SrtpError(f"SRTP packet rejected: {exc}") from exc
+
+
+class SrtpSender:
+    """Protects RTP packets as an SDES-keyed sender would (tests, simulators)."""
+
+    __slots__ = ("suite", "_session")
+
+    def __init__(self, suite: str, key_salt: bytes) -> None:
+        self.suite = suite
+        self._session = pylibsrtp.Session(_policy(suite, key_salt, pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+
+    def protect(self, packet: bytes) -> bytes:
+        try:
+            return self._session.protect(packet)
+        except (pylibsrtp.Error, ValueError) as exc:
+            raise SrtpError(f"SRTP protect failed: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class SdesCrypto:
+    """One ``a=crypto`` attribute (RFC 4568 §9.1) with a single inline key."""
+
+    tag: int
+    suite: str
+    key_salt: bytes
+
+    @classmethod
+    def generate(cls, tag: int, suite: str) -> SdesCrypto:
+        """A fresh random key for our side of the answer, in the offered tag and suite."""
+        known = SUITES.get(suite)
+        if known is None:
+            raise SrtpError(f"unsupported SRTP crypto suite {suite!r}", suite=suite)
+        return cls(tag, suite, secrets.token_bytes(known[1]))
+
+    def attribute(self) -> str:
+        """The attribute value, without ``a=crypto:``."""
+        return f"{self.tag} {self.suite} inline:{base64.b64encode(self.key_salt).decode('ascii')}"
+
+    def receiver(self) -> SrtpReceiver:
+        return SrtpReceiver(self.suite, self.key_salt)
+
+
+def parse_crypto(value: str) -> SdesCrypto:
+    """Parse an ``a=crypto`` value: ``<tag> <suite> inline:<base64>[|lifetime][|MKI:len] [params]``.
+
+    Lenient where it is harmless (a lifetime, several spaces, unpadded base64, the
+    FEC_ORDER/WSH parameters); ``SrtpError`` for what would make packets unreadable.
+    """
+    parts = value.split()
+    if len(parts) < 3 or not parts[0].isdigit():
+        raise SrtpError("a=crypto needs a tag, a suite and key parameters", attribute=value)
+    tag, suite, key_params = int(parts[0]), parts[1].upper(), parts[2]
+    if suite not in SUITES:
+        raise SrtpError(f"unsupported SRTP crypto suite {parts[1]!r}", suite=parts[1])
+    for param in parts[3:]:
+        if param.upper().startswith(_REFUSED_SESSION_PARAMS) and param.upper() != "KDR=0":
+            raise SrtpError(f"unsupported SDES session parameter {param!r}", parameter=param)
+    keys = key_params.split(";")  # RFC 4568 §9.2: several keys; only one without MKI is usable
+    if len(keys) != 1 or not keys[0][:7].lower() == "inline:":
+        raise SrtpError("a=crypto needs exactly one inline key", attribute=value)
+    fields = keys[0][7:].split("|")
+    if len(fields) > 2 or (len(fields) == 2 and ":" in fields[1]):
+        raise SrtpError("SRTP keys with an MKI are not supported", attribute=value)
+    encoded = fields[0]
+    try:
+        key_salt = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SrtpError("a=crypto key is not base64", attribute=value) from exc
+    if len(key_salt) != SUITES[suite][1]:
+        raise SrtpError(f"{suite} needs a {SUITES[suite][1]}-byte key and salt", suite=suite)
+    return SdesCrypto(tag, suite, key_salt)
