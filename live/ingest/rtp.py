@@ -50,7 +50,8 @@ _EXTENSION = struct.Struct("!HH")
 _AUDIO, _NOISE, _OTHER_LAW, _IGNORED = 0, 1, 2, 3
 
 Publish = Callable[[bytes, int, int], object]
-_Pending = tuple[bytes | None, int, int]  # (payload to publish or None to skip, timestamp, arrived_ns)
+# A buffered packet: (payload to publish, or None to only take its place; timestamp; arrived_ns)
+_Pending = tuple[bytes | None, int, int]
 
 
 class RtpError(ProtocolError):
@@ -143,7 +144,8 @@ class RtpLegReceiver:
 
     ``publish(payload, pts, arrived_ns)`` is called synchronously, in order, with ``pts``
     strictly increasing. ``payload_types`` maps payload type numbers to encoding names as the
-    SDP negotiated them (``a=rtpmap``); ``codec`` is the leg's G.711 law.
+    SDP negotiated them (``a=rtpmap``), over the static 0 PCMU, 8 PCMA, 13 CN; ``codec`` is the
+    leg's G.711 law.
     """
 
     __slots__ = (
@@ -169,7 +171,9 @@ class RtpLegReceiver:
         self._publish = publish
         other_law = "PCMA" if codec == "PCMU" else "PCMU"
         self._kinds: dict[int, int] = {}
-        for payload_type, encoding in (payload_types or DEFAULT_PAYLOAD_TYPES).items():
+        # Static assignments (RFC 3551 §6) hold even when the SDP did not list them: SBCs send
+        # CN (13) unannounced. What the SDP maps explicitly wins.
+        for payload_type, encoding in {**DEFAULT_PAYLOAD_TYPES, **(payload_types or {})}.items():
             name = encoding.upper()
             self._kinds[payload_type] = (
                 _AUDIO if name == codec else _NOISE if name == "CN"
@@ -211,7 +215,13 @@ class RtpLegReceiver:
         return True
 
     def receive(
-        self, payload_type: int, sequence: int, timestamp: int, ssrc: int, payload: bytes, arrived_ns: int
+        self,
+        payload_type: int,
+        sequence: int,
+        timestamp: int,
+        ssrc: int,
+        payload: bytes,
+        arrived_ns: int,
     ) -> None:
         """Receive one parsed packet that arrived at ``arrived_ns`` (``time.monotonic_ns()``)."""
         stats = self.stats

@@ -26,6 +26,7 @@ from .srtp import SrtpError, SrtpReceiver
 log = logging.getLogger(__name__)
 
 LegHandler = tuple[RtpLegReceiver, SrtpReceiver | None]
+_SocketPair = tuple[socket.socket, socket.socket | None]  # RTP, and RTCP if the OS let us have it
 _P = TypeVar("_P", bound=asyncio.DatagramProtocol)
 _RANGE = re.compile(r"\s*(\d{1,5})\s*-\s*(\d{1,5})\s*")
 
@@ -63,7 +64,7 @@ class _RtcpDrain(asyncio.DatagramProtocol):
 
 
 class RtpEndpoint(asyncio.DatagramProtocol):
-    """One leg's bound RTP port. Packets arriving before ``set_receiver`` are counted and dropped."""
+    """One leg's bound RTP port; packets before ``set_receiver`` are dropped (``unrouted``)."""
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -160,7 +161,7 @@ async def _serve(
     return protocol
 
 
-def _close_all(pairs: Iterable[tuple[socket.socket, socket.socket | None]]) -> None:
+def _close_all(pairs: Iterable[_SocketPair]) -> None:
     for rtp_sock, rtcp_sock in pairs:
         rtp_sock.close()  # closing twice is harmless
         if rtcp_sock is not None:
@@ -201,8 +202,10 @@ class RtpPortPool:
         sockets = self._reserve(count)
         if sockets is None:
             raise PortsExhausted(
-                f"no block of {count} free RTP port pairs in {self.ports.start}-{self.ports.stop - 1}",
-                legs=count, in_use=self.in_use,
+                f"no block of {count} free RTP port pairs in "
+                f"{self.ports.start}-{self.ports.stop - 1}",
+                legs=count,
+                in_use=self.in_use,
             )
         first_pair, pairs = sockets
         loop = asyncio.get_running_loop()
@@ -224,7 +227,7 @@ class RtpPortPool:
             raise
         return endpoints
 
-    def _reserve(self, count: int) -> tuple[int, list[tuple[socket.socket, socket.socket | None]]] | None:
+    def _reserve(self, count: int) -> tuple[int, list[_SocketPair]] | None:
         """Bind the first block of ``count`` pairs the pool and the OS both allow (no await)."""
         last_start = self._pairs - count
         for attempt in range(last_start + 1):
@@ -232,7 +235,7 @@ class RtpPortPool:
             wanted = range(start, start + count)
             if not self._taken.isdisjoint(wanted):
                 continue
-            bound: list[tuple[socket.socket, socket.socket | None]] = []
+            bound: list[_SocketPair] = []
             for pair in wanted:
                 port = self._first + 2 * pair
                 rtp_sock = _bind(self.host, port)

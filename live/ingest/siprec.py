@@ -23,124 +23,51 @@ import asyncio
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from collections.abc import Callable
 
 from ..errors import Conflict, LiveError
-from ..media.hub import CallMedia, LegSource
-from ..model import Codec
+from ..media.hub import LegSource
 from ..types import CallId, LegName
 from .rtp import LegStats, RtpLegReceiver, silence
-from .rtp_ports import PortsExhausted, RtpEndpoint, RtpPortPool
-from .sink import CallAnnouncement, CallSink
-from .siprec_legs import AgentRules, LegAssignment, assign_legs
-from .srtp import SrtpError, SrtpReceiver
+from .rtp_ports import PortsExhausted, RtpPortPool
+from .sink import CallSink
 from .sip import (
-    AnswerStream,
-    Crypto,
-    MediaDescription,
     RecordingMetadata,
     SessionDescription,
     SipError,
     SipMessage,
     SipRequest,
     SipResponse,
-    build_answer,
     build_request,
     build_response,
-    choose_codec,
     header_params,
-    media_type,
-    parse_metadata,
-    parse_multipart,
-    parse_sdp,
     tag_of,
     uri_of,
 )
 from .sip.digest import DigestAuthenticator
+from .siprec_legs import AgentRules, assign_legs
+from .siprec_offer import (
+    SUPPORTED,
+    Refusal,
+    announcement,
+    answer_sdp,
+    check_extensions,
+    payload_types,
+    read_offer,
+    receivable_streams,
+    session_timer,
+    srtp_for,
+)
+from .siprec_session import RecordingSession, SipPeer, SiprecCounters, _Pending
+from .srtp import SrtpError
 
 log = logging.getLogger(__name__)
 
 T1 = 0.5  # RFC 3261 §17.1.1.1
 T2 = 4.0
 TRANSACTION_S = 64 * T1
-SUPPORTED = ("siprec", "timer")
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE"
-MIN_SE = 90  # RFC 4028 §4
 KEEPALIVE_S = 0.02  # a held call's silence, per 20 ms packet
-SRTP_SUITES = ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32")
-
-
-class SipPeer(Protocol):
-    """Where a request came from and how to answer it (one per datagram source or stream)."""
-
-    transport: str  # "udp" | "tcp" | "tls"
-    address: tuple[str, int]
-
-    @property
-    def reliable(self) -> bool: ...
-
-    def send(self, message: SipMessage) -> None: ...
-
-
-class Refusal(Exception):
-    """Answer the request with ``status`` and ``reason``; nothing was created."""
-
-    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]] | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.headers = headers or []
-
-
-@dataclass
-class SiprecCounters:
-    invites: int = 0
-    refused: dict[int, int] = field(default_factory=dict)
-    ended: dict[str, int] = field(default_factory=dict)
-    retransmissions: int = 0
-
-    def refuse(self, status: int) -> None:
-        self.refused[status] = self.refused.get(status, 0) + 1
-
-
-@dataclass(eq=False)
-class RecordingSession:
-    """One SIPREC dialog: one call on our side."""
-
-    sip_call_id: str
-    local_tag: str
-    remote_tag: str
-    peer: SipPeer
-    remote_uri: str  # the client's Contact: where our BYE goes
-    from_header: str  # the client's From (our To in requests we send)
-    to_header: str  # the client's To with our tag (our From)
-    call_id: CallId
-    codec: Codec
-    endpoints: list[RtpEndpoint]
-    labels: list[str]  # labels of the streams we receive, in offer order
-    leg_of: dict[str, LegName]
-    media: CallMedia | None = None
-    confirmed: bool = False
-    ended: bool = False
-    held: bool = False
-    sdp_version: int = 1
-    sdp_session: int = 0
-    answer: str = ""
-    local_cseq: int = 0
-    confirmed_at: float = 0.0
-    refreshed_at: float = 0.0
-    session_expires: int = 0
-    we_refresh: bool = False
-    invite_branch: str = ""
-    retransmit: asyncio.TimerHandle | None = None
-    keepalive: asyncio.TimerHandle | None = None
-    stats: dict[LegName, LegStats] = field(default_factory=dict)
-
-
-@dataclass
-class _Pending:
-    cancelled: bool = False
 
 
 def _branch(message: SipMessage) -> str:
@@ -286,58 +213,18 @@ class SessionRecordingServer:
         finally:
             self.pending.pop(branch, None)
 
-    def _check_extensions(self, request: SipRequest) -> None:
-        required = [tag.strip().lower() for tag in request.headers.get_all("Require")]
-        unsupported = [tag for tag in required if tag and tag not in SUPPORTED]
-        if unsupported:
-            raise Refusal(420, "Bad Extension", [("Unsupported", ", ".join(unsupported))])
-
     def _authenticate(self, request: SipRequest) -> None:
         if self.digest is None:
             return
         if self.digest.verify(request.method, request.headers.get("Authorization")) is None:
             raise Refusal(401, "Unauthorized", [("WWW-Authenticate", self.digest.challenge())])
 
-    def _body(self, request: SipRequest) -> tuple[SessionDescription, RecordingMetadata | None]:
-        kind = media_type(request.headers.get("Content-Type"))
-        if kind == "multipart/mixed":
-            parts = parse_multipart(request.headers.get("Content-Type"), request.body)
-            sdp = next((p for p in parts if media_type(p.content_type) == "application/sdp"), None)
-            xml = next((p for p in parts if media_type(p.content_type) == "application/rs-metadata+xml"), None)
-            if sdp is None:
-                raise Refusal(415, "Unsupported Media Type: no SDP in the multipart body")
-            return parse_sdp(sdp.body), parse_metadata(xml.body) if xml is not None else None
-        if kind == "application/sdp":
-            return parse_sdp(request.body), None
-        raise Refusal(415, "Unsupported Media Type: multipart/mixed with SDP and recording metadata expected")
-
-    def _streams(self, offer: SessionDescription) -> tuple[list[int], Codec]:
-        """Indexes of the audio streams we receive (at most two) and their common codec."""
-        audio = [i for i, m in enumerate(offer.media) if m.kind == "audio" and m.port != 0]
-        if not audio:
-            raise Refusal(488, "Not Acceptable Here: no audio stream offered")
-        chosen = audio[:2]
-        codecs = [choose_codec(offer.media[i]) for i in chosen]
-        if any(c is None for c in codecs):
-            raise Refusal(488, "Not Acceptable Here: unknown codec, PCMU or PCMA only")
-        names = {c[1] for c in codecs if c is not None}
-        if len(names) != 1:
-            raise Refusal(488, "Not Acceptable Here: both streams must use one codec")
-        codec = names.pop()
-        if codec not in ("PCMU", "PCMA"):
-            raise Refusal(488, "Not Acceptable Here: unknown codec, PCMU or PCMA only")
-        for i in chosen:
-            media = offer.media[i]
-            if media.proto.upper().endswith("SAVP") and not _usable_crypto(media):
-                raise Refusal(488, "Not Acceptable Here: no supported SRTP crypto suite")
-        return chosen, codec  # type: ignore[return-value]
-
     async def _new_session(self, request: SipRequest, peer: SipPeer, branch: str) -> None:
         self.counters.invites += 1
-        self._check_extensions(request)
+        check_extensions(request)
         self._authenticate(request)
-        offer, meta = self._body(request)
-        chosen, codec = self._streams(offer)
+        offer, meta = read_offer(request)
+        chosen, codec = receivable_streams(offer)
         labels = [offer.media[i].label or str(i) for i in chosen]
         headers = {name.lower(): value for name, value in request.headers.items()}
         assignment = assign_legs(
@@ -364,7 +251,7 @@ class SessionRecordingServer:
             sdp_session=secrets.randbelow(2**31),
         )
         try:
-            session.media = await self.sink.call_started(_announcement(assignment, codec))
+            session.media = await self.sink.call_started(announcement(assignment, codec))
         except Conflict:
             self.pool.release(endpoints)
             raise Refusal(486, "Busy Here: this call is already being recorded") from None
@@ -406,47 +293,22 @@ class SessionRecordingServer:
         for endpoint, index, label in zip(session.endpoints, chosen, session.labels):
             leg = session.leg_of.get(label, "caller")
             media = offer.media[index]
-            receiver = RtpLegReceiver(session.media.leg(leg).publish, codec=session.codec, payload_types=_payload_types(media))
-            endpoint.set_receiver(receiver, _srtp_for(media))  # a new receiver continues the old one's timeline
+            receiver = RtpLegReceiver(session.media.leg(leg).publish, codec=session.codec, payload_types=payload_types(media))
+            endpoint.set_receiver(receiver, srtp_for(media))  # a new receiver continues the old one's timeline
             session.stats[leg] = endpoint.stats
 
     def _answer(self, session: RecordingSession, offer: SessionDescription, chosen: list[int]) -> str:
-        streams: list[AnswerStream] = []
         ports = {index: endpoint.port for index, endpoint in zip(chosen, session.endpoints)}
-        for index, media in enumerate(offer.media):
-            if index not in ports:
-                streams.append(AnswerStream(0, None, session.codec, "inactive", media.label, None))
-                continue
-            pt = choose_codec(media)
-            direction = "inactive" if media.direction in ("inactive", "recvonly") else "recvonly"
-            crypto = _usable_crypto(media)
-            answer_crypto = Crypto.from_key(crypto.tag, crypto.suite, secrets.token_bytes(30)) if crypto else None
-            streams.append(AnswerStream(ports[index], pt[0] if pt else None, session.codec, direction, media.label, answer_crypto))
-        return build_answer(
-            offer, streams, address=self.rtp_address, session_id=session.sdp_session, session_version=session.sdp_version
+        return answer_sdp(
+            offer, ports, session.codec, address=self.rtp_address, session_id=session.sdp_session, version=session.sdp_version
         )
 
     def _session_timer(self, session: RecordingSession, request: SipRequest) -> list[tuple[str, str]]:
-        """RFC 4028: honour the offered interval and refresher; we ask the client to refresh."""
-        value = request.headers.get("Session-Expires")
-        supported = [t.strip().lower() for t in request.headers.get_all("Supported") + request.headers.get_all("Require")]
-        if not value:
+        """RFC 4028: the interval and refresher the client asked for (we never ask to refresh)."""
+        timer = session_timer(request)
+        if timer is None:
             return []
-        interval_text, _, _rest = value.partition(";")
-        try:
-            interval = int(interval_text.strip())
-        except ValueError:
-            raise Refusal(400, "Bad Request: Session-Expires") from None
-        if interval < MIN_SE:
-            raise Refusal(422, "Session Interval Too Small", [("Min-SE", str(MIN_SE))])
-        refresher = header_params(value).get("refresher", "uac").lower()
-        if "timer" not in supported:
-            refresher = "uas"
-        session.session_expires = interval
-        session.we_refresh = refresher == "uas"
-        headers = [("Session-Expires", f"{interval};refresher={refresher}")]
-        if "timer" in supported:
-            headers.append(("Require", "timer"))
+        session.session_expires, session.we_refresh, headers = timer
         return headers
 
     def _retransmit(self, session: RecordingSession, response: SipResponse, interval: float) -> None:
@@ -514,8 +376,8 @@ class SessionRecordingServer:
                 to_tag=session.local_tag, body=body, content_type="application/sdp" if body else "",
             )
             return
-        offer, meta = self._body(request)
-        chosen, codec = self._streams(offer) if any(m.port for m in offer.media) else ([], session.codec)
+        offer, meta = read_offer(request)
+        chosen, codec = receivable_streams(offer) if any(m.port for m in offer.media) else ([], session.codec)
         if codec != session.codec:
             raise Refusal(488, "Not Acceptable Here: the codec may not change within a call")
         chosen = chosen[: len(session.endpoints)]
@@ -647,35 +509,3 @@ class SessionRecordingServer:
             if now_ns - last > self.rtp_timeout_s * 1e9:
                 log.warning("SIPREC call %s: no RTP for %ss, ending it", session.call_id, self.rtp_timeout_s)
                 await self._end(session, "media-timeout", send_bye=True)
-
-
-def _announcement(assignment: LegAssignment, codec: Codec) -> CallAnnouncement:
-    return CallAnnouncement(
-        call_id=CallId(assignment.call_id),
-        source="siprec",
-        agent_id=assignment.agent_id,
-        consent=assignment.consent,
-        codec=codec,
-        queue=assignment.queue,
-        attributes=dict(assignment.attributes),
-    )
-
-
-def _usable_crypto(media: MediaDescription) -> Crypto | None:
-    return next((c for c in media.crypto if c.suite in SRTP_SUITES), None)
-
-
-def _srtp_for(media: MediaDescription) -> SrtpReceiver | None:
-    if not media.proto.upper().endswith("SAVP"):
-        return None
-    crypto = _usable_crypto(media)
-    if crypto is None:
-        raise SrtpError("no supported SRTP crypto suite offered")
-    return SrtpReceiver(crypto.suite, crypto.key_salt)
-
-
-def _payload_types(media: MediaDescription) -> dict[int, str]:
-    types = {0: "PCMU", 8: "PCMA", 13: "CN"}
-    for pt, name in media.rtpmap.items():
-        types[pt] = name.split("/")[0].upper()
-    return types

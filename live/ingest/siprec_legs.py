@@ -19,8 +19,8 @@ then the first offered stream is taken as the caller's and the second as the age
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 from ..types import Consent, LegName
 from .sip import user_part
@@ -67,7 +67,7 @@ class LegAssignment:
 
 def _labels_sent_by(meta: RecordingMetadata, participant: Participant) -> list[str]:
     labels = {s.stream_id: s.label for s in meta.streams}
-    return [labels[sid] for sid in participant.send if sid in labels and labels[sid]]
+    return [labels[sid] for sid in participant.send if labels.get(sid)]
 
 
 def _agent_participant(

@@ -58,7 +58,8 @@ class SrtpReceiver:
 
     def __init__(self, suite: str, key_salt: bytes) -> None:
         self.suite = suite
-        self._session = pylibsrtp.Session(_policy(suite, key_salt, pylibsrtp.Policy.SSRC_ANY_INBOUND))
+        policy = _policy(suite, key_salt, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+        self._session = pylibsrtp.Session(policy)
 
     def unprotect(self, data: bytes) -> bytes:
         """The RTP packet inside ``data``; ``SrtpError`` on authentication or replay failure."""
@@ -75,7 +76,8 @@ class SrtpSender:
 
     def __init__(self, suite: str, key_salt: bytes) -> None:
         self.suite = suite
-        self._session = pylibsrtp.Session(_policy(suite, key_salt, pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+        policy = _policy(suite, key_salt, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        self._session = pylibsrtp.Session(policy)
 
     def protect(self, packet: bytes) -> bytes:
         try:

@@ -10,7 +10,7 @@ import ipaddress
 import logging
 import re
 import ssl
-from typing import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -18,10 +18,11 @@ from ..auth import UserStore
 from ..config import Settings
 from ..errors import ConfigError, NotFound
 from ..ingest.rtp import LegStats
-from ..ingest.siprec import SessionRecordingServer, SipPeer
-from ..ingest.siprec_legs import AgentRules
 from ..ingest.sip.digest import DigestAuthenticator
 from ..ingest.sip.transport import SipServer, parse_hostport
+from ..ingest.siprec import SessionRecordingServer
+from ..ingest.siprec_legs import AgentRules
+from ..ingest.siprec_session import SipPeer
 from ..service import Monitor
 from ..types import LegName, Role
 from .ingest_rtp import leg_metrics, rtp_hosts
@@ -43,7 +44,7 @@ def parse_allow(value: str, setting: str = "siprec_allow") -> list[Network]:
     return networks
 
 
-def allow_checker(networks: list[Network]) -> "callable[[str], bool]":  # type: ignore[valid-type]
+def allow_checker(networks: list[Network]) -> Callable[[str], bool]:
     def allowed(host: str) -> bool:
         try:
             address = ipaddress.ip_address(host.split("%", 1)[0])
@@ -82,7 +83,7 @@ def agent_rules(settings: Settings) -> AgentRules:
     )
 
 
-def known_agent_check(monitor: Monitor, users: UserStore) -> "callable[[str], bool]":  # type: ignore[valid-type]
+def known_agent_check(monitor: Monitor, users: UserStore) -> Callable[[str], bool]:
     """An agent id the policy's teams or the user store know."""
 
     def known(agent_id: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -15,10 +16,11 @@ from tests.support.server import free_port
 
 
 def test_demo_prints_links_and_runs_three_calls(tmp_path: Path) -> None:
-    port = free_port()
+    port, sip_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVE_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "live.cli", "demo", "--port", str(port), "--data", str(tmp_path / "demo")],
+        [sys.executable, "-m", "live.cli", "demo", "--port", str(port), "--data", str(tmp_path / "demo"),
+         "--siprec-port", str(sip_port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -28,14 +30,24 @@ def test_demo_prints_links_and_runs_three_calls(tmp_path: Path) -> None:
         links: dict[str, str] = {}
         deadline = time.monotonic() + 30
         assert process.stdout is not None
-        while len(links) < 3 and time.monotonic() < deadline:
+        while len(links) < 4 and time.monotonic() < deadline:
             line = process.stdout.readline()
             if not line:
                 break
-            match = re.match(r"^(supervisor|agent|auditor): (http://\S+)$", line.strip())
+            match = re.match(r"^(supervisor|agent|auditor|siprec): ((?:http|sip):\S+)$", line.strip())
             if match:
                 links[match.group(1)] = match.group(2)
-        assert set(links) == {"supervisor", "agent", "auditor"}, links
+        assert set(links) == {"supervisor", "agent", "auditor", "siprec"}, links
+        assert links["siprec"] == f"sip:127.0.0.1:{sip_port}"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sip:  # the SIPREC port answers
+            sip.settimeout(10)
+            sip.sendto(
+                b"OPTIONS sip:srs@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKdemo\r\n"
+                b"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:srs@127.0.0.1>\r\nCall-ID: demo-options\r\n"
+                b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+                ("127.0.0.1", sip_port),
+            )
+            assert sip.recv(4096).startswith(b"SIP/2.0 200 ")
         assert links["supervisor"].startswith(f"http://127.0.0.1:{port}/auth/link?token=")
         token = links["supervisor"].split("token=", 1)[1]
         calls: list[dict[str, object]] = []

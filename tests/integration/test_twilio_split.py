@@ -17,7 +17,7 @@ from live.audit.entry import LedgerEntry
 from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.server import RunningServer, running_server
-from tests.support.twilio import TwilioSender
+from tests.support.twilio import TwilioSender, start_message
 
 LOUD = tone(440, 2.0, 0.5)
 QUIET = tone(660, 2.0, 0.05)
@@ -34,6 +34,18 @@ async def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what:
 
 async def entries(server: RunningServer, session_id: str | None) -> list[LedgerEntry]:
     return list(await server.state.monitor.ledger.entries(session_id=session_id))
+
+
+async def entries_of(server: RunningServer, session_id: str | None, kind: str, timeout: float = 5.0) -> list[LedgerEntry]:
+    """The session's ledger entries of ``kind``, once there is one (they are written by a task)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = [e for e in await entries(server, session_id) if e.kind == kind]
+        if found:
+            return found
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"no {kind} for {session_id} after {timeout}s")
+        await asyncio.sleep(0.02)
 
 
 def legs_of(answer: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -75,17 +87,7 @@ async def test_split_streams_are_one_call_and_both_legs_are_heard(tmp_path: Path
             await caller.stop()  # one stream ends: the call goes on with the agent leg
             await wait_for(lambda: monitor.roster.calls["CA-split"].legs == ("agent",), what="agent leg only")
             assert monitor.sessions, "the listen goes on"
-            await wait_for(lambda: any(e.kind == "leg.muted" for e in monitor_entries), timeout=0.01) if False else None
-            muted: list[LedgerEntry] = []
-
-            async def find_muted() -> None:
-                muted[:] = [e for e in await entries(server, listener.session_id) if e.kind == "leg.muted"]
-
-            deadline = asyncio.get_running_loop().time() + 5
-            while not muted:
-                assert asyncio.get_running_loop().time() < deadline, "no leg.muted for the caller"
-                await find_muted()
-                await asyncio.sleep(0.02)
+            muted = await entries_of(server, listener.session_id, "leg.muted")
             assert [(e.fields["leg"], e.fields["reason"]) for e in muted] == [("caller", "not_sent")]
 
             await agent.stop()  # the last stream ends the call
@@ -150,10 +152,10 @@ async def test_a_stream_joining_during_a_listen_is_on_record(tmp_path: Path) -> 
             await agent.start()
             await listener.wait_frames(50)  # now the agent is heard too
             assert listener.stats["agent"].level() > 0.2
+            unmuted = await entries_of(server, listener.session_id, "leg.unmuted")
+            assert [(e.fields["leg"], e.fields["reason"]) for e in unmuted] == [("agent", "not_sent")]
             recorded = await entries(server, listener.session_id)
             assert recorded[0].kind == "listen.started" and recorded[0].fields["legs"] == ["caller"]
-            unmuted = [(e.fields["leg"], e.fields["reason"]) for e in recorded if e.kind == "leg.unmuted"]
-            assert unmuted == [("agent", "not_sent")]
         finally:
             await listener.close()
             await caller.stop()
@@ -203,8 +205,6 @@ async def test_a_second_stream_on_another_node_is_refused_with_a_reason(tmp_path
         try:
             await wait_for(lambda: "CA-far" in b.state.monitor.roster.calls, what="the call on node b")
             async with aiohttp.ClientSession() as http, http.ws_connect(b.twilio_url) as ws:
-                from tests.support.twilio import start_message
-
                 await ws.send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
                 await ws.send_json(start_message("CA-far", tracks="outbound"))
                 closed = await ws.receive(timeout=5)

@@ -135,3 +135,82 @@ async def test_streamdouble_fork_is_heard_on_both_legs(tmp_path: Path) -> None:
         assert not monitor.local and not monitor.sessions
         ended = await monitor.ledger.entries(kind="listen.ended")
         assert [e.fields["reason"] for e in ended] == ["call-ended"]
+
+
+async def wait_until(predicate: Any, what: str, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"{what}: not after {timeout}s")
+        await asyncio.sleep(0.02)
+
+
+async def test_streamdouble_split_streams_are_one_call_with_both_legs(tmp_path: Path) -> None:
+    """Two streamdouble forks with one ``callSid``: ``inbound`` alone and ``outbound`` alone,
+    as a Twilio flow with ``<Stream track="inbound_track">`` and ``<Stream track="outbound_track">``.
+
+    The command line draws a fresh ``callSid`` per run, so the two sessions come from
+    streamdouble's own Python API (``Session`` with a shared ``StreamIdentity``): its framing,
+    pacing and counters, not ours."""
+    from streamdouble.audio import wav_to_ulaw_frames
+    from streamdouble.protocol import StreamIdentity
+    from streamdouble.session import Session, SessionConfig
+
+    write_tone(tmp_path / "agent.wav", 440, 0.5, SECONDS)
+    write_tone(tmp_path / "caller.wav", 880, 0.08, SECONDS)
+    call_sid = "CA" + "5" * 32
+    params = {"agent": "agent-8", "consent": "granted"}
+    inbound = Session(
+        "",
+        wav_to_ulaw_frames(tmp_path / "caller.wav"),
+        config=SessionConfig(fork=True, tracks=["inbound"], custom_parameters=params),
+        identity=StreamIdentity(call_sid=call_sid),
+    )
+    outbound = Session(
+        "",
+        [],  # nothing on the inbound track: this stream carries the agent only
+        config=SessionConfig(
+            fork=True,
+            tracks=["outbound"],
+            agent_frames=wav_to_ulaw_frames(tmp_path / "agent.wav"),
+            custom_parameters=params,
+        ),
+        identity=StreamIdentity(call_sid=call_sid),
+    )
+    async with running_server(tmp_path / "data") as server:
+        monitor = server.state.monitor
+        inbound.url = outbound.url = server.twilio_url
+        runs = [asyncio.create_task(inbound.run())]
+        listener = Listener(server.base_url, server.tokens["sup"])
+        try:
+            await wait_until(lambda: call_sid in monitor.roster.calls, "the call")
+            runs.append(asyncio.create_task(outbound.run()))
+            await wait_until(lambda: monitor.roster.calls[call_sid].legs == ("agent", "caller"), "both legs")
+            [call] = await roster(server, server.tokens["sup"])
+            assert call["call_id"] == call_sid and call["legs"] == ["agent", "caller"]
+            media = monitor.local[call_sid]
+
+            answer = await listener.listen(call_sid)
+            assert [(x["leg"], x["available"]) for x in answer["legs"]] == [("agent", True), ("caller", True)]
+            await listener.wait_frames(100, timeout=10)
+            assert not any(run.done() for run in runs), "streamdouble ended before 100 frames were heard"
+            agent, caller = listener.stats["agent"].level(), listener.stats["caller"].level()
+            assert agent > 0.2, agent
+            assert 0.02 < caller < agent / 3, (agent, caller)
+            results = await asyncio.wait_for(asyncio.gather(*runs), SECONDS + 30)
+        finally:
+            for run in runs:
+                run.cancel()
+            await listener.close()
+
+        for result in results:
+            assert result.violations == [] and not result.closed_early, result
+        assert results[0].frames_sent == FRAMES_PER_LEG and results[1].outbound_frames_sent == FRAMES_PER_LEG
+        assert (media.agent.received, media.caller.received) == (FRAMES_PER_LEG, FRAMES_PER_LEG)
+        assert server.state.ingest.rejected_frames == 0 and server.state.ingest.protocol_errors == 0
+        # The last stream's stop ended the call, and the listen with it.
+        await wait_until(lambda: not monitor.local and not monitor.sessions, "the call's end")
+        [started] = await monitor.ledger.entries(kind="listen.started")
+        assert started.fields["legs"] == ["agent", "caller"]
+        ended = await monitor.ledger.entries(kind="listen.ended")
+        assert [e.fields["reason"] for e in ended] == ["call-ended"]

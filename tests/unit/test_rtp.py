@@ -282,11 +282,13 @@ def test_other_law_is_bad_and_dtmf_ignored_without_counting_loss() -> None:
     assert (receiver.stats.bad, receiver.stats.ignored, receiver.stats.lost) == (1, 3, 0)
 
 
-def test_mapped_dynamic_payload_type_is_the_codec() -> None:
-    receiver, published = leg(payload_types={96: "PCMU"})
+def test_mapped_dynamic_payload_type_is_the_codec_beside_the_static_ones() -> None:
+    receiver, published = leg(payload_types={96: "PCMU", 97: "telephone-event"})
     send(receiver, [0, 1], pt=96)
-    send(receiver, [2], pt=0)  # not negotiated: ignored
-    assert len(published.items) == 2 and receiver.stats.ignored == 1
+    send(receiver, [2], pt=0)  # not in the SDP, but 0 is PCMU by RFC 3551: accepted
+    send(receiver, [3], pt=13)  # CN, likewise
+    send(receiver, [4], pt=97)
+    assert len(published.items) == 4 and receiver.stats.ignored == 1 and receiver.stats.cn == 1
 
 
 # --- jitter ---------------------------------------------------------------------------------
@@ -367,7 +369,9 @@ def test_any_packet_soup_keeps_pts_strictly_increasing(
 @given(st.binary(max_size=300))
 def test_arbitrary_datagrams_never_raise(data: bytes) -> None:
     receiver, _ = leg()
-    receiver.receive_packet(data, 0)
-    receiver.receive_packet(b"\x80" + data, 1)
-    receiver.receive_packet(bytes([0xB0 | (data[0] & 0x0F if data else 0)]) + data, 2)
-    assert receiver.stats.received + receiver.stats.bad + receiver.stats.rtcp == 3
+    parsed = [
+        receiver.receive_packet(data, 0),
+        receiver.receive_packet(b"\x80" + data, 1),  # version 2, no CSRC/extension/padding
+        receiver.receive_packet(bytes([0xB0 | (data[0] & 0x0F if data else 0)]) + data, 2),  # all of them
+    ]
+    assert receiver.stats.received == sum(parsed)

@@ -121,7 +121,8 @@ def test_siprec_invite_parses_down_to_sdp_and_metadata() -> None:
 def test_real_messages_parse_and_round_trip(raw: bytes) -> None:
     msg = parse_message(raw)
     assert parse_message(serialise(msg)) == msg
-    assert serialise(msg) == raw  # already canonical: CRLF, full names where written, length last
+    if raw not in (INVITE, COMPACT):  # those have compact forms, odd spacing, "Mime-Version"
+        assert serialise(msg) == raw  # canonical already: CRLF, full names, length last
 
 
 def test_each_method_and_response() -> None:

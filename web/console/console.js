@@ -294,7 +294,14 @@ function handleEvent(message) {
 function callChanged(call) {
   session.call = call;
   renderPanel();
-  if (session.serverReportsLegs || session.answeredLegs.length === 0) return;
+  if (session.answeredLegs.length === 0) return;
+  if (Array.isArray(call.legs)) {
+    // The legs the telephony sends (a one-track stream sends one; a second stream adds one).
+    for (const answered of session.answeredLegs) {
+      session.setLegAvailable(answered.leg, call.legs.includes(answered.leg));
+    }
+  }
+  if (session.serverReportsLegs) return;
   for (const answered of session.answeredLegs) {
     const answeredForPause = PAUSE_REASONS.has(answered.reason);
     let next;
@@ -578,8 +585,14 @@ function renderPanel() {
       continue;
     }
     view.root.dataset.audible = String(state.audible);
+    view.root.dataset.available = String(state.available !== false);
     if (state.reason) view.root.dataset.reason = state.reason;
     else view.root.removeAttribute("data-reason");
+    if (state.available === false) {
+      view.audibility.className = "badge badge-warn";
+      view.audibility.textContent = i18n.t("leg.notSent");
+      continue;
+    }
     view.audibility.className = `badge ${state.audible ? "badge-ok" : "badge-warn"}`;
     view.audibility.textContent = state.audible
       ? i18n.t("leg.audible")

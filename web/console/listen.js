@@ -173,7 +173,8 @@ export class ListenSession {
     this.state = "starting";
     this.pc = null;
     this.sessionId = null;
-    /** [{leg, mid, audible, reason}] as answered, then as updated by events. */
+    /** [{leg, mid, audible, available, reason}] as answered, then as updated by events;
+     *  `available` is false for a leg the telephony does not send (reason `not_sent`). */
     this.legs = [];
     /** The legs as the server answered, to return to when a temporary mute ends. */
     this.answeredLegs = [];
@@ -280,11 +281,15 @@ export class ListenSession {
     const list = Array.isArray(answered) ? answered : [];
     return LEG_ORDER.map((name, index) => {
       const given = list.find((leg) => leg && leg.leg === name) || {};
+      const available = given.available !== false;
+      const audible = given.audible !== false;
       return {
         leg: name,
         mid: given.mid != null ? String(given.mid) : this.transceivers[index].mid,
-        audible: given.audible !== false,
-        reason: given.reason ?? null,
+        audible,
+        available,
+        // Not being sent is shown on its own (`available`): the reason is the policy's.
+        reason: given.reason === "not_sent" && audible ? null : (given.reason ?? null),
       };
     });
   }
@@ -344,6 +349,15 @@ export class ListenSession {
 
   volume(leg) {
     return this.outputs.get(leg)?.volume ?? storedVolume(leg);
+  }
+
+  /** Whether the telephony sends the leg (the roster's `call.legs`), e.g. once the second
+   *  Twilio stream of a call arrives. */
+  setLegAvailable(leg, available) {
+    const entry = this.legs.find((l) => l.leg === leg);
+    if (!entry || entry.available === available) return;
+    entry.available = available;
+    this.onChange(this);
   }
 
   /** Replace what we show about a leg's audibility (from events); the server decides. */

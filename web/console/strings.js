@@ -89,6 +89,7 @@ export const STRINGS = {
     "leg.muted": "Muted: {reason}",
     "leg.mutedPlain": "Muted",
     "leg.waiting": "Waiting for audio",
+    "leg.notSent": "Not sent by the telephony",
 
     "reason.consent-denied": "the caller refused consent",
     "reason.consent-unknown": "the caller's consent is not known",
@@ -98,6 +99,7 @@ export const STRINGS = {
     "reason.pci": "payment pause",
     "reason.policy": "not allowed by the monitoring policy",
     "reason.private": "private call",
+    "reason.not_sent": "not sent by the telephony",
 
     "end.stopped": "you stopped",
     "end.call-ended": "the call ended",
@@ -160,6 +162,7 @@ export const STRINGS = {
     "error.bad_json": "the request was not understood",
     "error.bad_policy": "the policy file has mistakes; the previous policy stays in force",
     "error.duplicate_call": "this call is already live",
+    "error.call_on_other_node": "this call is handled by another server; its streams must all go to that one",
   },
   de: {
     "page.title": "Mithör-Konsole · live",
@@ -252,6 +255,7 @@ export const STRINGS = {
     "leg.muted": "Stumm: {reason}",
     "leg.mutedPlain": "Stumm",
     "leg.waiting": "Warte auf Ton",
+    "leg.notSent": "Von der Telefonanlage nicht gesendet",
 
     "reason.consent-denied": "keine Einwilligung der anrufenden Person",
     "reason.consent-unknown": "Einwilligung der anrufenden Person unbekannt",
@@ -261,6 +265,7 @@ export const STRINGS = {
     "reason.pci": "Zahlungspause",
     "reason.policy": "laut Betriebsvereinbarung nicht erlaubt",
     "reason.private": "privates Gespräch",
+    "reason.not_sent": "von der Telefonanlage nicht gesendet",
 
     "end.stopped": "von Ihnen beendet",
     "end.call-ended": "das Gespräch ist beendet",
@@ -323,5 +328,6 @@ export const STRINGS = {
     "error.bad_json": "die Anfrage wurde nicht verstanden",
     "error.bad_policy": "die Richtliniendatei enthält Fehler; die bisherige Richtlinie bleibt in Kraft",
     "error.duplicate_call": "dieses Gespräch läuft bereits",
+    "error.call_on_other_node": "dieses Gespräch läuft über einen anderen Server; alle seine Datenströme müssen dorthin gehen",
   },
 };

@@ -12,8 +12,9 @@ import asyncio
 import logging
 import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol, cast
+from typing import Protocol, cast
 
 from ...errors import ConfigError
 from .message import SipError, SipMessage, SipStreamFramer, parse_message, serialise
@@ -26,7 +27,7 @@ _TXN_HEADERS = re.compile(rb"^(Via|v|From|f|To|t|Call-ID|i|CSeq):[^\r\n]*\r?\n",
 
 
 class MessageHandler(Protocol):
-    def receive(self, message: SipMessage, peer: "UdpPeer | StreamPeer") -> None: ...
+    def receive(self, message: SipMessage, peer: UdpPeer | StreamPeer) -> None: ...
 
 
 @dataclass
@@ -83,7 +84,7 @@ class StreamPeer:
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, server: "SipServer") -> None:
+    def __init__(self, server: SipServer) -> None:
         self.server = server
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -141,9 +142,7 @@ class SipServer:
             self._servers.append(server)
             self.ports["tls"] = int(server.sockets[0].getsockname()[1])
 
-    def _stream_handler(
-        self, kind: str
-    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], "asyncio.Future[None] | object"]:
+    def _stream_handler(self, kind: str) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             address = writer.get_extra_info("peername") or ("", 0)
             if len(self._connections) >= MAX_CONNECTIONS:
