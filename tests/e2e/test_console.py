@@ -128,3 +128,45 @@ async def test_a_refusal_is_explained_in_the_supervisors_language(tmp_path: Path
             await listener.close()
             await context.close()
             await sender.stop()
+
+
+async def test_a_leg_the_telephony_does_not_send_is_shown_as_such(tmp_path: Path, browser: Browser) -> None:
+    """A Twilio stream with only the inbound track: the agent leg says it is not sent, in the
+    supervisor's language; when the call's second stream (outbound) arrives, it is heard."""
+    async with running_server(tmp_path) as server:
+        caller = TwilioSender(server.twilio_url, "CA-e2e-split", LOUD, QUIET, tracks="inbound", agent="agent-5")
+        agent = TwilioSender(server.twilio_url, "CA-e2e-split", LOUD, QUIET, tracks="outbound", agent="agent-5")
+        await caller.start()
+        context = await browser.new_context(locale="de-DE")
+        try:
+            page = await context.new_page()
+            await page.goto(f"{server.base_url}/auth/link?token={server.tokens['sup']}")
+            row = page.locator('[data-testid="call-row"][data-call-id="CA-e2e-split"]')
+            await row.wait_for(timeout=10_000)
+            await row.locator('[data-testid="listen-button"]').click()
+            await page.locator('[data-testid="purpose-select"]').select_option("training")
+            await page.locator('[data-testid="purpose-confirm"]').click()
+            agent_leg = page.locator('[data-testid="leg-agent"]')
+            caller_leg = page.locator('[data-testid="leg-caller"]')
+            await expect(agent_leg).to_have_attribute("data-available", "false", timeout=15_000)
+            await expect(agent_leg.locator('[data-testid="leg-audibility"]')).to_have_text(
+                "Von der Telefonanlage nicht gesendet"
+            )
+            await expect(caller_leg).to_have_attribute("data-available", "true")
+            await expect(caller_leg.locator('[data-testid="leg-audibility"]')).to_have_text("Hörbar")
+
+            await agent.start()  # the call's second stream: the agent leg is sent from now on
+            await expect(agent_leg).to_have_attribute("data-available", "true", timeout=15_000)
+            await expect(agent_leg.locator('[data-testid="leg-audibility"]')).to_have_text("Hörbar")
+            deadline = asyncio.get_running_loop().time() + 15
+            legs: dict[str, Any] = {}
+            while asyncio.get_running_loop().time() < deadline:
+                legs = await stats(page)
+                if legs.get("agent") and legs["agent"]["energy"] > 0:
+                    break
+                await asyncio.sleep(0.25)
+            assert legs.get("agent") and legs["agent"]["energy"] > 0, legs
+        finally:
+            await context.close()
+            await caller.stop()
+            await agent.stop()

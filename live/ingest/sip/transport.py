@@ -14,7 +14,7 @@ import re
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Awaitable, Callable, Protocol, cast
 
 from ...errors import ConfigError
 from .message import SipError, SipMessage, SipStreamFramer, parse_message, serialise
