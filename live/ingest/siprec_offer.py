@@ -27,11 +27,10 @@ from .sip import (
     parse_sdp,
 )
 from .siprec_legs import LegAssignment
-from .srtp import SrtpError, SrtpReceiver
+from .srtp import SrtpError, SrtpReceiver, receiver_for
 
 SUPPORTED = ("siprec", "timer")
 MIN_SE = 90  # RFC 4028 §4
-SRTP_SUITES = ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32")
 MAX_LEGS = 2  # agent and caller; further streams (e.g. a mixed one) are declined
 
 
@@ -69,7 +68,14 @@ def read_offer(request: SipRequest) -> tuple[SessionDescription, RecordingMetada
 
 
 def usable_crypto(media: MediaDescription) -> Crypto | None:
-    return next((c for c in media.crypto if c.suite in SRTP_SUITES), None)
+    """The first offered ``a=crypto`` we can decrypt with (RFC 4568 §7.1.1: pick one)."""
+    for crypto in media.crypto:
+        try:
+            receiver_for(crypto)
+        except SrtpError:
+            continue
+        return crypto
+    return None
 
 
 def receivable_streams(offer: SessionDescription) -> tuple[list[int], Codec]:
@@ -148,7 +154,7 @@ def srtp_for(media: MediaDescription) -> SrtpReceiver | None:
     crypto = usable_crypto(media)
     if crypto is None:
         raise SrtpError("no supported SRTP crypto suite offered")
-    return SrtpReceiver(crypto.suite, crypto.key_salt)
+    return receiver_for(crypto)
 
 
 def payload_types(media: MediaDescription) -> dict[int, str]:

@@ -14,14 +14,10 @@ cannot honour them, and accepting them would silently drop every packet.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import secrets
-from dataclasses import dataclass
-
 import pylibsrtp
 
 from ..errors import ProtocolError
+from .sip.sdp import Crypto
 
 # suite name (RFC 4568 / RFC 7714 SDP spelling) -> (libsrtp profile, master key + salt length)
 SUITES: dict[str, tuple[int, int]] = {
@@ -54,7 +50,7 @@ def _policy(suite: str, key_salt: bytes, ssrc_type: int) -> pylibsrtp.Policy:
 class SrtpReceiver:
     """Unprotects one inbound leg's SRTP packets, any SSRC (a new SSRC after failover works)."""
 
-    __slots__ = ("suite", "_session")
+    __slots__ = ("_session", "suite")
 
     def __init__(self, suite: str, key_salt: bytes) -> None:
         self.suite = suite
@@ -72,7 +68,7 @@ class SrtpReceiver:
 class SrtpSender:
     """Protects RTP packets as an SDES-keyed sender would (tests, simulators)."""
 
-    __slots__ = ("suite", "_session")
+    __slots__ = ("_session", "suite")
 
     def __init__(self, suite: str, key_salt: bytes) -> None:
         self.suite = suite
@@ -86,56 +82,17 @@ class SrtpSender:
             raise SrtpError(f"SRTP protect failed: {exc}") from exc
 
 
-@dataclass(frozen=True, slots=True)
-class SdesCrypto:
-    """One ``a=crypto`` attribute (RFC 4568 §9.1) with a single inline key."""
-
-    tag: int
-    suite: str
-    key_salt: bytes
-
-    @classmethod
-    def generate(cls, tag: int, suite: str) -> SdesCrypto:
-        """A fresh random key for our side of the answer, in the offered tag and suite."""
-        known = SUITES.get(suite)
-        if known is None:
-            raise SrtpError(f"unsupported SRTP crypto suite {suite!r}", suite=suite)
-        return cls(tag, suite, secrets.token_bytes(known[1]))
-
-    def attribute(self) -> str:
-        """The attribute value, without ``a=crypto:``."""
-        return f"{self.tag} {self.suite} inline:{base64.b64encode(self.key_salt).decode('ascii')}"
-
-    def receiver(self) -> SrtpReceiver:
-        return SrtpReceiver(self.suite, self.key_salt)
-
-
-def parse_crypto(value: str) -> SdesCrypto:
-    """Parse an ``a=crypto`` value: ``<tag> <suite> inline:<base64>[|lifetime][|MKI:len] [params]``.
-
-    Lenient where it is harmless (a lifetime, several spaces, unpadded base64, the
-    FEC_ORDER/WSH parameters); ``SrtpError`` for what would make packets unreadable.
-    """
-    parts = value.split()
-    if len(parts) < 3 or not parts[0].isdigit():
-        raise SrtpError("a=crypto needs a tag, a suite and key parameters", attribute=value)
-    tag, suite, key_params = int(parts[0]), parts[1].upper(), parts[2]
-    if suite not in SUITES:
-        raise SrtpError(f"unsupported SRTP crypto suite {parts[1]!r}", suite=parts[1])
-    for param in parts[3:]:
+def receiver_for(crypto: Crypto) -> SrtpReceiver:
+    """The receiver for an offered ``a=crypto`` (RFC 4568), or ``SrtpError`` for what cannot
+    be decrypted here: an unknown suite, a key with an MKI, several keys, or the session
+    parameters UNENCRYPTED_SRTP, UNAUTHENTICATED_SRTP or a non-zero KDR."""
+    if crypto.suite.upper() not in SUITES:
+        raise SrtpError(f"unsupported SRTP crypto suite {crypto.suite!r}", suite=crypto.suite)
+    for param in crypto.session_params.split():
         if param.upper().startswith(_REFUSED_SESSION_PARAMS) and param.upper() != "KDR=0":
             raise SrtpError(f"unsupported SDES session parameter {param!r}", parameter=param)
-    keys = key_params.split(";")  # RFC 4568 §9.2: several keys; only one without MKI is usable
-    if len(keys) != 1 or not keys[0][:7].lower() == "inline:":
-        raise SrtpError("a=crypto needs exactly one inline key", attribute=value)
-    fields = keys[0][7:].split("|")
-    if len(fields) > 2 or (len(fields) == 2 and ":" in fields[1]):
-        raise SrtpError("SRTP keys with an MKI are not supported", attribute=value)
-    encoded = fields[0]
-    try:
-        key_salt = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise SrtpError("a=crypto key is not base64", attribute=value) from exc
-    if len(key_salt) != SUITES[suite][1]:
-        raise SrtpError(f"{suite} needs a {SUITES[suite][1]}-byte key and salt", suite=suite)
-    return SdesCrypto(tag, suite, key_salt)
+    keys = crypto.key_params.split(";")  # RFC 4568 §9.2: only one key without MKI is usable
+    fields = keys[0].split("|")
+    if len(keys) != 1 or len(fields) > 2 or (len(fields) == 2 and ":" in fields[1]):
+        raise SrtpError("SRTP keys with an MKI, or several keys, are not supported")
+    return SrtpReceiver(crypto.suite.upper(), crypto.key_salt)

@@ -98,9 +98,16 @@ a=sendonly
 
 def test_cisco_cube_two_labelled_sendonly_streams() -> None:
     offer = parse_sdp(CISCO_CUBE.encode())
-    assert offer.origin.startswith("CiscoSystemsSIP-GW-UserAgent") and offer.session_name == "SIP Call"
+    assert (
+        offer.origin.startswith("CiscoSystemsSIP-GW-UserAgent") and offer.session_name == "SIP Call"
+    )
     first, second = offer.media
-    assert (first.kind, first.port, first.proto, first.formats) == ("audio", 16384, "RTP/AVP", ("0", "101", "19"))
+    assert (first.kind, first.port, first.proto, first.formats) == (
+        "audio",
+        16384,
+        "RTP/AVP",
+        ("0", "101", "19"),
+    )
     assert first.rtpmap == {0: "PCMU/8000", 101: "telephone-event/8000", 19: "CN/8000"}
     assert (first.label, second.label, first.direction, first.ptime) == ("1", "2", "sendonly", 20)
     assert (first.connection, second.connection) == ("10.0.0.21", "10.0.0.20")  # media c= wins
@@ -118,8 +125,13 @@ def test_audiocodes_srtp_crypto_and_session_level_direction() -> None:
     offer = parse_sdp(AUDIOCODES_SRTP)
     first, second = offer.media
     assert first.secure and first.direction == "sendonly" == second.direction  # inherited
-    assert [(c.tag, c.suite) for c in first.crypto] == [(1, "AES_CM_128_HMAC_SHA1_80"), (2, "AES_CM_128_HMAC_SHA1_32")]
-    assert first.crypto[0].key_salt == base64.b64decode(KEY_80) and len(first.crypto[0].key_salt) == 30
+    assert [(c.tag, c.suite) for c in first.crypto] == [
+        (1, "AES_CM_128_HMAC_SHA1_80"),
+        (2, "AES_CM_128_HMAC_SHA1_32"),
+    ]
+    assert (
+        first.crypto[0].key_salt == base64.b64decode(KEY_80) and len(first.crypto[0].key_salt) == 30
+    )
     assert second.crypto[0].key_params == f"inline:{KEY_32}"
     assert choose_codec(first) == (8, "PCMA")  # offer order decides
     assert first.ptime is None
@@ -135,12 +147,17 @@ def test_answer_is_built_and_reparsed() -> None:
     offer = parse_sdp(CISCO_CUBE)
     answer = build_answer(
         offer,
-        [AnswerStream(30000, 0, "PCMU", "recvonly", "1"), AnswerStream(30002, 0, "PCMU", "recvonly", "")],
+        [
+            AnswerStream(30000, 0, "PCMU", "recvonly", "1"),
+            AnswerStream(30002, 0, "PCMU", "recvonly", ""),
+        ],
         address="10.0.0.50",
         session_id=42,
         session_version=1,
     )
-    assert answer.startswith("v=0\r\no=- 42 1 IN IP4 10.0.0.50\r\ns=-\r\nc=IN IP4 10.0.0.50\r\nt=0 0\r\n")
+    assert answer.startswith(
+        "v=0\r\no=- 42 1 IN IP4 10.0.0.50\r\ns=-\r\nc=IN IP4 10.0.0.50\r\nt=0 0\r\n"
+    )
     assert "\n" not in answer.replace("\r\n", "")
     parsed = parse_sdp(answer)
     assert [(m.port, m.proto, m.formats, m.label, m.direction, m.ptime) for m in parsed.media] == [
@@ -167,21 +184,36 @@ def test_answer_with_crypto_and_a_rejected_stream() -> None:
 def test_answer_parses_in_aiortc() -> None:
     sdp = pytest.importorskip("aiortc.sdp")
     offer = parse_sdp(SIPP)
-    text = build_answer(offer, [AnswerStream(30000, 0), AnswerStream(30002, 8, "PCMA")], address="127.0.0.1", session_id=1, session_version=1)
+    text = build_answer(
+        offer,
+        [AnswerStream(30000, 0), AnswerStream(30002, 8, "PCMA")],
+        address="127.0.0.1",
+        session_id=1,
+        session_version=1,
+    )
     parsed = sdp.SessionDescription.parse(text)
-    assert [(m.kind, m.port, m.direction) for m in parsed.media] == [("audio", 30000, "recvonly"), ("audio", 30002, "recvonly")]
+    assert [(m.kind, m.port, m.direction) for m in parsed.media] == [
+        ("audio", 30000, "recvonly"),
+        ("audio", 30002, "recvonly"),
+    ]
     assert [c.mimeType for m in parsed.media for c in m.rtp.codecs] == ["audio/PCMU", "audio/PCMA"]
 
 
 def test_choose_codec_by_rtpmap_name() -> None:
-    dynamic = parse_sdp("v=0\r\nm=audio 1 RTP/AVP 18 97 96\r\na=rtpmap:97 PCMA/16000\r\na=rtpmap:96 pcmu/8000/1\r\n")
+    dynamic = parse_sdp(
+        "v=0\r\nm=audio 1 RTP/AVP 18 97 96\r\na=rtpmap:97 PCMA/16000\r\na=rtpmap:96 pcmu/8000/1\r\n"
+    )
     assert choose_codec(dynamic.media[0]) == (96, "PCMU")
     assert choose_codec(parse_sdp("v=0\r\nm=audio 1 RTP/AVP 18\r\n").media[0]) is None
 
 
 def test_parse_crypto() -> None:
     crypto = parse_crypto(f"1 AES_CM_128_HMAC_SHA1_32 inline:{KEY_32}|2^20|1:32 KDR=1")
-    assert (crypto.tag, crypto.session_params, crypto.value) == (1, "KDR=1", f"1 AES_CM_128_HMAC_SHA1_32 inline:{KEY_32}|2^20|1:32 KDR=1")
+    assert (crypto.tag, crypto.session_params, crypto.value) == (
+        1,
+        "KDR=1",
+        f"1 AES_CM_128_HMAC_SHA1_32 inline:{KEY_32}|2^20|1:32 KDR=1",
+    )
     for bad in (
         "1 AES_CM_128_HMAC_SHA1_80 inline:" + base64.b64encode(b"k" * 16).decode(),  # too short
         "1 AES_CM_128_HMAC_SHA1_80 inline:not*base64",
@@ -223,4 +255,10 @@ def test_answer_refuses_mismatch_and_injection() -> None:
     with pytest.raises(ValueError):
         build_answer(offer, [AnswerStream(1, 0)], address="h", session_id=1, session_version=1)
     with pytest.raises(ValueError):
-        build_answer(offer, [AnswerStream(1, 0, label="x\r\nm=video 1 RTP/AVP 0"), AnswerStream.rejected()], address="h", session_id=1, session_version=1)
+        build_answer(
+            offer,
+            [AnswerStream(1, 0, label="x\r\nm=video 1 RTP/AVP 0"), AnswerStream.rejected()],
+            address="h",
+            session_id=1,
+            session_version=1,
+        )

@@ -26,10 +26,17 @@ from live.ingest.sip.message import (
     uri_of,
     user_part,
 )
-from live.ingest.sip.multipart import media_type, parse_multipart
+from live.ingest.sip.multipart import parse_multipart
 
 
-def wire(start: str, headers: list[str], body: bytes = b"", *, eol: str = "\r\n", length: int | None = None) -> bytes:
+def wire(
+    start: str,
+    headers: list[str],
+    body: bytes = b"",
+    *,
+    eol: str = "\r\n",
+    length: int | None = None,
+) -> bytes:
     """A message as a peer would put it on the wire, Content-Length computed unless given."""
     length = len(body) if length is None else length
     lines = [start, *headers, f"Content-Length: {length}"]
@@ -83,11 +90,55 @@ DIALOG = [
     "To: <sip:srs@10.0.0.50>;tag=srs-77",
     "Call-ID: 4C4C8D2E-10D711EF-8012C3A4-B1A2C3D4@10.0.0.10",
 ]
-ACK = wire("ACK sip:srs@10.0.0.50:5060 SIP/2.0", ["Via: SIP/2.0/UDP 10.0.0.10:5060;branch=z9hG4bK1DF", *DIALOG, "Max-Forwards: 70", "CSeq: 101 ACK"])
-BYE = wire("BYE sip:srs@10.0.0.50:5060 SIP/2.0", ["Via: SIP/2.0/UDP 10.0.0.10:5060;branch=z9hG4bK20A5", *DIALOG, "CSeq: 102 BYE", "Reason: Q.850;cause=16"])
-CANCEL = wire("CANCEL sip:srs@10.0.0.50:5060 SIP/2.0", ["Via: SIP/2.0/UDP 10.0.0.10:5060;branch=z9hG4bK2C1B21A8", *DIALOG[:1], "To: <sip:srs@10.0.0.50>", DIALOG[2], "CSeq: 101 CANCEL"])
-OPTIONS = wire("OPTIONS sip:10.0.0.50 SIP/2.0", ["Via: SIP/2.0/TLS sbc.example.com:5061;branch=z9hG4bKping", "From: <sip:ping@sbc.example.com>;tag=p1", "To: <sip:10.0.0.50>", "Call-ID: ping-1", "CSeq: 1 OPTIONS", "Accept: application/sdp"])
-OK_TO_BYE = wire("SIP/2.0 200 OK", ["Via: SIP/2.0/UDP 10.0.0.50:5060;branch=z9hG4bKsrs1;received=10.0.0.50", "From: <sip:srs@10.0.0.50>;tag=srs-77", "To: <sip:10.0.0.10>;tag=8E2A3C-1B4", "Call-ID: x@y", "CSeq: 2 BYE"])
+ACK = wire(
+    "ACK sip:srs@10.0.0.50:5060 SIP/2.0",
+    [
+        "Via: SIP/2.0/UDP 10.0.0.10:5060;branch=z9hG4bK1DF",
+        *DIALOG,
+        "Max-Forwards: 70",
+        "CSeq: 101 ACK",
+    ],
+)
+BYE = wire(
+    "BYE sip:srs@10.0.0.50:5060 SIP/2.0",
+    [
+        "Via: SIP/2.0/UDP 10.0.0.10:5060;branch=z9hG4bK20A5",
+        *DIALOG,
+        "CSeq: 102 BYE",
+        "Reason: Q.850;cause=16",
+    ],
+)
+CANCEL = wire(
+    "CANCEL sip:srs@10.0.0.50:5060 SIP/2.0",
+    [
+        "Via: SIP/2.0/UDP 10.0.0.10:5060;branch=z9hG4bK2C1B21A8",
+        *DIALOG[:1],
+        "To: <sip:srs@10.0.0.50>",
+        DIALOG[2],
+        "CSeq: 101 CANCEL",
+    ],
+)
+OPTIONS = wire(
+    "OPTIONS sip:10.0.0.50 SIP/2.0",
+    [
+        "Via: SIP/2.0/TLS sbc.example.com:5061;branch=z9hG4bKping",
+        "From: <sip:ping@sbc.example.com>;tag=p1",
+        "To: <sip:10.0.0.50>",
+        "Call-ID: ping-1",
+        "CSeq: 1 OPTIONS",
+        "Accept: application/sdp",
+    ],
+)
+OK_TO_BYE = wire(
+    "SIP/2.0 200 OK",
+    [
+        "Via: SIP/2.0/UDP 10.0.0.50:5060;branch=z9hG4bKsrs1;received=10.0.0.50",
+        "From: <sip:srs@10.0.0.50>;tag=srs-77",
+        "To: <sip:10.0.0.10>;tag=8E2A3C-1B4",
+        "Call-ID: x@y",
+        "CSeq: 2 BYE",
+    ],
+)
 COMPACT = wire(
     "INVITE sip:srs@example.com SIP/2.0",
     ["v: SIP/2.0/UDP 192.0.2.4;branch=z9hG4bKnashds7", "f: <sip:rec@example.net>;tag=76341", "t: <sip:srs@example.com>",
@@ -102,7 +153,13 @@ def test_siprec_invite_parses_down_to_sdp_and_metadata() -> None:
     assert isinstance(msg, SipRequest)
     assert (msg.method, msg.uri) == ("INVITE", "sip:srs@10.0.0.50:5060")
     assert msg.headers.get("require") == "siprec"
-    assert msg.headers.get_all("Supported") == ["100rel", "timer", "resource-priority", "replaces", "sdp-anat"]
+    assert msg.headers.get_all("Supported") == [
+        "100rel",
+        "timer",
+        "resource-priority",
+        "replaces",
+        "sdp-anat",
+    ]
     assert msg.headers.get("Date") == "Mon, 13 May 2024 11:11:27 GMT"  # not a list header: no split
     assert "+sip.src" in header_params(msg.headers.get("Contact"))
     assert cseq(msg) == (101, "INVITE")
@@ -113,11 +170,15 @@ def test_siprec_invite_parses_down_to_sdp_and_metadata() -> None:
         ("application/sdp", "session"),
         ("application/rs-metadata+xml", "recording-session"),
     ]
-    assert parts[0].body.decode() == SDP_OFFER.removesuffix("\r\n")  # CRLF before -- is the delimiter's
+    assert parts[0].body.decode() == SDP_OFFER.removesuffix(
+        "\r\n"
+    )  # CRLF before -- is the delimiter's
     assert parts[1].headers["content-disposition"] == "recording-session"
 
 
-@pytest.mark.parametrize("raw", MESSAGES, ids=["invite", "ack", "bye", "cancel", "options", "200", "compact"])
+@pytest.mark.parametrize(
+    "raw", MESSAGES, ids=["invite", "ack", "bye", "cancel", "options", "200", "compact"]
+)
 def test_real_messages_parse_and_round_trip(raw: bytes) -> None:
     msg = parse_message(raw)
     assert parse_message(serialise(msg)) == msg
@@ -126,9 +187,19 @@ def test_real_messages_parse_and_round_trip(raw: bytes) -> None:
 
 
 def test_each_method_and_response() -> None:
-    assert [parse_message(m).method for m in (ACK, BYE, CANCEL, OPTIONS)] == ["ACK", "BYE", "CANCEL", "OPTIONS"]  # type: ignore[union-attr]
+    requests = [parse_message(m) for m in (ACK, BYE, CANCEL, OPTIONS)]
+    assert [r.method for r in requests if isinstance(r, SipRequest)] == [
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+    ]
     ok = parse_message(OK_TO_BYE)
-    assert isinstance(ok, SipResponse) and (ok.status, ok.reason, cseq(ok)) == (200, "OK", (2, "BYE"))
+    assert isinstance(ok, SipResponse) and (ok.status, ok.reason, cseq(ok)) == (
+        200,
+        "OK",
+        (2, "BYE"),
+    )
     ringing = parse_message(wire("SIP/2.0 180", OK_TO_BYE.decode().split("\r\n")[1:6]))
     assert isinstance(ringing, SipResponse) and (ringing.status, ringing.reason) == (180, "")
 
@@ -143,7 +214,12 @@ def test_compact_forms_expand() -> None:
 
 
 def test_folded_headers_and_bare_lf() -> None:
-    raw = wire("OPTIONS sip:srs@h SIP/2.0", OPTIONS.decode().split("\r\n")[1:6] + ["Subject: long", " \tsubject  ", "Allow: INVITE,", "  BYE"], eol="\n")
+    raw = wire(
+        "OPTIONS sip:srs@h SIP/2.0",
+        OPTIONS.decode().split("\r\n")[1:6]
+        + ["Subject: long", " \tsubject  ", "Allow: INVITE,", "  BYE"],
+        eol="\n",
+    )
     msg = parse_message(raw)
     assert msg.headers.get("Subject") == "long subject"
     assert msg.headers.get_all("Allow") == ["INVITE", "BYE"]
@@ -161,13 +237,20 @@ def test_multiple_via_in_order_and_list_splitting_respects_quotes_and_brackets()
         ("UDP", "a.example", None, "z9hG4bK1"), ("TCP", "b.example", 5070, "z9hG4bK2"), ("TLS", "2001:db8::1", 5061, "z9hG4bK3"),
     ]  # fmt: skip
     assert msg.headers.get("Via") == "SIP/2.0/UDP a.example;branch=z9hG4bK1"
-    assert msg.headers.get_all("P-Asserted-Identity") == ['"Doe, John" <sip:j@h;x=a,b>', "<tel:+15551234>"]
+    assert msg.headers.get_all("P-Asserted-Identity") == [
+        '"Doe, John" <sip:j@h;x=a,b>',
+        "<tel:+15551234>",
+    ]
 
 
 def test_value_helpers() -> None:
     assert uri_of('"A;B <x>" <sip:alice@h;transport=tcp>;tag=1') == "sip:alice@h;transport=tcp"
     assert uri_of("sip:alice@h;tag=1") == "sip:alice@h"
-    assert header_params('<sip:a@h;lr>;tag=9;q="0.5;x";flag') == {"tag": "9", "q": "0.5;x", "flag": ""}
+    assert header_params('<sip:a@h;lr>;tag=9;q="0.5;x";flag') == {
+        "tag": "9",
+        "q": "0.5;x",
+        "flag": "",
+    }
     assert header_params('multipart/mixed; boundary="a b"') == {"boundary": "a b"}
     assert user_part("<sip:%2B15551234567;npdi@gw.example;user=phone>") == "+15551234567"
     assert user_part("sip:agent7:secret@pbx") == "agent7"
@@ -185,23 +268,52 @@ def test_value_helpers() -> None:
 def test_build_response_copies_transaction_headers() -> None:
     invite = parse_message(INVITE)
     assert isinstance(invite, SipRequest)
-    response = build_response(invite, 200, "OK", to_tag="srs-77", headers=[("Contact", "<sip:srs@10.0.0.50>")], body=b"v=0\r\n", content_type="application/sdp")
+    response = build_response(
+        invite,
+        200,
+        "OK",
+        to_tag="srs-77",
+        headers=[("Contact", "<sip:srs@10.0.0.50>")],
+        body=b"v=0\r\n",
+        content_type="application/sdp",
+    )
     h = response.headers
     assert h.lines("Via") == invite.headers.lines("Via")
-    assert (h.get("From"), h.get("Call-ID"), h.get("CSeq")) == (invite.headers.get("From"), invite.headers.get("Call-ID"), "101 INVITE")
+    assert (h.get("From"), h.get("Call-ID"), h.get("CSeq")) == (
+        invite.headers.get("From"),
+        invite.headers.get("Call-ID"),
+        "101 INVITE",
+    )
     assert h.get("To") == "<sip:srs@10.0.0.50>;tag=srs-77"
     assert h.get("Record-Route") == "<sip:10.0.0.1;lr>"
     assert (h.get("Content-Type"), h.get("Content-Length")) == ("application/sdp", "5")
     assert parse_message(serialise(response)) == response
     busy = build_response(invite, 486, to_tag="x")
-    assert (busy.reason, busy.headers.get("Content-Length"), "Record-Route" in busy.headers) == ("Busy Here", "0", False)
+    assert (busy.reason, busy.headers.get("Content-Length"), "Record-Route" in busy.headers) == (
+        "Busy Here",
+        "0",
+        False,
+    )
     bye = parse_message(BYE)
     assert isinstance(bye, SipRequest)
-    assert build_response(bye, 200, to_tag="other").headers.get("To") == "<sip:srs@10.0.0.50>;tag=srs-77"
+    assert (
+        build_response(bye, 200, to_tag="other").headers.get("To")
+        == "<sip:srs@10.0.0.50>;tag=srs-77"
+    )
 
 
 def test_build_request_round_trips_and_refuses_injection() -> None:
-    request = build_request("BYE", "sip:10.0.0.10:5060", [("Via", "SIP/2.0/UDP 10.0.0.50;branch=z9hG4bKx;rport"), *(tuple(d.split(": ", 1)) for d in DIALOG), ("CSeq", "1 BYE"), ("Max-Forwards", "70")])  # type: ignore[misc]
+    dialog = [(name, value) for name, _, value in (line.partition(": ") for line in DIALOG)]
+    request = build_request(
+        "BYE",
+        "sip:10.0.0.10:5060",
+        [
+            ("Via", "SIP/2.0/UDP 10.0.0.50;branch=z9hG4bKx;rport"),
+            *dialog,
+            ("CSeq", "1 BYE"),
+            ("Max-Forwards", "70"),
+        ],
+    )
     assert parse_message(serialise(request)) == request
     with pytest.raises(ValueError):
         Headers.build([("Subject", "x\r\nVia: evil")])
@@ -230,13 +342,22 @@ def test_keepalive_datagram() -> None:
         (BYE.replace(b"Reason:", b"Reason\x00:"), 400, "header"),
         (BYE.replace(b"\r\n\r\n", b"\r\n"), 400, "empty line"),
         (BYE.replace(b"Reason: ", b"Reason: " + b"x" * 9000), 400, "longer"),
-        (wire("BYE sip:a@h SIP/2.0", [*BYE.decode().split("\r\n")[1:7], *(f"X-{i}: {i}" for i in range(200))]), 400, "200 header"),
+        (
+            wire(
+                "BYE sip:a@h SIP/2.0",
+                [*BYE.decode().split("\r\n")[1:7], *(f"X-{i}: {i}" for i in range(200))],
+            ),
+            400,
+            "200 header",
+        ),
         (BYE + b" " * MAX_MESSAGE, 413, "exceeds"),
         (b" folded: first\r\n\r\n", 400, ""),
         (b"\r\n\r\n", 400, "empty"),
     ],
 )
-def test_malformed_messages_raise_sip_error_with_status(raw: bytes, status: int, words: str) -> None:
+def test_malformed_messages_raise_sip_error_with_status(
+    raw: bytes, status: int, words: str
+) -> None:
     with pytest.raises(SipError) as caught:
         parse_message(raw)
     assert caught.value.status == status and words in caught.value.message
@@ -298,3 +419,44 @@ def test_framer_reports_bad_content_but_keeps_framing() -> None:
     assert isinstance(results[0], SipError) and "Call-ID" in results[0].message
     assert results[1] == parse_message(OPTIONS)
     assert framer.messages == 2
+
+
+# --- multipart bodies (RFC 2046 §5.1) -------------------------------------------------------
+
+
+def test_multipart_quoted_boundary_preamble_epilogue_and_bare_lf() -> None:
+    body = (
+        b"This is a preamble.\n--b=1 x\nContent-Type: Application/SDP\n\nv=0\n"
+        b"--b=1 x  \ncontent-type: application/rs-metadata+xml\nContent-Disposition: Recording-Session ;handling=required\n\n<recording/>\n"
+        b"--b=1 x--\nepilogue --b=1 x\n"
+    )
+    parts = parse_multipart('multipart/mixed; boundary="b=1 x"', body)
+    assert [(p.media_type, p.disposition, p.body) for p in parts] == [
+        ("application/sdp", "", b"v=0"),
+        ("application/rs-metadata+xml", "recording-session", b"<recording/>"),
+    ]
+    assert media_type("Multipart/Mixed ; boundary=x") == "multipart/mixed"
+
+
+def test_multipart_without_close_delimiter_and_part_without_headers() -> None:
+    parts = parse_multipart(
+        "multipart/mixed;boundary=zz", b"--zz\r\n\r\nplain\r\n--zz\r\nContent-Type: a/b\r\n\r\nlast"
+    )
+    assert [(p.content_type, p.body) for p in parts] == [("text/plain", b"plain"), ("a/b", b"last")]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "words"),
+    [
+        ("application/sdp", b"v=0", "no multipart"),
+        ("multipart/mixed", b"--x\r\n\r\n", "no multipart"),
+        ("multipart/mixed;boundary=" + "x" * 71, b"", "no multipart"),
+        ("multipart/mixed;boundary=abc", b"v=0\r\n", "no multipart"),
+        ("multipart/mixed;boundary=abc", b"--abc\r\n\r\nx\r\n" * 17, "more than 16"),
+        ("multipart/mixed;boundary=abc", b"--abc\r\nno colon here\r\n\r\nx", "malformed header"),
+    ],
+)
+def test_multipart_errors(content_type: str, body: bytes, words: str) -> None:
+    with pytest.raises(SipError, match=words) as caught:
+        parse_multipart(content_type, body)
+    assert caught.value.status == 400

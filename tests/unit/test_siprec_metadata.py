@@ -80,7 +80,10 @@ BROADWORKS = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 
 def senders(meta_body: bytes) -> dict[str, list[str]]:
-    return {label: [p.aors[0] for p in ps] for label, ps in stream_of_participant(parse_metadata(meta_body)).items()}
+    return {
+        label: [p.aors[0] for p in ps]
+        for label, ps in stream_of_participant(parse_metadata(meta_body)).items()
+    }
 
 
 def test_cisco_recording_1_with_participantstreamassoc() -> None:
@@ -92,18 +95,27 @@ def test_cisco_recording_1_with_participantstreamassoc() -> None:
         ("5ASNlqVZEeaDzORa6OhdgQ==",), ("5ASNlqVZEeaD0uRa6OhdgQ==",),
     )  # fmt: skip
     assert agent.aors == ("sip:2001@cucm.example",) and agent.send == ("5ASNlqVZEeaD0uRa6OhdgQ==",)
-    assert [(s.label, s.session_id) for s in meta.streams] == [("1", "5ASNlqVZEeaDx+Ra6OhdgQ=="), ("2", "5ASNlqVZEeaDx+Ra6OhdgQ==")]
+    assert [(s.label, s.session_id) for s in meta.streams] == [
+        ("1", "5ASNlqVZEeaDx+Ra6OhdgQ=="),
+        ("2", "5ASNlqVZEeaDx+Ra6OhdgQ=="),
+    ]
     assert meta.extensions == {"ccsipid": "AB12", "gcid": "4C4C8D2E"}
     assert senders(CISCO) == {"1": ["sip:+15550001111@10.0.0.10"], "2": ["sip:2001@cucm.example"]}
 
 
 def test_oracle_namespace_without_1_large_labels_and_aor_elements() -> None:
     meta = parse_metadata(ORACLE.decode())
-    assert [p.aors for p in meta.participants] == [("sip:+15551234567@192.0.2.10",), ("sip:agent-4711@pbx.example",)]
+    assert [p.aors for p in meta.participants] == [
+        ("sip:+15551234567@192.0.2.10",),
+        ("sip:agent-4711@pbx.example",),
+    ]
     assert meta.participants[0].names == ("Jane Caller",)
     assert [s.label for s in meta.streams] == ["1234567890123", "1234567890124"]
     assert meta.extensions == {"ucid": "00FA080018803B6620B3C1", "callerorig": "true"}
-    assert senders(ORACLE) == {"1234567890123": ["sip:+15551234567@192.0.2.10"], "1234567890124": ["sip:agent-4711@pbx.example"]}
+    assert senders(ORACLE) == {
+        "1234567890123": ["sip:+15551234567@192.0.2.10"],
+        "1234567890124": ["sip:agent-4711@pbx.example"],
+    }
 
 
 def test_broadworks_siprec_namespace_send_recv_under_participant() -> None:
@@ -144,7 +156,9 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 """
 
 
-@pytest.mark.parametrize("body", [XXE, XXE_EXTERNAL_DTD, BILLION_LAUGHS], ids=["xxe", "external-dtd", "billion-laughs"])
+@pytest.mark.parametrize(
+    "body", [XXE, XXE_EXTERNAL_DTD, BILLION_LAUGHS], ids=["xxe", "external-dtd", "billion-laughs"]
+)
 def test_xml_attacks_are_refused_not_parsed(body: bytes) -> None:
     with pytest.raises(SipError, match="refused") as caught:
         parse_metadata(body)
@@ -153,7 +167,12 @@ def test_xml_attacks_are_refused_not_parsed(body: bytes) -> None:
 
 @pytest.mark.parametrize(
     ("body", "status"),
-    [(b"<recording><unclosed></recording>", 400), (b"", 400), (b"not xml", 400), (b"<r>" + b" " * (256 * 1024) + b"</r>", 413)],
+    [
+        (b"<recording><unclosed></recording>", 400),
+        (b"", 400),
+        (b"not xml", 400),
+        (b"<r>" + b" " * (256 * 1024) + b"</r>", 413),
+    ],
 )
 def test_malformed_or_oversized(body: bytes, status: int) -> None:
     with pytest.raises(SipError) as caught:

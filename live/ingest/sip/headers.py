@@ -285,7 +285,9 @@ class ViaHop:
 def parse_via(value: str) -> ViaHop:
     """``SIP/2.0/UDP host:port;branch=z9hG4bK...;rport`` → ``ViaHop``."""
     head = split_top_level(value, ";")[0]
-    match = re.fullmatch(r"SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9-]+)\s+(\S+)", head.strip(), re.I)
+    match = re.fullmatch(
+        r"SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9-]+)\s+(\S+)", head.strip(), re.IGNORECASE
+    )
     if not match:
         raise SipError(f"malformed Via: {value[:100]!r}")
     host, port = _split_host_port(match.group(2), "Via")

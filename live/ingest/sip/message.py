@@ -47,8 +47,8 @@ REQUIRED_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")  # RFC 3261 §8.1.1
 
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_VERSION = re.compile(r"SIP/([0-9]{1,3})\.([0-9]{1,3})", re.I)
-_STATUS_LINE = re.compile(r"(SIP/[^ \t]*)[ \t]+([0-9]{3})(?:[ \t]+(.*))?", re.I)
+_VERSION = re.compile(r"SIP/([0-9]{1,3})\.([0-9]{1,3})", re.IGNORECASE)
+_STATUS_LINE = re.compile(r"(SIP/[^ \t]*)[ \t]+([0-9]{3})(?:[ \t]+(.*))?", re.IGNORECASE)
 _REQUEST_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^ \t]+")
 _CSEQ = re.compile(r"([0-9]{1,10})[ \t]+([A-Za-z0-9.!%*_+`'~-]+)")
 _DIGITS = re.compile(r"[0-9]{1,10}")
@@ -353,7 +353,9 @@ class SipStreamFramer:
             blank = _BLANK_LINE.search(self._buffer, self._scanned)
             if blank is None:
                 if len(self._buffer) > self.max_message:
-                    raise SipError(f"no complete SIP message within {self.max_message} bytes", status=413)
+                    raise SipError(
+                        f"no complete SIP message within {self.max_message} bytes", status=413
+                    )
                 self._scanned = max(0, len(self._buffer) - 4)
                 return None
             head = _parse_head(bytes(self._buffer[: blank.start()]))

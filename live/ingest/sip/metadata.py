@@ -75,7 +75,8 @@ class _Draft:
 
     def freeze(self) -> Participant:
         return Participant(
-            self.participant_id, *(tuple(dict.fromkeys(v)) for v in (self.aors, self.names, self.send, self.recv))
+            self.participant_id,
+            *(tuple(dict.fromkeys(v)) for v in (self.aors, self.names, self.send, self.recv)),
         )
 
 
@@ -95,7 +96,9 @@ def _text(element: Element) -> str:
 
 def _parse_xml(body: bytes | str) -> Element:
     if len(body) > MAX_METADATA:
-        raise SipError(f"recording metadata of {len(body)} bytes exceeds {MAX_METADATA}", status=413)
+        raise SipError(
+            f"recording metadata of {len(body)} bytes exceeds {MAX_METADATA}", status=413
+        )
     try:
         root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DTDForbidden:
@@ -109,6 +112,12 @@ def _parse_xml(body: bytes | str) -> Element:
     if not isinstance(root, Element):
         raise SipError("malformed recording metadata: no root element")
     return root
+
+
+def _is_extension(kind: str, extensions: dict[str, str]) -> bool:
+    """Not RFC 7865 vocabulary, not seen yet (first occurrence wins), and room left."""
+    known = kind in RECORDING_ELEMENTS or kind in extensions
+    return bool(kind) and not known and len(extensions) < MAX_EXTENSIONS
 
 
 def _streams_of(element: Element, draft: _Draft) -> None:
@@ -156,9 +165,8 @@ def parse_metadata(body: bytes | str) -> RecordingMetadata:
             if stream_id and stream_id not in streams:
                 session_id = _attr(element, "session_id", "session")
                 streams[stream_id] = Stream(stream_id, label, session_id)
-        elif kind and kind not in RECORDING_ELEMENTS and _text(element):
-            if kind not in extensions and len(extensions) < MAX_EXTENSIONS:
-                extensions[kind] = _text(element)[:MAX_EXTENSION_CHARS]
+        elif _is_extension(kind, extensions) and _text(element):
+            extensions[kind] = _text(element)[:MAX_EXTENSION_CHARS]
     return RecordingMetadata(
         session_ids=tuple(session_ids),
         participants=tuple(draft.freeze() for draft in drafts.values()),

@@ -56,7 +56,7 @@ def boundary_of(content_type_header: str) -> str:
 def _part(raw: bytes) -> Part:
     # body-part := MIME-part-headers [CRLF *OCTET]: a part starting with a line break has no
     # headers; a part with no blank line is all headers.
-    if raw.startswith(b"\n") or raw.startswith(b"\r\n"):
+    if raw.startswith((b"\n", b"\r\n")):
         head, body = b"", raw[1 if raw.startswith(b"\n") else 2 :]
     else:
         blank = _BLANK_LINE.search(raw)

@@ -54,7 +54,9 @@ def _inline_key(key_params: str) -> bytes:
         if method.lower() != "inline" or not colon:
             raise SdpError(f"unsupported crypto key method {method[:20]!r}")
         key, *extras = info.split("|")
-        if len(extras) > 2 or any(not (_LIFETIME.fullmatch(x) or _MKI.fullmatch(x)) for x in extras):
+        if len(extras) > 2 or any(
+            not (_LIFETIME.fullmatch(x) or _MKI.fullmatch(x)) for x in extras
+        ):
             raise SdpError("malformed crypto key lifetime or MKI")
         try:
             keys.append(base64.b64decode(key, validate=True))
@@ -84,7 +86,9 @@ class Crypto:
         key_salt = _inline_key(self.key_params)
         expected = KEY_SALT_LENGTHS.get(self.suite.upper())
         if (expected is not None and len(key_salt) != expected) or not key_salt:
-            raise SdpError(f"{self.suite} needs a {expected}-byte key and salt, got {len(key_salt)}")
+            raise SdpError(
+                f"{self.suite} needs a {expected}-byte key and salt, got {len(key_salt)}"
+            )
         object.__setattr__(self, "key_salt", key_salt)
 
     @classmethod
