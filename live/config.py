@@ -71,6 +71,7 @@ class Settings:
     audiohook_agent_key: str = "agentId"  # customConfig / participant keys read for the call
     audiohook_queue_key: str = "queue"
     audiohook_consent_key: str = "consent"
+    audiohook_reconnect_grace_s: int = 5  # a dropped session's call waits this long for its successor
     audiosocket_listen: str = ""  # "0.0.0.0:9092": Asterisk AudioSocket over TCP
     # Media
     listener_queue_packets: int = 10

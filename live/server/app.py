@@ -13,7 +13,7 @@ from ..auth import Revocations, SessionCodec, UserStore
 from ..bus import CallBus, MemoryCallBus
 from ..config import Settings
 from ..service import Monitor
-from . import agent, api, audit, ingest, ingest_rtp, ingest_sip, openapi, pages
+from . import agent, api, audit, ingest, ingest_audiohook, ingest_rtp, ingest_sip, openapi, pages
 from .revocation import RevocationService
 from .abuse import AbuseLimits, abuse_middleware
 from .access import access_middleware, check_routes
@@ -160,6 +160,7 @@ def create_app(settings: Settings, *, users: UserStore | None = None, monitor: M
     agent.setup(app)
     audit.setup(app)
     ingest.setup(app)
+    ingest_audiohook.setup(app)
     ingest_rtp.setup(app)  # before ingest_sip: it owns the RTP port pool both use
     ingest_sip.setup(app)
     pages.setup(app)

@@ -26,7 +26,7 @@ from live.ingest.sip.message import (
     uri_of,
     user_part,
 )
-from live.ingest.sip.multipart import parse_multipart
+from live.ingest.sip.multipart import media_type, parse_multipart
 
 
 def wire(

@@ -154,6 +154,7 @@ class SipServer:
             framer = SipStreamFramer()
             try:
                 while data := await reader.read(65536):
+                    pings = framer.keepalives
                     try:
                         messages = framer.feed(data)
                     except SipError as exc:  # framing is lost: answer if we can, then close
@@ -162,6 +163,8 @@ class SipServer:
                         if answer is not None:
                             writer.write(answer)
                         break
+                    if framer.keepalives > pings:  # RFC 5626 §3.5.1: a CRLF pong per ping
+                        writer.write(b"\r\n")
                     for message in messages:
                         self.counters.messages += 1
                         self.handler.receive(message, peer)

@@ -272,3 +272,64 @@ def offer_body(sdp: str, metadata: str, boundary: str = BOUNDARY) -> str:
         ],
         boundary,
     )
+
+
+# --- what the recording server answers --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnsweredStream:
+    """One ``m=`` section of an SDP answer, as far as a recording client cares."""
+
+    kind: str
+    port: int
+    proto: str
+    payload_types: tuple[int, ...]
+    codec: str  # the rtpmap name of the first payload type ("" when none)
+    direction: str
+    label: str
+    crypto: tuple[str, ...]
+
+
+@dataclass
+class _Section:
+    kind: str
+    port: int
+    proto: str
+    payload_types: list[int]
+    rtpmap: dict[int, str] = field(default_factory=dict)
+    direction: str = "sendrecv"
+    label: str = ""
+    crypto: list[str] = field(default_factory=list)
+
+    def freeze(self) -> AnsweredStream:
+        first = self.payload_types[0] if self.payload_types else None
+        codec = "" if first is None else self.rtpmap.get(first, {0: "PCMU", 8: "PCMA"}.get(first, ""))
+        return AnsweredStream(self.kind, self.port, self.proto, tuple(self.payload_types), codec,
+                              self.direction, self.label, tuple(self.crypto))
+
+
+def parse_answer(sdp: str) -> tuple[str, list[AnsweredStream]]:
+    """(the session's connection address, its m= sections) from an SDP answer."""
+    address = ""
+    sections: list[_Section] = []
+    for raw in sdp.replace("\r\n", "\n").split("\n"):
+        line = raw.strip()
+        if line.startswith("c=") and not sections:
+            address = line.split()[-1]
+        elif line.startswith("m="):
+            kind, port, proto, *fmts = line[2:].split()
+            sections.append(_Section(kind, int(port), proto, [int(f) for f in fmts if f.isdigit()]))
+        elif sections and line.startswith("a="):
+            current = sections[-1]
+            name, _, value = line[2:].partition(":")
+            if name in ("sendrecv", "sendonly", "recvonly", "inactive"):
+                current.direction = name
+            elif name == "label":
+                current.label = value
+            elif name == "crypto":
+                current.crypto.append(value)
+            elif name == "rtpmap":
+                pt, _, encoding = value.partition(" ")
+                current.rtpmap[int(pt)] = encoding.split("/")[0].upper()
+    return address, [section.freeze() for section in sections]
