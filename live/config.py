@@ -72,7 +72,8 @@ class Settings:
     audiohook_queue_key: str = "queue"
     audiohook_consent_key: str = "consent"
     audiohook_reconnect_grace_s: int = 5  # a dropped session's call waits this long for its successor
-    audiosocket_listen: str = ""  # "0.0.0.0:9092": Asterisk AudioSocket over TCP
+    audiosocket_listen: str = ""  # "0.0.0.0:9092": Asterisk AudioSocket over TCP (caller; agent on port + 1)
+    audiosocket_allow: str = ""  # comma-separated addresses or networks besides loopback that may connect
     # Media
     listener_queue_packets: int = 10
     # Sign-in with OpenID Connect (off while oidc_issuer is empty)

@@ -135,6 +135,11 @@ class Open:
     def probe(self) -> bool:
         return self.conversation_id == NULL_UUID
 
+    @property
+    def call_id(self) -> str:
+        """The conversation id, lower-case: the same call whichever session spells it."""
+        return self.conversation_id.lower()
+
 
 @dataclass(frozen=True, slots=True)
 class Ping:
@@ -211,7 +216,7 @@ def _seq(value: Any, name: str) -> int:
 def _uuid(value: Any, name: str) -> str:
     if not isinstance(value, str) or not _UUID.fullmatch(value):
         raise ProtocolError(f"{name} must be a UUID")
-    return value.lower()
+    return value  # as sent: echoed back as it came; compared without regard to case
 
 
 def _str(value: Any, name: str, default: str = "") -> str:

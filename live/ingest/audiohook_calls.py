@@ -141,7 +141,7 @@ class AudioHookCalls:
                 session.session_id, call.call_id, "named in continuedSessions" if named else "same conversation",
             )
             call.sessions.append(session)
-            call.known_sessions.add(session.session_id)
+            call.known_sessions.add(session.session_id.lower())
             if announcement.legs != call.legs:
                 call.legs = announcement.legs
                 await self.sink.legs_reported(call.call_id, announcement.legs)
@@ -152,7 +152,7 @@ class AudioHookCalls:
         media = await self.sink.call_started(announcement)
         call = AudioHookCall(announcement.call_id, organization_id, media, announcement.legs)
         call.sessions.append(session)
-        call.known_sessions.add(session.session_id)
+        call.known_sessions.add(session.session_id.lower())
         self.calls[call.call_id] = call
         self.counters.calls_started += 1
         return call

@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from ..errors import LiveError, ProtocolError
 from ..media.pcm import L16Encoder, split_channels
 from ..types import CallId, Consent, LegName
 from .audiohook import (
+    NULL_UUID,
     ClientError,
     ClientMessage,
     Close,
@@ -100,7 +102,7 @@ class AudioHookSession:
         self.keys = keys
         self._clock = clock
         self.state: SessionState = "new"
-        self.session_id = handshake.session_id.lower()
+        self.session_id = handshake.session_id
         self.seq = 0  # our last seq
         self.clientseq = 0  # the client's last seq
         self.position_ns = 0  # audio received plus audio discarded
@@ -189,7 +191,7 @@ class AudioHookSession:
             return
         if not self.session_id:
             self.session_id = message.id
-        elif message.id != self.session_id:
+        elif message.id.lower() != self.session_id.lower():
             await self._fail("message id is not this session's id (Audiohook-Session-Id)")
             return
         if abs(message.position_ns - self.position_ns) > POSITION_TOLERANCE_NS and self.state != "new":
@@ -254,7 +256,8 @@ class AudioHookSession:
         if self.state != "new":
             await self._fail("a second open in one session")
             return
-        if self.handshake.organization_id and body.organization_id != self.handshake.organization_id.lower():
+        header_org = self.handshake.organization_id.lower()
+        if header_org and body.organization_id.lower() != header_org:
             await self._disconnect("unauthorized", "organizationId differs from Audiohook-Organization-Id")
             return
         media = select_media(body.media)
@@ -274,7 +277,7 @@ class AudioHookSession:
         announcement = self._announcement(body, media)
         try:
             call = await self.calls.attach(
-                self, announcement, body.organization_id, tuple(s.id for s in body.continued_sessions)
+                self, announcement, body.organization_id.lower(), tuple(s.id.lower() for s in body.continued_sessions)
             )
         except LiveError as exc:
             await self._disconnect("error", exc.message)
@@ -304,7 +307,7 @@ class AudioHookSession:
         if participant.get("dnis"):
             attributes["dnis"] = participant["dnis"][:64]
         return CallAnnouncement(
-            call_id=CallId(body.conversation_id),
+            call_id=CallId(body.call_id),
             source="audiohook",
             agent_id=pick(self.keys.agent),
             consent=Consent.parse(pick(self.keys.consent) or None),
@@ -345,4 +348,5 @@ class AudioHookSession:
 
     def _send(self, kind: str, parameters: dict[str, Any]) -> None:
         self.seq += 1
-        self._send_text(server_message(kind, self.session_id or "00000000-0000-0000-0000-000000000000", self.seq, self.clientseq, parameters))
+        session_id = self.session_id or NULL_UUID  # a first message too broken to have an id
+        self._send_text(server_message(kind, session_id, self.seq, self.clientseq, parameters))

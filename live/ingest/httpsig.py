@@ -32,8 +32,8 @@ import hashlib
 import hmac
 import re
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Union
 
 from ..errors import TooManyRequests, Unauthorized
 
@@ -90,7 +90,7 @@ class Token(str):
     """An RFC 8941 token (unquoted), as opposed to a string."""
 
 
-BareItem = Union[int, float, str, Token, bytes, bool]
+BareItem = int | float | str | Token | bytes | bool
 Parameters = dict[str, BareItem]
 
 

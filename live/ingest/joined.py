@@ -23,13 +23,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
-from ..errors import Conflict
+from ..errors import Conflict, LiveError
 from ..media.hub import CallMedia, EncodedPacket
 from ..types import LEGS, CallId, LegName
 from .sink import CallAnnouncement, CallSink
+
+log = logging.getLogger(__name__)
 
 
 def _ordered(legs: set[LegName]) -> tuple[LegName, ...]:
@@ -121,7 +124,7 @@ class JoinedCalls:
                 )
             feed = self._feed(call, call_id, legs)
             self.joined += 1
-            await self.sink.legs_reported(call_id, call.fed())
+            await self._report(call_id, call)
             return feed
 
     def _feed(self, call: _JoinedCall, call_id: CallId, legs: set[LegName]) -> LegFeed:
@@ -138,7 +141,7 @@ class JoinedCalls:
                 return False
             feed.legs.add(leg)
             feed._bases[leg] = call.ends[leg]
-            await self.sink.legs_reported(feed.call_id, call.fed())
+            await self._report(feed.call_id, call)
             return True
 
     async def _leave(self, feed: LegFeed) -> None:
@@ -148,10 +151,18 @@ class JoinedCalls:
                 return
             call.feeds.remove(feed)
             if call.feeds:
-                await self.sink.legs_reported(feed.call_id, call.fed())
+                await self._report(feed.call_id, call)
                 return
             del self._calls[feed.call_id]
             await self.sink.call_ended(feed.call_id)
+
+    async def _report(self, call_id: CallId, call: _JoinedCall) -> None:
+        """Tell the sink which legs are sent now. The audio flows whether or not the bus
+        takes it (the next change reports the legs again), so a failure is logged here."""
+        try:
+            await self.sink.legs_reported(call_id, call.fed())
+        except LiveError as exc:
+            log.error("could not report the legs of call %s: %s", call_id, exc.message)
 
     @contextlib.asynccontextmanager
     async def _lock(self, call_id: CallId) -> AsyncIterator[None]:

@@ -9,10 +9,13 @@ to the leg's ``LegSource`` on a play-out schedule, with contiguous ``pts`` in 8 
 The play-out rule (``PACKET_S`` = 20 ms, ``max_burst`` = 3, ``max_backlog`` = 25 packets):
 
 1. A packet is due ``PACKET_S`` after the one before it; the first packet of a leg, and any
-   packet whose time has come when it is pushed, goes out at once from ``push`` itself.
-2. When the schedule has fallen behind (input arrived late, or the event loop stalled), at most
-   ``max_burst`` packets go out at one instant; the schedule then restarts from now instead
-   of catching up further. A listener thus never gets more than ``max_burst`` packets at once.
+   packet whose time has come when it is pushed, goes out at once from ``push`` itself. After
+   a silence of the sender (nothing queued, the schedule more than ``max_burst - 1`` slots
+   in the past) the schedule restarts from now: there is nothing to catch up.
+2. When the schedule has fallen behind (input arrived a little late, or the event loop
+   stalled with packets queued), at most ``max_burst`` packets go out at one instant; the
+   schedule then restarts from now instead of catching up further. A listener thus never
+   gets more than ``max_burst`` packets at once.
 3. When, after releasing what is due, more than ``max_backlog`` packets wait (a sender faster
    than real time, or a long stall), the oldest beyond the bound are dropped and counted in
    ``dropped``: latency stays bounded, and the packets kept keep their ``pts``, so the
@@ -29,7 +32,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from .hub import PACKET_SAMPLES, SAMPLE_RATE, SILENCE_BYTE, LegSource
 
@@ -52,7 +56,9 @@ class Scheduler(Protocol):
 
 
 class PlayoutClock:
-    """One timer for the pacers of a call: fires at the earliest due time among them."""
+    """One timer for the pacers of a call: fires at the earliest due time among them.
+
+    Without ``loop`` it uses the running event loop: create it inside that loop."""
 
     def __init__(self, loop: Scheduler | None = None) -> None:
         self._loop: Scheduler = loop if loop is not None else asyncio.get_running_loop()
@@ -149,6 +155,7 @@ class Pacer:
         """Queue μ-law audio that arrived at ``arrived_ns`` (``time.monotonic_ns()``)."""
         if self.closed or not payload:
             return
+        idle = not self._queue
         data = self._pending + payload if self._pending else payload
         whole = len(data) - len(data) % PACKET_SAMPLES
         for offset in range(0, whole, PACKET_SAMPLES):
@@ -156,7 +163,7 @@ class Pacer:
             self._pts += PACKET_SAMPLES
         self._pending = data[whole:]
         if whole:
-            self._kick()
+            self._kick(idle)
             self._trim()
 
     def gap(self, samples: int) -> None:
@@ -169,13 +176,14 @@ class Pacer:
             return
         if self._pending:
             held = len(self._pending)
+            idle = not self._queue
             padding = bytes([SILENCE_BYTE[self.source.codec]]) * (PACKET_SAMPLES - held)
             arrived_ns = self._queue[-1][2] if self._queue else 0
             self._queue.append((self._pending + padding, self._pts, arrived_ns))
             self._pending = b""
             # The gap starts where the held audio ended; the padding already covers part of it.
             self._pts += max(PACKET_SAMPLES, held + samples)
-            self._kick()
+            self._kick(idle)
             self._trim()
         else:
             self._pts += samples
@@ -196,9 +204,17 @@ class Pacer:
                 self._queue.popleft()
             self.dropped += excess
 
-    def _kick(self) -> None:
-        """Release what is due now and make sure the clock wakes for the rest."""
-        due = self._release(self.clock.time())
+    def _kick(self, idle: bool) -> None:
+        """Release what is due now and make sure the clock wakes for the rest.
+
+        ``idle``: nothing was queued before this push. If the sender was then silent for
+        longer than the catch-up window, there is nothing to catch up: the schedule restarts
+        now (rule 1) instead of bursting ``max_burst`` packets (rule 2).
+        """
+        now = self.clock.time()
+        if idle and self._due is not None and self._due < now - (self.max_burst - 1) * PACKET_S:
+            self._due = now
+        due = self._release(now)
         if due is not None:
             self.clock._want(due)
 

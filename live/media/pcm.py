@@ -23,7 +23,7 @@ import math
 import sys
 from array import array
 
-__all__ = ["Downsampler", "L16Encoder", "SUPPORTED_RATES", "l16_to_pcmu", "split_channels"]
+__all__ = ["SUPPORTED_RATES", "Downsampler", "L16Encoder", "l16_to_pcmu", "split_channels"]
 
 SUPPORTED_RATES = (8000, 16000)
 _BIAS = 0x84  # G.711 μ-law bias (132)

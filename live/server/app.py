@@ -13,7 +13,19 @@ from ..auth import Revocations, SessionCodec, UserStore
 from ..bus import CallBus, MemoryCallBus
 from ..config import Settings
 from ..service import Monitor
-from . import agent, api, audit, ingest, ingest_audiohook, ingest_rtp, ingest_sip, openapi, pages
+from . import (
+    agent,
+    api,
+    audit,
+    ingest,
+    ingest_audiohook,
+    ingest_audiosocket,
+    ingest_fork,
+    ingest_rtp,
+    ingest_sip,
+    openapi,
+    pages,
+)
 from .revocation import RevocationService
 from .abuse import AbuseLimits, abuse_middleware
 from .access import access_middleware, check_routes
@@ -161,6 +173,8 @@ def create_app(settings: Settings, *, users: UserStore | None = None, monitor: M
     audit.setup(app)
     ingest.setup(app)
     ingest_audiohook.setup(app)
+    ingest_fork.setup(app)
+    ingest_audiosocket.setup(app)
     ingest_rtp.setup(app)  # before ingest_sip: it owns the RTP port pool both use
     ingest_sip.setup(app)
     pages.setup(app)

@@ -105,7 +105,7 @@ def authenticate_ingest(request: web.Request) -> str:
     raise Unauthorized("ingest needs a shared secret or a valid Twilio signature", code="ingest_unauthenticated")
 
 
-def _close_reason(message: str) -> bytes:
+def close_reason(message: str) -> bytes:
     """A close reason fits in 123 bytes of UTF-8 (RFC 6455 §5.5.1); never cut a character,
     or the peer fails the connection with 1007 instead of reading our close code."""
     return message.encode()[:120].decode("utf-8", "ignore").encode()
@@ -133,7 +133,7 @@ async def twilio(request: web.Request) -> web.WebSocketResponse:
                 except LiveError as exc:
                     state.ingest.protocol_errors += 1
                     log.warning("twilio ingest closed: %s", exc.message)
-                    await ws.close(code=exc.close_code, message=_close_reason(exc.message))
+                    await ws.close(code=exc.close_code, message=close_reason(exc.message))
                     break
             elif message.type == WSMsgType.BINARY:
                 state.ingest.protocol_errors += 1

@@ -73,7 +73,8 @@ class AudioHookAuth:
                 self.secrets[name] = base64.b64decode(encoded, validate=True)
             except (binascii.Error, ValueError):
                 raise ConfigError(
-                    f"audiohook_client_secrets: the secret of {name!r} is not base64", setting="audiohook_client_secrets"
+                    f"audiohook_client_secrets: the secret of {name!r} is not base64",
+                    setting="audiohook_client_secrets",
                 ) from None
         self.nonces = httpsig.NonceCache()
         self.refused: dict[str, int] = {}
@@ -193,7 +194,7 @@ class _Writer:
         self.queue.put_nowait(None)
         try:
             await asyncio.wait_for(self.task, CLOSE_FLUSH_S)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             self.task.cancel()
 
 
@@ -217,7 +218,7 @@ async def audiohook(request: web.Request) -> web.WebSocketResponse:
         while not session.finished:
             try:
                 message = await ws.receive(timeout=session.wait_s())
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await session.deadline_passed()
                 continue
             if message.type == WSMsgType.TEXT:
@@ -245,7 +246,9 @@ def setup(app: web.Application) -> None:
     settings = state.settings
     auth = AudioHookAuth(settings)  # a malformed key or secret list fails at start
     if settings.audiohook_reconnect_grace_s < 0:
-        raise ConfigError("setting audiohook_reconnect_grace_s must not be negative", setting="audiohook_reconnect_grace_s")
+        raise ConfigError(
+            "setting audiohook_reconnect_grace_s must not be negative", setting="audiohook_reconnect_grace_s"
+        )
     calls = AudioHookCalls(state.monitor, linger_s=float(settings.audiohook_reconnect_grace_s))
     keys = CallKeys(settings.audiohook_agent_key, settings.audiohook_queue_key, settings.audiohook_consent_key)
     ingest = AudioHookIngest(auth, calls, keys)

@@ -35,6 +35,7 @@ _ERROR_CODES = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "NotFound",
+    409: "Conflict",
     410: "Gone",
     413: "PayloadTooLarge",
     429: "TooManyRequests",
@@ -694,6 +695,10 @@ def _operations() -> list[tuple[str, str, Operation]]:
             "/ingest/twilio", "ingestTwilio", "Twilio Media Streams in.", "ingest",
             "Client to server: Twilio Media Streams JSON text frames (`connected`, `start`, `media`, "
             "`mark`, `stop`). Binary frames close with 4400, a protocol error with 4000 + its status. "
+            "Split streams (`<Stream track=\"inbound_track\">` and `track=\"outbound_track\">` for one "
+            "`callSid`) are one call with two legs on the node that has the call; a stream whose track "
+            "is already sent closes with 4409 `duplicate_call`, one that reaches another node of a "
+            "cluster with 4409 `call_on_other_node`. The call ends with its last stream. "
             "Authenticated by the ingest secret (`X-Live-Ingest-Secret` or a bearer token), a valid "
             "`X-Twilio-Signature`, or loopback when trusted; otherwise 401 `ingest_unauthenticated`.",
         )),
@@ -704,14 +709,25 @@ def _operations() -> list[tuple[str, str, Operation]]:
             "audio (`external` = caller, `internal` = agent). Server to client: `opened`, `pong`, "
             "`pause`, `resume`, `updated`, `disconnect`, `reconnect`, `closed`. Authenticated at the "
             "handshake by `X-API-KEY` (`LIVE_AUDIOHOOK_API_KEYS`) and, where a client secret is "
-            "configured, the HTTP message signature (`Signature-Input`, `Signature`); otherwise 401.",
+            "configured, the HTTP message signature (`Signature-Input`, `Signature`; RFC 9421, "
+            "HMAC-SHA256, 5 s clock skew, each nonce once); otherwise 401 `ingest_unauthenticated`. "
+            "With `LIVE_INGEST_LOOPBACK_TRUST` a loopback sender that presents no key is let in. "
+            "An all-zero `conversationId` is a connection probe (answered, no call). Audio of any "
+            "frame length is paced to listeners as 20 ms packets.",
         )),
         ("GET", "/ingest/fork/{kind}", {**_websocket(
             "/ingest/fork/{kind}", "ingestFork", "L16 WebSocket forks in (FreeSWITCH, jambonz, Vonage).", "ingest",
             "`kind` is `freeswitch` (mod_audio_fork / mod_audio_stream), `jambonz` (`listen`, "
             "subprotocol `audio.jambonz.org`) or `vonage` (Voice WebSocket). The first text frame "
             "carries the call's metadata, then binary 16-bit little-endian PCM at 8 or 16 kHz: mono "
-            "is one leg per socket, stereo both legs. Authenticated like `/ingest/twilio`.",
+            "is one leg per socket (`leg`: `agent` or `caller`, default caller; two mono sockets with "
+            "one call id are one call), stereo both legs (channel 0 caller, channel 1 agent); `mixed` "
+            "closes with 4400. Call id keys: freeswitch `call_id`/`uuid` (metadata or query string), "
+            "jambonz `callSid`, vonage `call_id`/`uuid`/`conversation_uuid` (from the endpoint's "
+            "headers). Subprotocols `audio.jambonz.org` and `audio.drachtio.org` are accepted. "
+            "Authenticated like `/ingest/twilio`, or by the ingest secret as the password of HTTP basic "
+            "authentication (jambonz `wsAuth`) or as the `secret` query parameter; otherwise 401. "
+            "No metadata within 10 s closes with 4408; an unknown `kind` is 404 `unknown_fork`.",
         ), "parameters": [{**_path("kind", "The fork's protocol."), "schema": {"enum": ["freeswitch", "jambonz", "vonage"]}}]}),
         ("POST", "/api/ingest/rtp/calls", _operation(
             "POST", "/api/ingest/rtp/calls", "ingestRtpAnnounce", "Announce a call sent as plain RTP.", "ingest",
@@ -743,6 +759,7 @@ def _responses() -> dict[str, Any]:
         401: "Not signed in, or a bad token (`signed_out`, `bad_token`).",
         403: "Not allowed (`role_forbidden`, `csrf`, a policy reason, ...).",
         404: "Not found.",
+        409: "Conflict (`duplicate_call`: a call with this id is live already).",
         410: "Gone.",
         413: "The body is over 64 KiB (`too_large`).",
         429: "Slow down (`rate_limited`, `too_many_listens`, `too_many_connections`); see `Retry-After`.",

@@ -9,7 +9,8 @@ Everything else (STUN consent checks, DTLS, RTCP) takes aiortc's normal path. Th
 generator several times cheaper per packet than a server, which the orchestrator checks.
 
 Driven by ``run.py`` over stdin/stdout, one JSON object per line:
-``{"cmd": "grow", "n": N}``, ``{"cmd": "shrink", "n": N}``, ``{"cmd": "reset"}`` (start
+``{"cmd": "grow", "n": N}`` (optionally ``"calls": [id, …]``: listener i listens to call i,
+else every listener to ``--call``), ``{"cmd": "shrink", "n": N}``, ``{"cmd": "reset"}`` (start
 recording), ``{"cmd": "stats", "t0": ns, "t1": ns}`` (figures for packets *sent* between t0
 and t1, monotonic clock), ``{"cmd": "quit"}``.
 """
@@ -161,9 +162,10 @@ class LoopLag:
 
 
 class Listener:
-    def __init__(self, index: int, base: int) -> None:
+    def __init__(self, index: int, base: int, call_id: str) -> None:
         self.index = index
         self.base = base  # first stream index of this listener
+        self.call_id = call_id
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.session_id: str | None = None
         self.connected = asyncio.Event()
@@ -208,7 +210,7 @@ class LoadGenerator:
                 pc.addTransceiver("audio", direction="recvonly").setCodecPreferences(self.codecs)
             await pc.setLocalDescription(await pc.createOffer())
             body = {"sdp": pc.localDescription.sdp, "type": "offer", "purpose": "quality"}
-            url = f"{self.base_url}/api/calls/{self.call_id}/listen"
+            url = f"{self.base_url}/api/calls/{listener.call_id}/listen"
             try:
                 async with self.http.post(url, json=body, headers=self.headers) as response:
                     answer = await response.json()
@@ -230,11 +232,13 @@ class LoadGenerator:
                 )
             return None
 
-    async def grow(self, n: int) -> dict[str, Any]:
+    async def grow(self, n: int, calls: list[str] | None = None) -> dict[str, Any]:
         started = time.monotonic()
         new = []
         while len(self.listeners) < n:
-            listener = Listener(len(self.listeners), self.counter.add_listener())
+            index = len(self.listeners)
+            call_id = calls[index] if calls else self.call_id
+            listener = Listener(index, self.counter.add_listener(), call_id)
             self.listeners.append(listener)
             new.append(listener)
         errors = [e for e in await asyncio.gather(*(self._open(x) for x in new)) if e]
@@ -361,7 +365,7 @@ async def serve_commands(generator: LoadGenerator) -> None:
         command = json.loads(line)
         name = command["cmd"]
         if name == "grow":
-            reply = await generator.grow(int(command["n"]))
+            reply = await generator.grow(int(command["n"]), command.get("calls"))
         elif name == "shrink":
             reply = await generator.shrink(int(command["n"]))
         elif name == "reset":

@@ -46,6 +46,36 @@ def udp_receive_errors() -> int:
     return int(row.get("RcvbufErrors", 0))
 
 
+def udp_sockets(pid: int) -> tuple[int, int]:
+    """``(drops, queued bytes)`` summed over the UDP sockets ``pid`` holds.
+
+    ``drops`` is each socket's count of datagrams the kernel dropped because its receive
+    buffer was full (the last column of ``/proc/net/udp``); ``queued bytes`` is what waits in
+    the receive queues now (``rx_queue``): a process that keeps up leaves it near 0.
+    """
+    inodes = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    for name in os.listdir(fd_dir):
+        try:
+            target = os.readlink(fd_dir / name)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    drops = queued = 0
+    for table in ("udp", "udp6"):
+        try:
+            lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 12 and fields[9] in inodes:
+                drops += int(fields[-1])
+                queued += int(fields[4].split(":")[1], 16)
+    return drops, queued
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

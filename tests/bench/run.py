@@ -33,12 +33,10 @@ import aiohttp
 
 from tests.bench import procstat, report
 from tests.bench.child import ROOT, Child, free_port
+from tests.bench.live_setup import INGEST_SECRET, make_supervisor, seed_data_dir, server_env
 from tests.bench.verdict import decisive, judge
 
-INGEST_SECRET = "bench-ingest-secret"  # live serve trusts no loopback sender
-
 CALL_ID = "CA-bench"
-USER = "bench-supervisor"
 
 
 class Bench:
@@ -72,24 +70,7 @@ class Bench:
 
     def prepare_users(self) -> None:
         """A supervisor with an API token, made with the real CLI (``live users add/token``)."""
-        cli = [self.python, "-m", "live.cli", "--log-level", "WARNING"]
-        env = self.env | {"LIVE_DATA_DIR": str(self.template)}
-        subprocess.run(
-            cli + ["users", "add", USER, "--role", "supervisor", "--data", str(self.template)],
-            env=env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
-        out = subprocess.run(
-            cli + ["users", "token", USER, "--data", str(self.template)],
-            env=env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        self.token = out.stdout.strip().splitlines()[-1]
+        self.token = make_supervisor(self.template, self.python, self.env)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -109,17 +90,8 @@ class Bench:
         sender_figures: dict[str, Any] = {}
         try:
             if system == "A":
-                for name in ("users.json", "session.key"):
-                    if (self.template / name).exists():
-                        shutil.copy2(self.template / name, data_dir / name)
-                env = self.env | {
-                    "LIVE_INGEST_SECRET": INGEST_SECRET,
-                    # One supervisor token stands for every simulated listener.
-                    "LIVE_LISTENS_PER_SUPERVISOR": "100000",
-                    "LIVE_LISTENS_PER_MINUTE": "100000",
-                    "LIVE_LOG_LEVEL": "WARNING",
-                    "LIVE_DATA_DIR": str(data_dir),
-                }
+                seed_data_dir(self.template, data_dir)
+                env = self.env | server_env(data_dir)
                 argv = self.server_pin + [
                     self.python,
                     "-m",

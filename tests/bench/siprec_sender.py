@@ -178,7 +178,9 @@ class SiprecCalls:
         async with self.semaphore:
             call_id = f"bench-sip-{self.run_id}-{index}"
             dialog = Dialog(f"{call_id}@sbc.bench", secrets.token_hex(4))
-            metadata = METADATA.format(agent=f"agent-bench-{index}", agent_label="1", caller_label="2")
+            metadata = METADATA.format(
+                agent=f"agent-bench-{index}", agent_label="1", caller_label="2"
+            )
             response = await self.sip.transact(
                 "INVITE",
                 dialog,

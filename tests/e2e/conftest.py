@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from typing import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from playwright.async_api import Browser, async_playwright
@@ -35,3 +35,15 @@ async def browser() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_aioice_mdns() -> Iterator[None]:
+    """aioice keeps one mDNS resolver per thread, guarded by an ``asyncio.Lock`` that stays
+    bound to (and possibly held in) the event loop of the first test that resolved a
+    ``.local`` candidate; Chromium offers only those, and every test has its own loop."""
+    import aioice.ice
+
+    aioice.ice._mdns.__dict__.clear()
+    yield
+    aioice.ice._mdns.__dict__.clear()

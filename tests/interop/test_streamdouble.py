@@ -214,3 +214,37 @@ async def test_streamdouble_split_streams_are_one_call_with_both_legs(tmp_path: 
         assert started.fields["legs"] == ["agent", "caller"]
         ended = await monitor.ledger.entries(kind="listen.ended")
         assert [e.fields["reason"] for e in ended] == ["call-ended"]
+
+
+async def test_streamdouble_one_track_fork_marks_the_agent_leg_not_sent(tmp_path: Path) -> None:
+    """``streamdouble call --fork --track inbound``: the caller only, so the agent leg is
+    reported as not sent and the ledger records only the caller as heard."""
+    write_tone(tmp_path / "caller.wav", 880, 0.3, SECONDS)
+    async with running_server(tmp_path / "data") as server:
+        monitor = server.state.monitor
+        process = await asyncio.create_subprocess_exec(
+            streamdouble(), "call", server.twilio_url, "--audio", str(tmp_path / "caller.wav"),
+            "--fork", "--track", "inbound", "--param", "agent=agent-9", "--param", "consent=granted",
+            "--quiet", "--json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        listener = Listener(server.base_url, server.tokens["sup"])
+        try:
+            await wait_until(lambda: len(monitor.roster.calls) == 1, "the call")
+            [call] = await roster(server, server.tokens["sup"])
+            assert call["legs"] == ["caller"]
+            answer = await listener.listen(str(call["call_id"]))
+            legs = {x["leg"]: (x["available"], x["reason"]) for x in answer["legs"]}
+            assert legs == {"agent": (False, "not_sent"), "caller": (True, None)}
+            await listener.wait_frames(50, legs=("caller",))
+            assert listener.stats["caller"].level() > 0.1 and listener.stats["agent"].frames == 0
+            stdout, stderr = await asyncio.wait_for(process.communicate(), SECONDS + 30)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            await listener.close()
+        assert process.returncode == 0, (stdout.decode(), stderr.decode())
+        assert json.loads(stdout)["violations"] == []
+        [started] = await monitor.ledger.entries(kind="listen.started")
+        assert started.fields["legs"] == ["caller"]

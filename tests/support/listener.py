@@ -20,6 +20,7 @@ from aiortc.mediastreams import MediaStreamError
 class LegStats:
     frames: int = 0
     levels: list[float] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # loop.time() of each decoded frame
 
     def level(self, last: int = 50) -> float:
         recent = self.levels[-last:]
@@ -81,9 +82,11 @@ class Listener:
 
     async def _consume(self, leg: str, track: Any) -> None:
         stats = self.stats[leg]
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 frame = await track.recv()
+                stats.arrivals.append(loop.time())
                 samples = frame.to_ndarray().astype("float64")
                 stats.frames += 1
                 stats.levels.append(math.sqrt(float((samples**2).mean())) / 32768)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import random
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from tests.support.g711 import DECODE as ULAW_DECODE
 
@@ -114,7 +114,7 @@ class RtpHeader:
     marker: bool
 
     @classmethod
-    def parse(cls, data: bytes) -> "RtpHeader":
+    def parse(cls, data: bytes) -> RtpHeader:
         first, second, seq, timestamp, ssrc = struct.unpack("!BBHII", data[:12])
         if first >> 6 != 2:
             raise ValueError("not RTP version 2")
@@ -139,7 +139,7 @@ def rtp_stream(
 
 
 def _ipv4_checksum(header: bytes) -> int:
-    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    total = int(sum(struct.unpack(f"!{len(header) // 2}H", header)))
     while total > 0xFFFF:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Awaitable, Callable, TypeVar, Union
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
-Condition = Callable[[], Union[T, Awaitable[T]]]
+
+@overload
+async def wait_for(condition: Callable[[], Awaitable[T]], timeout: float, what: str, *, every: float = ...) -> T: ...
+@overload
+async def wait_for(condition: Callable[[], T], timeout: float, what: str, *, every: float = ...) -> T: ...
 
 
-async def wait_for(condition: Condition[T], timeout: float, what: str, *, every: float = 0.05) -> T:
+async def wait_for(condition: Callable[[], Any], timeout: float, what: str, *, every: float = 0.05) -> Any:
     """Poll ``condition`` (plain or async) until it returns something truthy, and return it.
 
     Raises ``AssertionError`` naming ``what`` and the last value seen when ``timeout``
@@ -19,14 +24,12 @@ async def wait_for(condition: Condition[T], timeout: float, what: str, *, every:
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    last: object = None
     while True:
         value = condition()
         if inspect.isawaitable(value):
             value = await value
         if value:
-            return value  # type: ignore[return-value]
-        last = value
+            return value
         if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {value!r})")
         await asyncio.sleep(every)

@@ -19,8 +19,8 @@ in ``[local_ip]``, ``[media_port]``) and the Python client (real values).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 BOUNDARY = "OSS-unique-boundary-42"
 CODEC_PT = {"PCMU": 0, "PCMA": 8}
@@ -47,7 +47,7 @@ class Vendor:
     agent_stream: int  # which m=audio carries the agent's voice
     agent: Party
     caller: Party
-    metadata: Callable[["Vendor", str], str]  # (vendor, call id) -> XML
+    metadata: Callable[[Vendor, str], str]  # (vendor, call id) -> XML
     headers: Callable[[str], list[str]]  # call id -> extra INVITE header lines
     settings: dict[str, str] = field(default_factory=dict)  # server settings for its rules
     agent_id: str = ""  # the agent id the server should derive
@@ -140,16 +140,21 @@ def oracle_metadata(vendor: Vendor, call_id: str) -> str:
     first, second = vendor.senders()
     s0, s1 = vendor.stream_ids
     session = vendor.session_id
-    participant = (
-        lambda p, send, recv: f'<participant id="{p.participant_id}" session="{session}">\n'
-        f'<nameID aor="{p.aor}">\n<name>{p.name}</name>\n</nameID>\n'
-        f"<send>{send}</send>\n<recv>{recv}</recv>\n"
-        f"<associate-time>{TIME}</associate-time>\n</participant>\n"
-    )
-    stream = (
-        lambda sid, label: f'<stream id="{sid}" session="{session}">\n<label>{label}</label>\n'
-        f"<mode>separate</mode>\n<associate-time>{TIME}</associate-time>\n</stream>\n"
-    )
+
+    def participant(p: Party, send: str, recv: str) -> str:
+        return (
+            f'<participant id="{p.participant_id}" session="{session}">\n'
+            f'<nameID aor="{p.aor}">\n<name>{p.name}</name>\n</nameID>\n'
+            f"<send>{send}</send>\n<recv>{recv}</recv>\n"
+            f"<associate-time>{TIME}</associate-time>\n</participant>\n"
+        )
+
+    def stream(stream_id: str, label: str) -> str:
+        return (
+            f'<stream id="{stream_id}" session="{session}">\n<label>{label}</label>\n'
+            f"<mode>separate</mode>\n<associate-time>{TIME}</associate-time>\n</stream>\n"
+        )
+
     return (
         "<?xml version='1.0' encoding='UTF-8'?>\n"
         "<recording xmlns='urn:ietf:params:xml:ns:recording'>\n"
@@ -173,11 +178,14 @@ def broadworks_metadata(vendor: Vendor, call_id: str) -> str:
     first, second = vendor.senders()
     s0, s1 = vendor.stream_ids
     session = vendor.session_id
-    participant = (
-        lambda p, send, recv: f'<participant id="{p.participant_id}" session="{session}">\n'
-        f'<nameID aor="{p.aor}">\n<name>{p.name}</name>\n</nameID>\n'
-        f"<send>{send}</send>\n<recv>{recv}</recv>\n</participant>\n"
-    )
+
+    def participant(p: Party, send: str, recv: str) -> str:
+        return (
+            f'<participant id="{p.participant_id}" session="{session}">\n'
+            f'<nameID aor="{p.aor}">\n<name>{p.name}</name>\n</nameID>\n'
+            f"<send>{send}</send>\n<recv>{recv}</recv>\n</participant>\n"
+        )
+
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<recording xmlns="urn:ietf:params:xml:ns:siprec">\n'

@@ -20,12 +20,13 @@ import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from tests.support.wait import wait_for
 
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
-_TRACE_SPLIT = re.compile(r"^-{20,}.*$", re.M)
-_TRACE_HEAD = re.compile(r"^\s*(UDP|TCP|TLS) message (sent|received)", re.I)
+_TRACE_SPLIT = re.compile(r"^-{20,}.*$", re.MULTILINE)
+_TRACE_HEAD = re.compile(r"^\s*(UDP|TCP|TLS) message (sent|received)", re.IGNORECASE)
 
 
 def free_udp_port() -> int:
@@ -50,7 +51,7 @@ class TracedMessage:
 
     @property
     def cseq_method(self) -> str:
-        match = re.search(r"^CSeq:\s*\d+\s+(\S+)", self.text, re.M | re.I)
+        match = re.search(r"^CSeq:\s*\d+\s+(\S+)", self.text, re.MULTILINE | re.IGNORECASE)
         return match.group(1).upper() if match else ""
 
     @property
@@ -108,14 +109,15 @@ class Sipp:
             "-trace_msg", "-message_file", str(self.message_log),
         ]  # fmt: skip
 
-    async def start(self) -> "Sipp":
-        with open(self.workdir / "stdout.txt", "wb") as out, open(self.workdir / "stderr.txt", "wb") as err:
+    async def start(self) -> Self:
+        out, err = (self.workdir / "stdout.txt").open("wb"), (self.workdir / "stderr.txt").open("wb")
+        with out, err:
             self.process = await asyncio.create_subprocess_exec(
                 *self.argv(), stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err, cwd=self.workdir
             )
         return self
 
-    async def __aenter__(self) -> "Sipp":
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -131,7 +133,7 @@ class Sipp:
         assert self.process is not None
         try:
             return await asyncio.wait_for(self.process.wait(), timeout or self.timeout_s + 15)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"sipp did not exit in time\n{self.logs()}") from None
 
     async def wait_marker(self, name: str, sync_dir: Path, timeout: float = 20) -> None:

@@ -9,8 +9,8 @@ scenario touches its sync files in) and for the SIPREC bodies of ``bodies``. sip
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from tests.support.pcap import PcapLegs
 from tests.support.sipp.bodies import BOUNDARY, Vendor, offer_body, sdp_offer
