@@ -24,8 +24,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable
 
 from ..errors import Conflict, LiveError
 from ..media.hub import CallMedia, EncodedPacket

@@ -190,7 +190,7 @@ class ChunkOrder:
     the last one released is dropped and counted (``late``).
     """
 
-    __slots__ = ("window", "_held", "_last", "late", "reordered")
+    __slots__ = ("_held", "_last", "late", "reordered", "window")
 
     def __init__(self, window: int = REORDER_WINDOW) -> None:
         self.window = window

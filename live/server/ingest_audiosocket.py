@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from ..errors import LiveError
+from ..errors import ConfigError, LiveError
 from ..ingest.audiosocket import AudioSocketStream
 from ..ingest.joined import JoinedCalls
 from ..ingest.sip.transport import parse_hostport
@@ -88,7 +88,7 @@ class AudioSocketServer:
                 timeout = UUID_TIMEOUT_S if stream.state == "new" else IDLE_TIMEOUT_S
                 try:
                     data = await asyncio.wait_for(reader.read(READ_BYTES), timeout)
-                except (asyncio.TimeoutError, ConnectionError):
+                except (TimeoutError, ConnectionError):
                     break
                 if not data:
                     break
@@ -124,6 +124,8 @@ def setup(app: web.Application) -> None:
     if not settings.audiosocket_listen:
         return
     host, port = parse_hostport(settings.audiosocket_listen, "audiosocket_listen")
+    if port == 65535:
+        raise ConfigError("setting audiosocket_listen: the agent's port (port + 1) must exist", setting="audiosocket_listen")
     check = allow_checker(
         parse_allow("127.0.0.0/8,::1," + settings.audiosocket_allow, setting="audiosocket_allow")
     )

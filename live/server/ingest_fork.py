@@ -11,7 +11,6 @@ subprotocol is not confirmed).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
@@ -24,7 +23,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ..errors import LiveError, NotFound
 from ..ingest.fork import KINDS, SUBPROTOCOLS, ForkStream
 from ..ingest.joined import JoinedCalls
-from .ingest import close_reason, authenticate_ingest, ingest_secrets
+from .ingest import authenticate_ingest, close_reason, ingest_secrets
 from .state import STATE
 
 log = logging.getLogger(__name__)
@@ -112,8 +111,9 @@ async def fork(request: web.Request) -> web.WebSocketResponse:
         while not ws.closed:
             try:
                 message = await ws.receive(timeout=METADATA_TIMEOUT_S if stream.state == "new" else None)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 counters.protocol_errors += 1
+                state.ingest.protocol_errors += 1
                 await ws.close(code=4408, message=b"no metadata frame")
                 break
             try:

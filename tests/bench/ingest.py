@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import aiohttp
 
 from tests.bench import ingest_report, procstat
 from tests.bench.child import Child, free_port
+from tests.bench.ingest_point import Snapshot, figures, parse_metrics
 from tests.bench.ingest_verdict import judge
 from tests.bench.live_setup import INGEST_SECRET, make_supervisor, seed_data_dir, server_env
 from tests.bench.run import environment
@@ -55,21 +55,6 @@ LISTEN_KEYS = (
     "unprotect_errors",
     "foreign_packets",
 )
-_LABEL = re.compile(r'(\w+)="([^"]*)"')
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    """Prometheus text as ``{'name{label=value,…}': value}``, summed over the ``leg`` label."""
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        series, _, value = line.rpartition(" ")
-        name, _, labels = series.partition("{")
-        kept = ",".join(f"{k}={v}" for k, v in _LABEL.findall(labels) if k != "leg")
-        key = f"{name}{{{kept}}}" if kept else name
-        out[key] = out.get(key, 0.0) + float(value)
-    return out
 
 
 @dataclass(frozen=True)
@@ -280,122 +265,44 @@ class IngestBench:
         server, generator, load = run.server, run.generator, run.load
         args = self.args
 
-        async def snapshot() -> dict[str, Any]:
-            """Counters and CPU at one end of the window. The server's counters and CPU are
-            read back to back (a busy server may take long to answer ``/metrics``, so the
-            window starts and ends when it has); the generator's rate uses its own clock."""
+        async def snapshot() -> Snapshot:
             async with http.get(f"{run.base_url}/metrics") as response:
-                counters = parse_metrics(await response.text())
-            return {
-                "metrics": counters,
-                "t": time.monotonic_ns(),
-                "cpu": procstat.cpu_seconds(server.pid),
-                "gen_cpu": procstat.cpu_seconds(generator.pid),
-                "load_cpu": procstat.cpu_seconds(load.pid) if load else 0.0,
-                "cores": [procstat.core_busy_seconds(c) for c in self.cores or ()],
-                "gen": await generator.command({"cmd": "stats"}, 30),
-            }
+                metrics = parse_metrics(await response.text())
+            t_ns = time.monotonic_ns()
+            server_cpu = procstat.cpu_seconds(server.pid)
+            gen_cpu = procstat.cpu_seconds(generator.pid)
+            load_cpu = procstat.cpu_seconds(load.pid) if load else 0.0
+            cores = [procstat.core_busy_seconds(c) for c in self.cores or ()]
+            gen = await generator.command({"cmd": "stats"}, 30)
+            drops, queued = procstat.udp_sockets(server.pid)
+            return Snapshot(
+                metrics=metrics,
+                t_ns=t_ns,
+                server_cpu=server_cpu,
+                gen_cpu=gen_cpu,
+                load_cpu=load_cpu,
+                cores=cores,
+                gen=gen,
+                socket_drops=drops,
+                socket_queued=queued,
+                rcvbuf_errors=procstat.udp_receive_errors(),
+            )
 
         await asyncio.sleep(args.warmup)
         if load is not None:
             await load.command({"cmd": "reset"}, 30)
-        drops0, _ = procstat.udp_sockets(server.pid)
-        udp0 = procstat.udp_receive_errors()
         s0 = await snapshot()
         await asyncio.sleep(args.seconds)
         s1 = await snapshot()
-        drops1, queued = procstat.udp_sockets(server.pid)
-        udp1 = procstat.udp_receive_errors()
-        t0, t1, m0, m1, g0, g1 = (
-            s0["t"],
-            s1["t"],
-            s0["metrics"],
-            s1["metrics"],
-            s0["gen"],
-            s1["gen"],
-        )
-        cpu0, cpu1, gen0, gen1 = s0["cpu"], s1["cpu"], s0["gen_cpu"], s1["gen_cpu"]
-        load0, load1, cores0, cores1 = s0["load_cpu"], s1["load_cpu"], s0["cores"], s1["cores"]
-        rss = procstat.rss_kib(server.pid)
-        listen = None
+        point: dict[str, Any] = {"mode": mode, "round": round_no, "kind": kind}
+        point |= figures(s0, s1, n, listening=load is not None)
+        point["server_rss_kib"] = procstat.rss_kib(server.pid)
+        point["setup"] = grow
         if load is not None:
             await asyncio.sleep(args.grace)
-            stats = await load.command({"cmd": "stats", "t0": t0, "t1": t1}, 60)
-            listen = {k: stats.get(k) for k in LISTEN_KEYS}
-
-        def delta(key: str) -> int:
-            return int(m1.get(key, 0.0) - m0.get(key, 0.0))
-
-        window_s = (t1 - t0) / 1e9
-        gen_window_s = (g1["time_ns"] - g0["time_ns"]) / 1e9
-        sent = g1["packets_sent"] - g0["packets_sent"]
-        ingested = delta("live_packets_ingested_total")
-        server_cpu = cpu1 - cpu0
-        # rates, each over its own clock's window
-        ratio = (ingested / window_s) / (sent / gen_window_s) if sent and gen_window_s else None
-        lost_detail = {
-            "rtp_lost": delta("live_rtp_lost_total{source=siprec}"),
-            "rtp_late": delta("live_rtp_late_total{source=siprec}"),
-            "hub_late": delta("live_packets_late_total"),
-            "twilio_dropped": delta("live_twilio_chunks_out_of_order_total{result=dropped}"),
-            "frames_rejected": delta("live_ingest_frames_rejected_total"),
-            "socket_drops": drops1 - drops0,
-        }
-        requests0, requests1 = g0.get("server_requests", {}), g1.get("server_requests", {})
-        server_ended = (
-            sum(requests1.values())
-            - sum(requests0.values())
-            + g1.get("streams_closed", 0)
-            - g0.get("streams_closed", 0)
-        )
-        point: dict[str, Any] = {
-            "mode": mode,
-            "round": round_no,
-            "kind": kind,
-            "calls": n,
-            "legs": g1["legs"],
-            "window_s": round(window_s, 3),
-            "server_cpu_s": round(server_cpu, 3),
-            "server_cpu_util": round(server_cpu / window_s, 4),
-            "ingested_pps": round(ingested / window_s, 1),
-            "rtp_received_pps": round(
-                delta("live_rtp_received_total{source=siprec}") / window_s, 1
-            ),
-            "sent_pps": round(sent / gen_window_s, 1),
-            "sender_pps_per_leg": round(sent / gen_window_s / max(1, g1["legs"]), 2),
-            "ingest_ratio": round(ratio, 4) if ratio is not None else None,
-            # how much further behind the sender the server fell during the window
-            "ingest_lag_ms": round((1 - ratio) * window_s * 1000, 1) if ratio is not None else None,
-            "us_per_packet_point": round(server_cpu / ingested * 1e6, 2) if ingested else None,
-            "core_pct_per_call_point": round(100 * server_cpu / window_s / n, 4),
-            "lost": sum(lost_detail.values()),
-            "lost_detail": lost_detail,
-            "server_socket_drops": drops1 - drops0,
-            "server_socket_queued_bytes": queued,
-            "udp_rcvbuf_errors": udp1 - udp0,
-            "server_ended_calls": server_ended,
-            "server_rss_kib": rss,
-            "gen_cpu_util": round((gen1 - gen0) / window_s, 4),
-            "gen_us_per_packet": round((gen1 - gen0) / sent * 1e6, 2) if sent else None,
-            "gen_busy": round((g1["busy_s"] - g0["busy_s"]) / gen_window_s, 4),
-            "gen_late_ticks": g1["late_ticks"] - g0["late_ticks"],
-            "gen_worst_lag_ms": g1["worst_lag_ms"],
-            "gen_ticks_per_s": round((g1["ticks"] - g0["ticks"]) / gen_window_s, 2),
-            "gen_send_errors": g1["send_errors"] - g0["send_errors"],
-            "gen_backlog_bytes": g1.get("backlog_bytes"),
-            "setup": grow,
-        }
-        if load is not None:
-            point["load_cpu_util"] = round((load1 - load0) / window_s, 4)
-            point["delivered_pps"] = round(delta("live_packets_delivered_total") / window_s, 1)
-            point["listener_queue_drops"] = delta("live_packets_dropped_total")
-            point["listen"] = listen
+            stats = await load.command({"cmd": "stats", "t0": s0.t_ns, "t1": s1.t_ns}, 60)
+            point["listen"] = {k: stats.get(k) for k in LISTEN_KEYS}
             point["listen_setup"] = listen_grow
-        if self.cores:
-            busy = [(b - a) / window_s for a, b in zip(cores0, cores1)]
-            ours_on_load = point["gen_cpu_util"] + point.get("load_cpu_util", 0.0)
-            point["other_cpu_server_core"] = round(max(0.0, busy[0] - point["server_cpu_util"]), 3)
-            point["other_cpu_load_core"] = round(max(0.0, busy[1] - ours_on_load), 3)
         point["status"], point["reasons"] = judge(point, args.latency_target_ms)
         return point
 

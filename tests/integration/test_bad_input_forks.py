@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import live.server.ingest_fork
-from live.server.ingest_fork import FORKS
 from live.ingest.audiosocket import KIND_AUDIO, KIND_DTMF, KIND_UUID, MAX_AUDIO, encode
 from live.server.ingest_audiosocket import AUDIOSOCKET, ports
+from live.server.ingest_fork import FORKS
 from tests.integration.test_bad_input import ListenedCall, listened_call, wait_for
 from tests.support.l16 import pcm
 
@@ -122,7 +122,7 @@ async def audiosocket_send(scene: ListenedCall, data: bytes, *, wait: bool = Tru
         if not wait:
             return False
         return await asyncio.wait_for(reader.read(1), 5) == b""
-    except (asyncio.TimeoutError, ConnectionError):
+    except (TimeoutError, ConnectionError):
         return False
     finally:
         writer.close()

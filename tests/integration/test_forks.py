@@ -176,7 +176,10 @@ async def test_fork_authentication(tmp_path: Path) -> None:
 
 
 async def test_unknown_fork_kind_is_not_found(tmp_path: Path) -> None:
-    async with running_server(tmp_path) as server, aiohttp.ClientSession() as http:
-        async with http.get(f"{server.base_url}/ingest/fork/asterisk") as response:
-            assert response.status == 404
-            assert (await response.json())["error"]["code"] == "unknown_fork"
+    async with (
+        running_server(tmp_path) as server,
+        aiohttp.ClientSession() as http,
+        http.get(f"{server.base_url}/ingest/fork/asterisk") as response,
+    ):
+        assert response.status == 404
+        assert (await response.json())["error"]["code"] == "unknown_fork"

@@ -7,8 +7,10 @@ which legs were heard.
 from __future__ import annotations
 
 import asyncio
+import itertools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -164,7 +166,7 @@ async def test_a_stream_joining_during_a_listen_is_on_record(tmp_path: Path) -> 
 
 def steps(timestamps: list[int]) -> list[int]:
     """Differences between consecutive RTP timestamps, modulo 2**32 (RFC 3550 §5.1)."""
-    return [(b - a) % 2**32 for a, b in zip(timestamps, timestamps[1:])]
+    return [(b - a) % 2**32 for a, b in itertools.pairwise(timestamps)]
 
 
 async def test_swapped_chunks_never_step_rtp_timestamps_back(tmp_path: Path) -> None:

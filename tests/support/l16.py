@@ -129,7 +129,7 @@ class AudioSocketSender:
         assert self.reader is not None
         try:
             return await asyncio.wait_for(self.reader.read(1), timeout) == b""
-        except (asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError):
             return False
 
     async def stop(self, hangup: bool = True) -> None:

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from live.errors import Conflict, ProtocolError
 from live.ingest.fork import KINDS, MAX_METADATA_BYTES, ForkStream, parse_metadata
 from live.ingest.joined import JoinedCalls
-from live.ingest.sink import CallAnnouncement
 from live.media.hub import EncodedPacket
 from live.types import Consent
 from tests.support.g711 import rms
