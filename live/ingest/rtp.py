@@ -126,6 +126,7 @@ class LegStats:
     cn: int = 0  # comfort-noise packets (RFC 3389), each published as 20 ms of silence
     ignored: int = 0  # other payload types (telephone-event, unknown)
     rtcp: int = 0  # RTCP on the RTP port (rtcp-mux), not used
+    probation: int = 0  # packets of a new SSRC dropped until it proved itself (RFC 3550 A.1)
     jitter: float = 0.0  # RFC 3550 §6.4.1 interarrival jitter, in timestamp units
 
     @property
@@ -152,6 +153,7 @@ class RtpLegReceiver:
         "stats", "_publish", "_kinds", "_silence", "_window", "_ssrc", "_previous_ssrc",
         "_switched_ns", "_max", "_next", "_start", "_history", "_pending", "_bad_seq",
         "_ts", "_offset", "_last_pts", "_last_samples", "_last_arrived", "_started", "_transit",
+        "_candidate", "_candidate_seq",
     )
 
     def __init__(
@@ -198,6 +200,8 @@ class RtpLegReceiver:
         self._last_arrived = 0
         self._started = False  # published anything yet
         self._transit: float | None = None  # RFC 3550 §6.4.1 relative transit of the last packet
+        self._candidate: int | None = None  # a new SSRC on probation, and its last sequence
+        self._candidate_seq = 0
 
     # --- input ------------------------------------------------------------------------------
 
@@ -239,8 +243,11 @@ class RtpLegReceiver:
             else:
                 stats.ignored += 1
             data = None
-        if ssrc != self._ssrc and not self._change_ssrc(ssrc, sequence, arrived_ns):
-            return
+        if ssrc != self._ssrc:
+            if not self._change_ssrc(ssrc, sequence, arrived_ns):
+                return
+        elif self._candidate is not None:
+            self._candidate = None  # the current source goes on: the newcomer's probation fails
         if data is not None:  # RFC 3550 §6.4.1 / A.8, arrival in timestamp units
             transit = arrived_ns * _SAMPLES_PER_NS - timestamp
             last = self._transit
@@ -350,11 +357,21 @@ class RtpLegReceiver:
         self._next = oldest
 
     def _change_ssrc(self, ssrc: int, sequence: int, arrived_ns: int) -> bool:
-        """A packet from a new SSRC: False to drop it, True once it has started a new stream."""
+        """A packet from a new SSRC: False to drop it, True once it has started a new stream.
+
+        A new source is on probation (RFC 3550 A.1): it takes over only with a second packet
+        in sequence and none from the current source in between, so one stray packet (or a
+        second sender on the port) cannot cut the leg's audio.
+        """
         if self._ssrc is not None:
             if ssrc == self._previous_ssrc and arrived_ns - self._switched_ns < STRAY_NS:
                 self.stats.late += 1  # a straggler of the stream we just left
                 return False
+            if ssrc != self._candidate or (sequence - self._candidate_seq) & 0xFFFF != 1:
+                self._candidate, self._candidate_seq = ssrc, sequence
+                self.stats.probation += 1
+                return False
+            self._candidate = None
             self.stats.ssrc_changes += 1
             self.flush()
             self._previous_ssrc = self._ssrc

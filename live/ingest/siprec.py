@@ -141,6 +141,9 @@ class SessionRecordingServer:
             self.counters.retransmissions += 1
             peer.send(sent[0])
             return
+        if message.method == "ACK":  # never answered (RFC 3261 §17.2.1, §13.3.1.4)
+            self._ack(message)
+            return
         if not self.allowed(peer.address[0]):
             log.warning("SIPREC %s from %s refused: source not in LIVE_SIPREC_ALLOW", message.method, peer.address[0])
             self._reply(peer, message, 403, "Source not allowed to record here")
@@ -152,8 +155,6 @@ class SessionRecordingServer:
             self.pending[key[0]] = _Pending()
             peer.send(build_response(message, 100, "Trying"))
             self.spawn(self._invite(message, peer), "siprec-invite")
-        elif message.method == "ACK":
-            self._ack(message)
         elif message.method == "CANCEL":
             self._cancel(message, peer)
         elif message.method == "BYE":
@@ -397,7 +398,8 @@ class SessionRecordingServer:
     async def _metadata_changed(self, session: RecordingSession, request: SipRequest, meta: RecordingMetadata) -> None:
         headers = {name.lower(): value for name, value in request.headers.items()}
         fresh = assign_legs(session.labels, meta, headers, session.sip_call_id, self.rules, self.known_agent)
-        await self.sink.consent_reported(session.call_id, fresh.consent)
+        if fresh.consent is not None:  # a re-INVITE that does not mention consent keeps it
+            await self.sink.consent_reported(session.call_id, fresh.consent)
 
     def _set_held(self, session: RecordingSession, held: bool) -> None:
         """On hold no RTP comes: listeners get G.711 silence so their tracks stay alive."""

@@ -61,7 +61,7 @@ class LegAssignment:
     decided_by: str  # "known-agent" | "agent-aor" | "agent-label" | "none"
     call_id: str
     queue: str = ""
-    consent: Consent = Consent.UNKNOWN
+    consent: Consent | None = None  # None: neither a header nor the metadata says
     attributes: dict[str, str] = field(default_factory=dict)
 
 
@@ -143,6 +143,6 @@ def assign_legs(
         decided_by=decided_by,
         call_id=call_id,
         queue=pick(rules.queue_header)[:MAX_CALL_ID],
-        consent=Consent.parse(pick(rules.consent_header)),
+        consent=Consent.parse(consent) if (consent := pick(rules.consent_header)) else None,
         attributes=attributes,
     )

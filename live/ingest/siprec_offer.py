@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 
 from ..model import Codec
-from ..types import CallId
+from ..types import CallId, Consent
 from .sink import CallAnnouncement
 from .sip import (
     AnswerStream,
@@ -170,7 +170,7 @@ def announcement(assignment: LegAssignment, codec: Codec) -> CallAnnouncement:
         call_id=CallId(assignment.call_id),
         source="siprec",
         agent_id=assignment.agent_id,
-        consent=assignment.consent,
+        consent=assignment.consent or Consent.UNKNOWN,
         codec=codec,
         queue=assignment.queue,
         attributes=dict(assignment.attributes),

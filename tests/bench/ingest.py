@@ -275,6 +275,7 @@ class IngestBench:
             cores = [procstat.core_busy_seconds(c) for c in self.cores or ()]
             gen = await generator.command({"cmd": "stats"}, 30)
             drops, queued = procstat.udp_sockets(server.pid)
+            load_drops = sum(procstat.udp_sockets(c.pid)[0] for c in (generator, load) if c)
             return Snapshot(
                 metrics=metrics,
                 t_ns=t_ns,
@@ -285,6 +286,7 @@ class IngestBench:
                 gen=gen,
                 socket_drops=drops,
                 socket_queued=queued,
+                load_socket_drops=load_drops,
                 rcvbuf_errors=procstat.udp_receive_errors(),
             )
 

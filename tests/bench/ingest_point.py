@@ -43,7 +43,8 @@ class Snapshot:
     gen: dict[str, Any]  # the generator's ``stats`` reply
     socket_drops: int  # kernel drops on the server's UDP sockets
     socket_queued: int  # bytes waiting in them
-    rcvbuf_errors: int  # machine-wide UDP RcvbufErrors
+    load_socket_drops: int  # kernel drops on the generator's and listeners' UDP sockets
+    rcvbuf_errors: int  # machine-wide UDP RcvbufErrors (other tenants' sockets too)
 
 
 def figures(s0: Snapshot, s1: Snapshot, calls: int, *, listening: bool) -> dict[str, Any]:
@@ -96,6 +97,7 @@ def figures(s0: Snapshot, s1: Snapshot, calls: int, *, listening: bool) -> dict[
         "lost_detail": lost_detail,
         "server_socket_drops": socket_drops,
         "server_socket_queued_bytes": s1.socket_queued,
+        "load_socket_drops": s1.load_socket_drops - s0.load_socket_drops,
         "udp_rcvbuf_errors": s1.rcvbuf_errors - s0.rcvbuf_errors,
         "server_ended_calls": server_ended,
         "gen_cpu_util": round(gen_cpu / window_s, 4),

@@ -40,7 +40,7 @@ INGEST_SECRET = "ingest-secret-for-the-matrix"
 def concrete_path(canonical: str) -> str:
     """A request path for a route: placeholders filled, a real file for a static folder."""
     path = canonical.replace("{call_id}", "CA-matrix").replace("{session_id}", "S-matrix")
-    path = path.replace("{notice_id}", "N-matrix")
+    path = path.replace("{notice_id}", "N-matrix").replace("{kind}", "freeswitch")
     folder = WEB_ROOT / canonical.strip("/")
     if canonical.count("/") == 1 and folder.is_dir() and canonical != "/":
         first = sorted(p.name for p in folder.iterdir() if p.is_file())[0]

@@ -176,14 +176,11 @@ async def test_sipp_session_is_heard_held_resumed_and_ended(tmp_path: Path, vend
 
 async def test_sipp_cancel_leaves_no_call_behind(tmp_path: Path) -> None:
     vendor = VENDORS["cisco"]
-    sync = tmp_path / "sync"
-    sync.mkdir()
-    scenario = cancel_scenario(vendor, tmp_path, sync_dir=sync, call_id="cisco-cancelled-1")
+    scenario = cancel_scenario(vendor, tmp_path, call_id="cisco-cancelled-1")
     async with running_server(tmp_path / "data", **siprec_settings(vendor)) as server:
         async with sipp_for(server, scenario, tmp_path / "sipp", "cancel") as sipp:
             returncode = await sipp.wait()
-            assert returncode == 0, sipp.logs()
-        assert (sync / "done").exists(), sipp.logs()
+            assert returncode == 0, sipp.logs()  # every transaction it started was answered
         finals = [m.status for m in sipp.received(method="INVITE") if (m.status or 0) >= 200]
         cancel = [m.status for m in sipp.received(method="CANCEL")]
         # Either the CANCEL won (487) or the INVITE was answered first (then ACK + BYE).

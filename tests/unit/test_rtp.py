@@ -188,9 +188,11 @@ def test_timestamp_wraps_at_32_bits() -> None:
 def test_new_ssrc_continues_right_after_the_last_packet() -> None:
     receiver, published = leg()
     send(receiver, [0, 1, 2], ssrc=1, seq0=100, ts0=1000)
-    send(receiver, [3, 4], ssrc=2, seq0=9000, ts0=77_777_777)  # failover: other numbering
-    assert published.pts == [0, 160, 320, 480, 640]
-    assert receiver.stats.ssrc_changes == 1 and receiver.stats.lost == 0
+    send(receiver, [3, 4, 5], ssrc=2, seq0=9000, ts0=77_777_777)  # failover: other numbering
+    # The newcomer's first packet is its probation (RFC 3550 A.1); the second takes over.
+    assert published.payloads == [tagged(n) for n in (0, 1, 2, 4, 5)]
+    assert published.pts == [0, 160, 320, 640, 800]
+    assert receiver.stats.ssrc_changes == 1 and receiver.stats.probation == 1 and receiver.stats.lost == 0
     send(receiver, [2], ssrc=1, seq0=100, ts0=1000)  # a straggler of the old stream
     assert len(published.items) == 5 and receiver.stats.late == 1
 
@@ -198,16 +200,28 @@ def test_new_ssrc_continues_right_after_the_last_packet() -> None:
 def test_new_ssrc_after_a_pause_keeps_the_pause() -> None:
     receiver, published = leg()
     send(receiver, [0, 1], ssrc=1)
-    send(receiver, [0], ssrc=2, ts0=555, t0_ms=1020)  # 1 s after the last packet
-    assert published.pts == [0, 160, 160 + 8000]
+    send(receiver, [0, 1], ssrc=2, ts0=555, t0_ms=1020)  # 1 s after the last packet
+    assert published.pts == [0, 160, 160 + 8160]
 
 
 def test_ssrc_change_flushes_the_old_stream_first() -> None:
     receiver, published = leg()
     send(receiver, [0, 2], ssrc=1)
-    send(receiver, [3], ssrc=2, seq0=50)
-    assert published.payloads == [tagged(0), tagged(2), tagged(3)]
-    assert published.pts == [0, 320, 480]
+    send(receiver, [3, 4], ssrc=2, seq0=50)
+    assert published.payloads == [tagged(0), tagged(2), tagged(4)]
+    assert published.pts == [0, 320, 640]
+
+
+def test_a_stray_packet_from_another_source_does_not_cut_the_leg() -> None:
+    receiver, published = leg()
+    send(receiver, [0, 1, 2], seq0=100)
+    receiver.receive(101, 40_000, 5_000_000, 0x5EED, b"\x00" * 4, 50 * MS)  # one foreign packet
+    send(receiver, [3, 4, 5], seq0=100)
+    receiver.receive(0, 40_001, 5_000_160, 0x5EED, tagged(9), 110 * MS)  # in sequence, but the leg went on
+    send(receiver, [6, 7], seq0=100)
+    assert published.payloads == [tagged(n) for n in range(8)]
+    assert receiver.stats.lost == receiver.stats.late == receiver.stats.ssrc_changes == 0
+    assert receiver.stats.probation == 2
 
 
 def test_timestamp_stepping_back_is_rebased_forward() -> None:

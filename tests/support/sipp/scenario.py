@@ -77,11 +77,8 @@ def call_scenario(
     )
 
 
-def cancel_scenario(vendor: Vendor, out_dir: Path, *, sync_dir: Path, call_id: str) -> Path:
-    return render(
-        "siprec_cancel.xml", out_dir, headers=vendor.headers(call_id), **_common(vendor, call_id, "PCMU"),
-        SYNC=str(sync_dir),
-    )
+def cancel_scenario(vendor: Vendor, out_dir: Path, *, call_id: str) -> Path:
+    return render("siprec_cancel.xml", out_dir, headers=vendor.headers(call_id), **_common(vendor, call_id, "PCMU"))
 
 
 def refused_scenario(vendor: Vendor, out_dir: Path, *, call_id: str) -> Path:
