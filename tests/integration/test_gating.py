@@ -40,7 +40,7 @@ async def test_consent_and_payment_pause_gate_the_legs(tmp_path: Path) -> None:
         listener = Listener(server.base_url, server.tokens["sup"])
         try:
             answer = await listener.listen("CA-gate")
-            assert answer["legs"][1] == {"leg": "caller", "mid": answer["legs"][1]["mid"], "audible": False, "reason": "consent-denied"}
+            assert answer["legs"][1] == {"leg": "caller", "mid": answer["legs"][1]["mid"], "audible": False, "reason": "consent-denied", "available": True}
             await listener.wait_frames(30)
             agent, caller = await levels_after(listener)
             assert agent > 0.2 and caller < 0.005, (agent, caller)
