@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 
 from ..model import Codec
-from ..types import CallId, Consent
+from ..types import LEGS, CallId, Consent
 from .sink import CallAnnouncement
 from .sip import (
     AnswerStream,
@@ -174,4 +174,5 @@ def announcement(assignment: LegAssignment, codec: Codec) -> CallAnnouncement:
         codec=codec,
         queue=assignment.queue,
         attributes=dict(assignment.attributes),
+        legs=tuple(leg for leg in LEGS if leg in assignment.legs.values()),  # one stream: one leg
     )

@@ -271,3 +271,22 @@ async def test_pcma_is_forwarded_as_pcma_and_an_unknown_agent_is_shown_unknown(t
             finally:
                 await listener.close()
             assert (await client.bye(dialog)).status == 200
+
+
+async def test_a_single_stream_is_one_leg_and_the_other_is_not_sent(tmp_path: Path) -> None:
+    async with running_server(tmp_path, **SIPREC, siprec_agent_label="7") as server:
+        async with SipClient("127.0.0.1", sip_port(server)) as client:
+            dialog = Dialog("one-leg@sbc", "o")
+            response = await client.invite(dialog, sdp_offer(30130, labels=("7",)), None)
+            assert response.status == 200 and len(dialog.ports) == 1
+            call = await wait_for(lambda: server.state.monitor.roster.calls.get("one-leg@sbc"), 10, "the call")
+            assert call.legs == ("agent",)
+            listener = Listener(server.base_url, server.tokens["sup"])
+            answer = await listener.listen("one-leg@sbc")
+            try:
+                legs = {leg["leg"]: leg for leg in answer["legs"]}
+                assert legs["agent"]["available"] and not legs["caller"]["available"]
+                assert legs["caller"]["reason"] == "not_sent"
+            finally:
+                await listener.close()
+            assert (await client.bye(dialog)).status == 200
