@@ -19,11 +19,14 @@ sockets or ports, and adds the source's counters to ``/metrics``.
 
 | module | source |
 |---|---|
-| ``twilio`` | Twilio Media Streams (WebSocket) |
-| ``siprec`` + ``sip/`` | SIPREC (RFC 7865/7866) session recording server, SIP over UDP/TCP/TLS |
-| ``rtp``, ``srtp``, ``rtp_ports`` | RTP and SDES-SRTP receive per leg, UDP port pool |
+| ``twilio`` | Twilio Media Streams (WebSocket), split streams included |
+| ``joined`` | one call from several connections (split streams, one leg per socket) |
+| ``siprec`` | SIPREC (RFC 7865/7866) session recording server: the dialogs |
+| ``siprec_offer``, ``siprec_legs``, ``siprec_session`` | what an INVITE offers and we answer; agent and caller legs; dialog state |
+| ``sip/`` | SIP messages, headers, multipart, SDP, recording metadata, digest, UDP/TCP/TLS transport |
+| ``rtp``, ``srtp``, ``rtp_ports`` | RTP and SDES-SRTP receive per leg, the UDP port pool |
 | ``rtp_calls`` | plain RTP announced over the API (Asterisk externalMedia, GStreamer, ffmpeg) |
-| ``audiohook`` | Genesys Cloud AudioHook v2 (WebSocket) |
+| ``audiohook``, ``audiohook_session``, ``audiohook_calls``, ``httpsig`` | Genesys Cloud AudioHook v2 (WebSocket), RFC 9421 signatures |
 | ``fork`` | L16 WebSocket forks: FreeSWITCH mod_audio_fork, jambonz listen, Vonage |
 | ``audiosocket`` | Asterisk AudioSocket (TCP) |
 """

@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import BadRequest, LiveError, NotFound
 from ..model import Codec
 from ..types import LEGS, CallId, Consent, LegName
+from .periodic import every
 from .rtp import LegStats, RtpLegReceiver
 from .rtp_ports import RtpEndpoint, RtpPortPool
 from .sink import CallAnnouncement, CallSink
@@ -86,7 +87,7 @@ class PlainRtpCalls:
         self._sweeper: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="rtp-calls-sweep")
+        self._sweeper = asyncio.create_task(every(1.0, lambda: self.sweep(time.monotonic_ns()), "plain RTP sweep"), name="rtp-calls-sweep")
 
     async def close(self) -> None:
         if self._sweeper is not None:
@@ -123,14 +124,6 @@ class PlainRtpCalls:
         except LiveError as exc:
             log.error("could not end plain RTP call %s: %s", call.call_id, exc.message)
         log.info("plain RTP call %s ended (%s)", call.call_id, why)
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                await self.sweep(time.monotonic_ns())
-            except Exception:  # task boundary
-                log.exception("plain RTP sweep failed")
 
     async def sweep(self, now_ns: int) -> None:
         """End calls with no RTP on any leg for ``timeout_s``."""

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from ..errors import Conflict, LiveError
 from ..media.hub import LegSource
 from ..types import CallId, LegName
+from .periodic import every
 from .rtp import LegStats, RtpLegReceiver, silence
 from .rtp_ports import PortsExhausted, RtpPortPool
 from .sink import CallSink
@@ -113,7 +114,8 @@ class SessionRecordingServer:
     # --- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="siprec-sweep")
+        sweep = every(1.0, lambda: self.sweep(time.monotonic()), "SIPREC sweep")
+        self._sweeper = asyncio.create_task(sweep, name="siprec-sweep")
 
     async def close(self) -> None:
         if self._sweeper is not None:
@@ -481,14 +483,6 @@ class SessionRecordingServer:
             session.peer.send(self._request(session, "BYE"))
         except OSError as exc:
             log.warning("could not send BYE for %s: %s", session.call_id, exc)
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                await self.sweep(time.monotonic())
-            except Exception:  # task boundary
-                log.exception("SIPREC sweep failed")
 
     async def sweep(self, now: float) -> None:
         """Media timeouts, expired session timers, our refreshes, old transactions."""

@@ -12,9 +12,9 @@ import asyncio
 import logging
 import re
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Protocol, cast
+from typing import Protocol, cast
 
 from ...errors import ConfigError
 from .message import SipError, SipMessage, SipStreamFramer, parse_message, serialise
