@@ -349,6 +349,12 @@ class RtpLegReceiver:
             if item[0] is not None:
                 self._emit(item[0], item[1], item[2])
 
+    def resync(self) -> None:
+        """Start the next packet's timestamps afresh (after a hold, during which others filled
+        the leg with silence): it continues after the last published packet plus the
+        wall-clock gap, whatever RTP timestamp the sender resumes with."""
+        self._offset = -(1 << 62)
+
     def _skip_gap(self) -> None:
         oldest = min(self._pending)
         gap = oldest - self._next

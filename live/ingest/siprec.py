@@ -416,6 +416,8 @@ class SessionRecordingServer:
             session.keepalive = None
             for endpoint in session.endpoints:
                 endpoint.last_packet_ns = time.monotonic_ns()  # the media timeout starts afresh
+                if endpoint.receiver is not None:  # the silence moved the leg's timeline on
+                    endpoint.receiver.resync()
 
     def _keepalive(self, session: RecordingSession) -> None:
         if not session.held or session.ended or session.media is None:

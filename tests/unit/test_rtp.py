@@ -389,3 +389,12 @@ def test_arbitrary_datagrams_never_raise(data: bytes) -> None:
         receiver.receive_packet(bytes([0xB0 | (data[0] & 0x0F if data else 0)]) + data, 2),  # all of them
     ]
     assert receiver.stats.received == sum(parsed)
+
+
+def test_resync_after_a_hold_continues_by_the_wall_clock() -> None:
+    receiver, published = leg()
+    send(receiver, [0, 1, 2])
+    receiver.resync()  # a hold: others kept the leg alive, the sender's clock stood still
+    receiver.receive(0, 3, 160 * 3, 0x1234, tagged(3), (40 + 5000) * MS)  # 5 s later, ts +160
+    send(receiver, [4], t0_ms=5000)
+    assert published.pts == [0, 160, 320, 320 + 5000 * 8, 320 + 5000 * 8 + 160]
