@@ -367,6 +367,9 @@ class SessionRecordingServer:
             self._reply(peer, request, refusal.status, refusal.reason, refusal.headers)
         except SipError as exc:
             self._reply(peer, request, exc.status, exc.message[:120])
+        except Exception:  # task boundary: the client gets an answer, the server goes on
+            log.exception("SIPREC UPDATE failed")
+            self._reply(peer, request, 500, "Server Internal Error")
 
     async def _modify(self, session: RecordingSession, request: SipRequest, peer: SipPeer) -> None:
         """re-INVITE or UPDATE: a refresh, hold/resume, new keys or ports, new metadata."""
