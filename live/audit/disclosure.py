@@ -14,7 +14,6 @@ The PDF building blocks at the end are shared with the works-council report (``r
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,6 +40,7 @@ from reportlab.platypus import (  # type: ignore[import-untyped]
 from ..errors import BadRequest
 from ..types import new_id
 from .checkpoint import verify_note
+from .csvsafe import Cell, csv_text
 from .entry import LedgerEntry
 from .log import MerkleLedger
 from .proofs import b64
@@ -417,15 +417,15 @@ def legs_text(legs: Sequence[str]) -> str:
 def disclosure_csv(disclosure: Disclosure, zone: ZoneInfo) -> str:
     """One row per session (``CSV_COLUMNS``, RFC 4180, UTF-8). A running session has
     duration ``running``; a missing policy version is ``-``; every row names the
-    checkpoint (tree size and base64 root) it was read against."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
+    checkpoint (tree size and base64 root) it was read against. Text cells that a
+    spreadsheet would run as a formula are neutralised (``csvsafe``): the placeholder ``-``
+    reads ``'-``."""
     cp = disclosure.checkpoint
+    rows: list[list[Cell]] = []
     for row in disclosure.rows:
         r = row.record
         at = local(r.started_at, zone)
-        writer.writerow(
+        rows.append(
             [
                 at.strftime("%Y-%m-%d"),
                 at.strftime("%H:%M:%S"),
@@ -444,7 +444,7 @@ def disclosure_csv(disclosure: Disclosure, zone: ZoneInfo) -> str:
                 cp.root_b64,
             ]
         )
-    return out.getvalue()
+    return csv_text([CSV_COLUMNS, *rows])
 
 
 # --------------------------------------------------------------------------- PDF

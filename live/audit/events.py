@@ -207,6 +207,16 @@ EVENT_KINDS: Mapping[str, EventKind] = MappingProxyType(
             ),
             _kind("pci.paused", "a call entered a payment (PCI) pause", "call_id", "agent_id"),
             _kind("pci.resumed", "a call left its payment (PCI) pause", "call_id", "agent_id"),
+            _kind(
+                "checkpoint.inconsistent",
+                "an agent's page found the log inconsistent with a checkpoint it kept",
+                "agent_id",
+                "problem",
+                "kept_checkpoint",
+                "served_checkpoint",
+                "kept_size",
+                "served_size",
+            ),
         )
     }
 )

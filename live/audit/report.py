@@ -16,8 +16,6 @@ tables, or ``[agents] <agent id> = "<team>"``), else the ``team`` recorded with 
 from __future__ import annotations
 
 import calendar
-import csv
-import io
 import re
 import tomllib
 from collections import Counter
@@ -37,6 +35,7 @@ from reportlab.lib.units import mm  # type: ignore[import-untyped]
 from reportlab.platypus import Flowable, Paragraph, Spacer  # type: ignore[import-untyped]
 
 from ..errors import BadRequest, ConfigError
+from .csvsafe import Cell, csv_text
 from .disclosure import (
     ACCENT,
     CheckpointInfo,
@@ -300,40 +299,36 @@ def report_csv(report: MonthReport) -> str:
     running, refused``, a ``purpose:<name>`` column per purpose that occurs, a
     ``refused:<code>`` column per refusal reason, and the checkpoint (size, base64 root)."""
     purposes, reasons = report.purposes, report.refusal_reasons
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
+    header: list[Cell] = [
+        "month",
+        "team",
+        "listens",
+        "minutes",
+        "agents",
+        "running",
+        "refused",
+        *(f"purpose:{p}" for p in purposes),
+        *(f"refused:{r}" for r in reasons),
+        "checkpoint_size",
+        "checkpoint_root",
+    ]
+    rows: list[list[Cell]] = [
         [
-            "month",
-            "team",
-            "listens",
-            "minutes",
-            "agents",
-            "running",
-            "refused",
-            *(f"purpose:{p}" for p in purposes),
-            *(f"refused:{r}" for r in reasons),
-            "checkpoint_size",
-            "checkpoint_root",
+            report.month.label,
+            row.team,
+            row.listens,
+            f"{row.minutes:.1f}",
+            len(row.agents),
+            row.running,
+            row.refused,
+            *(row.purposes.get(p, 0) for p in purposes),
+            *(row.refused_reasons.get(r, 0) for r in reasons),
+            report.checkpoint.size,
+            report.checkpoint.root_b64,
         ]
-    )
-    for row in [*report.teams, report.total]:
-        writer.writerow(
-            [
-                report.month.label,
-                row.team,
-                row.listens,
-                f"{row.minutes:.1f}",
-                len(row.agents),
-                row.running,
-                row.refused,
-                *(row.purposes.get(p, 0) for p in purposes),
-                *(row.refused_reasons.get(r, 0) for r in reasons),
-                report.checkpoint.size,
-                report.checkpoint.root_b64,
-            ]
-        )
-    return out.getvalue()
+        for row in [*report.teams, report.total]
+    ]
+    return csv_text([header, *rows])
 
 
 # --------------------------------------------------------------------------- PDF

@@ -98,6 +98,7 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/audit/checkpoint"): roles(*AUDITORS, Role.AGENT),
     ("GET", "/api/audit/proof/inclusion"): roles(*AUDITORS, Role.AGENT),
     ("GET", "/api/audit/proof/consistency"): roles(*AUDITORS, Role.AGENT),
+    ("POST", "/api/audit/inconsistency"): roles(Role.AGENT),  # what the agent's page found
     ("GET", "/api/audit/sessions"): roles(*AUDITORS),
     ("GET", "/api/audit/verify"): roles(*AUDITORS),
     ("GET", "/api/audit/export"): roles(*AUDITORS, Role.AGENT),

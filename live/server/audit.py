@@ -11,12 +11,15 @@ Who may do what (roles from ``live.types.Role``):
 ``…/verify``                   auditor, admin: the whole log checked now
 ``…/export``                   auditor, admin for any agent; an agent only for themself
 ``…/report``                   auditor, admin: the works-council report of one month
+``POST …/inconsistency``       agent: their page found the log inconsistent with the
+                               checkpoint it kept (ARCHITECTURE.md decision 10); on record
+                               as ``checkpoint.inconsistent`` and logged for auditors
 =============================  =============================================================
 
 Exports and reports are put on record (``export.made``) before they are handed out. Bad
 parameters are 400 with a code (``bad_seq``, ``bad_size``, ``out_of_range``, ``bad_format``,
 ``bad_date``, ``bad_month``, ``bad_timezone``, ``bad_lang``, ``missing_agent``,
-``bad_flag``); an unknown entry is 404 ``unknown_entry``; a role that may not is 403
+``bad_flag``, ``bad_problem``, ``bad_checkpoint``); an unknown entry is 404 ``unknown_entry``; a role that may not is 403
 ``role_forbidden``, an agent asking about someone else 403 ``not_your_entry`` /
 ``not_your_export``.
 """
@@ -24,6 +27,7 @@ parameters are 400 with a code (``bad_seq``, ``bad_size``, ``out_of_range``, ``b
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Mapping
@@ -31,7 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..audit.checkpoint import verify_note
+from ..audit.checkpoint import CheckpointError, parse_checkpoint, parse_note, verify_note
 from ..audit.disclosure import (
     FORMATS,
     check_language,
@@ -51,10 +55,22 @@ from ..audit.report import collect_report, parse_month, report_csv, report_pdf
 from ..auth import Identity
 from ..errors import BadRequest, Forbidden, LedgerUnavailable, NotFound
 from ..types import Role
+from .api import read_json
 from .security import require
 from .state import STATE
 
+log = logging.getLogger(__name__)
+
 AUDITORS = (Role.AUDITOR, Role.ADMIN)
+INCONSISTENCY_PROBLEMS = (
+    "key_changed",  # the verifier key differs from the one the page pinned
+    "bad_signature",  # the served checkpoint is not signed by the served key
+    "origin_changed",  # the served checkpoint is of another log
+    "shrunk",  # the served tree is smaller than the kept one
+    "inconsistent",  # the consistency proof does not link the kept root to the served one
+)
+"""What an agent's page may report (web/agent/ledger-check.js)."""
+MAX_NOTE_CHARS = 8192
 MEDIA_TYPES = {"jsonl": MEDIA_TYPE, "csv": "text/csv", "pdf": "application/pdf"}
 
 
@@ -167,6 +183,64 @@ async def consistency_proof(request: web.Request) -> web.Response:
     if note is not None:
         body["checkpoint"] = note
     return web.json_response(body)
+
+
+def _note_size(body: Mapping[str, Any], name: str, *, optional: bool = False) -> tuple[str | None, int | None]:
+    """A signed checkpoint note from the body, and its tree size. Parsed, not verified: the
+    kept one may be signed by a key the log no longer uses, which is what is reported."""
+    note = body.get(name)
+    if note is None and optional:
+        return None, None
+    if not isinstance(note, str) or not note or len(note) > MAX_NOTE_CHARS:
+        raise BadRequest(
+            f"{name} must be a signed checkpoint note of at most {MAX_NOTE_CHARS} characters",
+            code="bad_checkpoint",
+        )
+    try:
+        size = parse_checkpoint(parse_note(note).text).size
+    except CheckpointError as exc:
+        raise BadRequest(f"{name}: {exc}", code="bad_checkpoint") from None
+    return note, size
+
+
+async def report_inconsistency(request: web.Request) -> web.Response:
+    """``{problem, kept, served}``: the agent's page holds the signed checkpoint ``kept`` from
+    an earlier visit (``null`` on a first visit), and what this node served now (``served``)
+    does not extend it or does not verify (the ``problem`` says how). Logged, and appended as ``checkpoint.inconsistent`` (a log that
+    was rewritten may lose that entry again; the log line and the page's banner remain).
+    Answers 202 with the entry's ``seq``."""
+    identity = require(request, (Role.AGENT,))
+    body = await read_json(request)
+    problem = body.get("problem")
+    if problem not in INCONSISTENCY_PROBLEMS:
+        raise BadRequest(
+            f"problem must be one of {', '.join(INCONSISTENCY_PROBLEMS)}", code="bad_problem"
+        )
+    kept, kept_size = _note_size(body, "kept", optional=True)
+    served, served_size = _note_size(body, "served")
+    log.warning(
+        "agent %s reports the ledger inconsistent with a checkpoint they kept: %s "
+        "(kept size %s, served size %s)",
+        identity.user_id,
+        problem,
+        kept_size,
+        served_size,
+    )
+    fields = {
+        "kept_checkpoint": kept,
+        "served_checkpoint": served,
+        "kept_size": kept_size,
+        "served_size": served_size,
+    }
+    seq = await _ledger(request).append(
+        "checkpoint.inconsistent",
+        actor=identity.user_id,
+        at=time.time(),
+        agent_id=identity.user_id,
+        problem=problem,
+        **{k: v for k, v in fields.items() if v is not None},
+    )
+    return web.json_response({"recorded": seq}, status=202)
 
 
 # --------------------------------------------------------------------------- sessions, verify
@@ -345,6 +419,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/audit/checkpoint", checkpoint)
     app.router.add_get("/api/audit/proof/inclusion", inclusion_proof)
     app.router.add_get("/api/audit/proof/consistency", consistency_proof)
+    app.router.add_post("/api/audit/inconsistency", report_inconsistency)
     app.router.add_get("/api/audit/sessions", sessions)
     app.router.add_get("/api/audit/verify", verify)
     app.router.add_get("/api/audit/export", export)

@@ -592,6 +592,27 @@ def _operations() -> list[tuple[str, str, Operation]]:
                        {"type": "string", "pattern": "^[0-9]{1,19}$"}),
             ],
         )),
+        ("POST", "/api/audit/inconsistency", _operation(
+            "POST", "/api/audit/inconsistency", "reportInconsistency",
+            "Report a log that does not extend a checkpoint the agent's page kept.", "audit",
+            {
+                "202": _json(_obj({"recorded": _INT}), "On record as `checkpoint.inconsistent`."),
+                "400": _error(400),
+                "503": _error(503),
+            },
+            description="The agent page's own check (ARCHITECTURE.md decision 10). 400 `bad_problem`, "
+            "`bad_checkpoint` (a note that does not parse).",
+            body=_obj(
+                {
+                    "problem": {"enum": ["key_changed", "bad_signature", "origin_changed", "shrunk", "inconsistent"]},
+                    "kept": {
+                        "type": ["string", "null"],
+                        "description": "The C2SP signed note the page kept (null on a first visit).",
+                    },
+                    "served": {"type": "string", "description": "The C2SP signed note served now."},
+                }
+            ),
+        )),
         ("GET", "/api/audit/sessions", _operation(
             "GET", "/api/audit/sessions", "auditSessions", "Listen sessions started in a period, newest first.",
             "audit",

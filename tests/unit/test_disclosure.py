@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from live.audit import SqliteLedger
+from live.audit.csvsafe import safe_cell
 from live.audit.disclosure import (
     CSV_COLUMNS,
     ListenRecord,
@@ -135,10 +136,11 @@ async def test_csv_lists_the_agents_sessions_against_the_checkpoint(ledger: Sqli
         "quality",
     )
     assert first["listener"] == "supervisor" and "Sam" not in text
-    assert first["policy_version"] == "bv-2026-1" and second["policy_version"] == "-"
+    assert first["policy_version"] == "bv-2026-1" and second["policy_version"] == "'-"  # neutralised
     assert (second["duration"], second["legs_heard"]) == ("1:02:05", "agent")
     assert running["duration"] == "running" and running["listener"] == "admin"
-    assert {r["checkpoint_root"] for r in rows} == {disclosure.checkpoint.root_b64}
+    # base64 may begin with "+", which a spreadsheet would run: neutralised like any text.
+    assert {r["checkpoint_root"] for r in rows} == {safe_cell(disclosure.checkpoint.root_b64)}
     assert {r["checkpoint_size"] for r in rows} == {"7"}
     assert [r["entry"] for r in rows] == ["0", "3", "6"]
 

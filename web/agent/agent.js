@@ -1,8 +1,10 @@
 // The agent page: the live monitoring indicator, notices with a "seen" button, and the
 // history of listens on the agent's calls. Data: GET /api/me, /api/notices,
-// /api/agent/history, and the /api/agent/events WebSocket (reconnects with backoff).
+// /api/agent/history, and the /api/agent/events WebSocket (reconnects with backoff); on
+// every visit, the ledger check of ./ledger-check.js.
 
 import { I18n, formatDuration } from "../shared/i18n.js";
+import { checkLedger } from "./ledger-check.js";
 import { STRINGS } from "./strings.js";
 
 const i18n = new I18n(STRINGS);
@@ -11,11 +13,17 @@ let csrfToken = null;
 let monitoring = { active: false, listeners: [] };
 let notices = [];
 let listens = [];
+let ledger = { state: "checking" };
 
-async function request(method, path) {
+async function request(method, path, body) {
   const headers = { Accept: "application/json" };
   if (method !== "GET" && csrfToken) headers["X-CSRF-Token"] = csrfToken;
-  const response = await fetch(path, { method, headers, credentials: "same-origin", cache: "no-store" });
+  const init = { method, headers, credentials: "same-origin", cache: "no-store" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
   if (response.status === 401) {
     signedOut();
     throw new Error("signed out");
@@ -124,10 +132,40 @@ function renderHistory() {
   }
 }
 
+function renderLedger() {
+  const status = $("ledger-status");
+  status.dataset.state = ledger.state;
+  const failed = ledger.state === "failed";
+  $("ledger-failed").hidden = !failed;
+  if (failed) {
+    const params = { kept: ledger.kept, served: ledger.served };
+    $("ledger-failed-text").textContent = i18n.t(`ledger.failed.${ledger.problem}`, params, i18n.t("ledger.failed"));
+    $("ledger-failed-reported").textContent = i18n.t(ledger.reported ? "ledger.failed.reported" : "ledger.failed.notReported");
+    $("ledger-failed").dataset.problem = ledger.problem;
+    status.textContent = i18n.t("ledger.failed");
+  } else {
+    status.textContent = i18n.t(`ledger.${ledger.state}`, { size: ledger.size });
+  }
+}
+
 function render() {
   renderIndicator();
   renderNotices();
   renderHistory();
+  renderLedger();
+}
+
+async function runLedgerCheck(agentId) {
+  try {
+    ledger = await checkLedger({
+      agentId,
+      get: (path) => request("GET", path),
+      post: (path, body) => request("POST", path, body),
+    });
+  } catch {
+    ledger = { state: "unavailable" };
+  }
+  renderLedger();
 }
 
 async function loadNotices() {
@@ -198,6 +236,7 @@ async function main() {
   render();
   await Promise.all([loadNotices(), loadHistory()]).catch(() => {});
   connect();
+  await runLedgerCheck(me.user_id);
 }
 
 main();
