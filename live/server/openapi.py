@@ -168,6 +168,12 @@ def _schemas() -> dict[str, Schema]:
                 "legs": _nullable("array", items=_STR),
                 "listener": {"type": "string", "description": "The listener's name, or only their role."},
                 "policy_version": _nullable("string"),
+                "end_reason": _nullable("string"),
+                "heard_s": _nullable("number"),
+                "attempt": {
+                    "type": "boolean",
+                    "description": "The listener's browser never connected (setup-failed): nothing was heard.",
+                },
             }
         ),
     }
