@@ -137,6 +137,9 @@ def _schemas() -> dict[str, Schema]:
                 "duration_s": _nullable("number"),
                 "end_reason": _nullable("string"),
                 "dropped_packets": _nullable("integer"),
+                "first_packet_at": _nullable("number"),
+                "last_packet_at": _nullable("number"),
+                "heard_s": _nullable("number"),
             }
         ),
         "RtpCallRequest": _obj(
