@@ -7,7 +7,12 @@ that decides the order of things for a listen session (architecture decision 4):
 2. append ``listen.started`` to the ledger, durably; if that fails, refuse (503);
 3. only then attach the listener's queues to the leg sources, so no packet can leave before
    the session is on record;
-4. every way the session ends goes through ``_finish``, which appends ``listen.ended``.
+   and only once a signed checkpoint covers ``listen.started`` (decision 10; concurrent
+   starts share one signature);
+4. a session whose browser has not connected (ICE and DTLS done) within ``SETUP_S`` of the
+   answer ends as ``setup-failed``: it frees its slot and counts against no quota;
+5. every way the session ends goes through ``_finish``, which appends ``listen.ended`` with
+   when the first and last packet were handed to the listener (what was heard).
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ HEARTBEAT_S = 5.0
 RETENTION_EVERY_S = 3600.0
 RETENTION_FIRST_S = 60.0
 MEDIA_DEMAND_S = 2.0
+SETUP_S = 10.0  # from the answer to a connected peer (ICE and DTLS), else setup-failed
 
 
 NOT_SENT = "not_sent"  # the reason for a leg the source does not send (CallInfo.legs)
@@ -138,6 +144,16 @@ class ListenSession:
     label: str = ""
     policy_version: str = ""
     call_started_at: float = 0.0
+    setup_timer: asyncio.TimerHandle | None = None
+
+
+def heard_fields(queues: dict[LegName, ListenerQueue]) -> dict[str, float | None]:
+    """What a listener was sent, for ``listen.ended``: the first and last packet handed out
+    on any leg (``None`` when none was) and the time between them (``heard_s``)."""
+    first = min((q.first_at for q in queues.values() if q.delivered), default=None)
+    last = max((q.last_at for q in queues.values() if q.delivered), default=None)
+    heard = round(last - first, 3) if first is not None and last is not None else 0.0
+    return {"first_packet_at": first, "last_packet_at": last, "heard_s": heard}
 
 
 class RemoteFeed:
@@ -403,6 +419,13 @@ class Monitor:
         # The store reads only this window (index on kind, at), not the whole history.
         since = start.timestamp() - 86400
         entries = await self.ledger.entries(kind="listen.started", since=since)
+        # A session that never connected was an attempt, not a listen: it counts against no
+        # quota. Its end follows its start, so the same window holds it.
+        failed = {
+            e.fields.get("session_id")
+            for e in await self.ledger.entries(kind="listen.ended", since=since)
+            if e.fields.get("reason") == EndReason.SETUP_FAILED.value
+        }
         return [
             StartedListen(
                 str(e.fields.get("agent_id", "")),
@@ -410,6 +433,7 @@ class Monitor:
                 float(e.fields.get("started_at", e.at)),
             )
             for e in entries
+            if e.fields.get("session_id") not in failed
         ]
 
     async def decide(self, actor: Identity, action: Action, call: CallInfo | None) -> Decision:
@@ -601,7 +625,7 @@ class Monitor:
         }
         heard = [leg for leg in LEGS if legs[leg].heard]  # on record: audible and really sent
         try:
-            await self.ledger.append(
+            seq = await self.ledger.append(
                 "listen.started",
                 actor=actor.user_id,
                 at=session.started_at,
@@ -629,6 +653,20 @@ class Monitor:
         if call.call_id not in self.roster.calls:  # hung up while we were setting up
             await self._finish(session, EndReason.CALL_ENDED)
             raise Gone("the call ended", code="call_ended")
+        try:
+            # Signed before heard (decision 10): no packet may leave before a signed
+            # checkpoint covers the start; listens starting together share one signature.
+            await self.ledger.checkpoint_covering(seq)
+        except LiveError as exc:
+            await self._finish(session, EndReason.SETUP_FAILED)
+            self.refused += 1
+            raise LedgerUnavailable(
+                "the listen could not be put under a signed checkpoint, so it is refused",
+                detail=exc.message,
+            ) from exc
+        if call.call_id not in self.roster.calls:  # hung up while the checkpoint was signed
+            await self._finish(session, EndReason.CALL_ENDED)
+            raise Gone("the call ended", code="call_ended")
         self.sessions[session_id] = session
         if self.policy is not None:
             # A leg that began or stopped arriving (a second stream) while the start was
@@ -648,7 +686,18 @@ class Monitor:
             await self.bus.publish(ListenStarted(call.call_id, listener, tuple(heard)))
         except LiveError:
             log.error("could not announce listen %s on the bus", session_id)
+        if not session.peer.connected.is_set():
+            session.setup_timer = asyncio.get_running_loop().call_later(
+                SETUP_S, self._setup_expired, session
+            )
         return answer, session, legs
+
+    def _setup_expired(self, session: ListenSession) -> None:
+        """The browser had ``SETUP_S`` to connect and did not (it never applied our answer,
+        or ICE/DTLS failed slowly): nothing was heard, so the session ends as setup-failed."""
+        session.setup_timer = None
+        if not session.ended and not session.peer.connected.is_set():
+            self._spawn(self._finish(session, EndReason.SETUP_FAILED), "end-setup-failed")
 
     async def stop_listen(self, actor: Identity, session_id: str) -> ListenSession:
         session = self.sessions.get(SessionId(session_id))
@@ -667,6 +716,9 @@ class Monitor:
         if session.ended:
             return
         session.ended = True
+        if session.setup_timer is not None:
+            session.setup_timer.cancel()
+            session.setup_timer = None
         self._ending += 1
         try:
             await self._finish_ended(session, reason)
@@ -690,6 +742,7 @@ class Monitor:
                 ended_at=ended_at,
                 duration_s=round(ended_at - session.started_at, 3),
                 dropped_packets=sum(q.dropped for q in session.queues.values()),
+                **heard_fields(session.queues),
             )
         except LiveError:
             # The start is on record; the crash-recovery path closes it at the next start.
@@ -708,6 +761,8 @@ class Monitor:
                     "call_started_at": session.call_started_at,
                     "duration_s": round(ended_at - session.started_at, 3),
                     "policy_version": session.policy_version,
+                    "reason": reason.value,
+                    "heard_s": heard_fields(session.queues)["heard_s"],
                 },
             )
         except LiveError as exc:

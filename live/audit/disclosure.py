@@ -80,10 +80,20 @@ class ListenRecord:
     duration_s: float | None = None
     end_reason: str | None = None
     dropped_packets: int | None = None
+    # What was heard: first and last packet handed to the listener (None: none was, or an
+    # end written before these fields existed) and the time between them.
+    first_packet_at: float | None = None
+    last_packet_at: float | None = None
+    heard_s: float | None = None
 
     @property
     def running(self) -> bool:
         return self.ended_seq is None
+
+    @property
+    def attempt(self) -> bool:
+        """The listener's browser never connected (``setup-failed``): nothing was heard."""
+        return self.end_reason == "setup-failed"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,6 +115,9 @@ class ListenRecord:
             "duration_s": self.duration_s,
             "end_reason": self.end_reason,
             "dropped_packets": self.dropped_packets,
+            "first_packet_at": self.first_packet_at,
+            "last_packet_at": self.last_packet_at,
+            "heard_s": self.heard_s,
         }
 
 
@@ -162,6 +175,9 @@ def join_sessions(entries: Iterable[LedgerEntry]) -> list[ListenRecord]:
                 duration_s=_number(e.get("duration_s")),
                 end_reason=_text(e.get("reason")),
                 dropped_packets=int(dropped) if dropped is not None else None,
+                first_packet_at=_number(e.get("first_packet_at")),
+                last_packet_at=_number(e.get("last_packet_at")),
+                heard_s=_number(e.get("heard_s")),
             )
         )
     return records
@@ -397,6 +413,7 @@ CSV_COLUMNS = (
     "timezone",
     "duration",
     "duration_s",
+    "heard_s",
     "legs_heard",
     "purpose",
     "listener",
@@ -432,6 +449,7 @@ def disclosure_csv(disclosure: Disclosure, zone: ZoneInfo) -> str:
                 zone.key,
                 "running" if r.duration_s is None else format_duration(r.duration_s),
                 "" if r.duration_s is None else f"{r.duration_s:.3f}",
+                "" if r.heard_s is None else f"{r.heard_s:.3f}",
                 legs_text(r.legs),
                 r.purpose or "-",
                 row.listener,
@@ -477,6 +495,7 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
         "col.policy": "Policy version",
         "col.entry": "Entry",
         "running": "running",
+        "attempt": "attempt, nothing heard",
         "leg.agent": "agent",
         "leg.caller": "caller",
         "leg.none": "none",
@@ -523,6 +542,7 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
         "col.policy": "Richtlinie",
         "col.entry": "Eintrag",
         "running": "läuft",
+        "attempt": "Versuch, nichts gehört",
         "leg.agent": "Agent/in",
         "leg.caller": "Anrufer/in",
         "leg.none": "keine",
@@ -601,7 +621,7 @@ def disclosure_pdf(disclosure: Disclosure, zone: ZoneInfo, lang: str = "en") -> 
     ]
     rows = disclosure.rows
     if rows:
-        total = sum(r.record.duration_s or 0.0 for r in rows)
+        total = sum(r.record.duration_s or 0.0 for r in rows if not r.record.attempt)
         story.append(
             Paragraph(
                 w("summary", count=len(rows), duration=format_duration(total)), styles["Body"]
@@ -652,7 +672,11 @@ def _sessions_table(
             [
                 at.strftime("%Y-%m-%d"),
                 at.strftime("%H:%M:%S"),
-                w("running") if r.duration_s is None else format_duration(r.duration_s),
+                w("attempt")
+                if r.attempt
+                else w("running")
+                if r.duration_s is None
+                else format_duration(r.duration_s),
                 Paragraph(escape(legs), cell),
                 Paragraph(escape(w.label("purpose", r.purpose)), cell),
                 Paragraph(escape(listener), cell),

@@ -125,6 +125,9 @@ EVENT_KINDS: Mapping[str, EventKind] = MappingProxyType(
                 "ended_at",
                 "duration_s",
                 "dropped_packets",
+                "first_packet_at",
+                "last_packet_at",
+                "heard_s",
             ),
             _kind(
                 "listen.refused",

@@ -59,6 +59,10 @@ class Ledger(Protocol):
     async def checkpoint(self) -> str:
         """The latest signed checkpoint note covering the current tree (signing one if needed)."""
 
+    async def checkpoint_covering(self, seq: int) -> int:
+        """Return once a signed checkpoint covers entry ``seq`` (one signature per batch of
+        concurrent callers); returns its tree size. ``LedgerUnavailable``."""
+
     async def inclusion_proof(self, seq: int, tree_size: int | None = None) -> InclusionProof:
         """RFC 9162 inclusion proof of entry ``seq`` in the tree of ``tree_size`` entries."""
 

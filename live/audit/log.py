@@ -99,6 +99,10 @@ class MerkleLedger:
         self._damage: str | None = None
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
+        # The size of the newest checkpoint this ledger signed and committed (0: none yet),
+        # and one signed in the transaction under way, counted once it commits.
+        self._signed_size = 0
+        self._signing_size: int | None = None
 
     # --------------------------------------------------------------------- lifecycle
 
@@ -152,10 +156,18 @@ class MerkleLedger:
         )
 
     async def aclose(self) -> None:
+        """Close the store; a ledger with its timer on (a server) first signs a final
+        checkpoint covering its last entry (decision 10), so a clean shutdown leaves nothing
+        unsigned that anyone could cut off unnoticed."""
         timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
             await asyncio.gather(timer, return_exceptions=True)
+        if self._interval and self._key is not None and self._damage is None:
+            try:
+                await self.checkpoint()
+            except LiveError as exc:
+                log.error("could not sign the final ledger checkpoint: %s", exc.message)
         async with self._lock:
             self._key = None
             self._stale = True
@@ -224,6 +236,7 @@ class MerkleLedger:
     async def _transaction(self, body: Callable[[StoreWriter], Awaitable[T]]) -> T:
         """Run ``body`` in the store's exclusive append transaction (caller holds the lock)."""
         self._open_key()
+        self._signing_size = None
         try:
             async with self.store.writer() as writer:
                 await self._refresh(writer)
@@ -232,11 +245,14 @@ class MerkleLedger:
                         f"the ledger is damaged ({self._damage}); run `live audit verify`",
                         code="ledger_damaged",
                     )
-                return await body(writer)
+                result = await body(writer)
         except BaseException:
             # The tree may hold a leaf whose commit failed: rebuild it from storage.
             self._stale = True
             raise
+        if self._signing_size is not None:  # committed: the checkpoint now exists
+            self._signed_size = max(self._signed_size, self._signing_size)
+        return result
 
     async def head(self) -> tuple[int, bytes]:
         """The current tree size and root hash (including other nodes' entries)."""
@@ -294,7 +310,26 @@ class MerkleLedger:
         size = self._tree.size
         note = key.signer.sign(self.origin, size, self._tree.root(), [time_line(at)])
         await writer.insert_checkpoint(size, at, note)
+        self._signing_size = size
         return note
+
+    @property
+    def signed_size(self) -> int:
+        """The tree size of the newest checkpoint this ledger signed (0 before any)."""
+        return self._signed_size
+
+    async def checkpoint_covering(self, seq: int) -> int:
+        """Return once a checkpoint signed here covers entry ``seq``; returns its size.
+
+        Group commit: callers waiting together queue on the ledger's lock, and the first
+        to get it signs the whole tree, so the others find ``seq`` already covered and
+        sign nothing. ``LedgerUnavailable`` if it cannot be signed (fail closed)."""
+        if self._signed_size > seq:
+            return self._signed_size
+        async with self._lock:
+            if self._signed_size <= seq:
+                await self._transaction(self._checkpoint_in)
+            return self._signed_size
 
     async def sign_checkpoint(self) -> str:
         """Sign, store and return a fresh checkpoint of the current tree."""

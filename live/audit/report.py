@@ -150,6 +150,7 @@ class TeamMonth:
     listens: int = 0
     seconds: float = 0.0
     running: int = 0
+    attempts: int = 0  # sessions that never connected (setup-failed): nothing heard
     agents: set[str] = field(default_factory=set)
     purposes: Counter[str] = field(default_factory=Counter)
     refused: int = 0
@@ -163,6 +164,7 @@ class TeamMonth:
         self.listens += other.listens
         self.seconds += other.seconds
         self.running += other.running
+        self.attempts += other.attempts
         self.agents |= other.agents
         self.purposes.update(other.purposes)
         self.refused += other.refused
@@ -174,6 +176,7 @@ class TeamMonth:
             "listens": self.listens,
             "minutes": self.minutes,
             "running": self.running,
+            "attempts": self.attempts,
             "agents": len(self.agents),
             "purposes": dict(sorted(self.purposes.items())),
             "refused": self.refused,
@@ -201,7 +204,8 @@ def aggregate(
 ) -> tuple[list[TeamMonth], TeamMonth]:
     """Per-team figures (sorted by team name) and the total, for sessions started and
     refusals made in ``[since, until)``. A session still running counts as a listen with no
-    minutes yet (``running``)."""
+    minutes yet (``running``); one that never connected (``setup-failed``) is an attempt,
+    not a listen: nothing was heard, so it adds no listen and no minutes (``attempts``)."""
     by_team: dict[str, TeamMonth] = {}
 
     def team(agent_id: str | None) -> TeamMonth:
@@ -212,6 +216,9 @@ def aggregate(
         if not since <= record.started_at < until:
             continue
         row = team(record.agent_id)
+        if record.attempt:
+            row.attempts += 1
+            continue
         row.listens += 1
         if record.agent_id:
             row.agents.add(record.agent_id)
@@ -296,7 +303,7 @@ async def collect_report(
 
 def report_csv(report: MonthReport) -> str:
     """One row per team and a ``total`` row: ``month, team, listens, minutes, agents,
-    running, refused``, a ``purpose:<name>`` column per purpose that occurs, a
+    running, attempts, refused``, a ``purpose:<name>`` column per purpose that occurs, a
     ``refused:<code>`` column per refusal reason, and the checkpoint (size, base64 root)."""
     purposes, reasons = report.purposes, report.refusal_reasons
     header: list[Cell] = [
@@ -306,6 +313,7 @@ def report_csv(report: MonthReport) -> str:
         "minutes",
         "agents",
         "running",
+        "attempts",
         "refused",
         *(f"purpose:{p}" for p in purposes),
         *(f"refused:{r}" for r in reasons),
@@ -320,6 +328,7 @@ def report_csv(report: MonthReport) -> str:
             f"{row.minutes:.1f}",
             len(row.agents),
             row.running,
+            row.attempts,
             row.refused,
             *(row.purposes.get(p, 0) for p in purposes),
             *(row.refused_reasons.get(r, 0) for r in reasons),
@@ -358,6 +367,7 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
         "col.minutes": "Minutes",
         "col.agents": "Agents",
         "col.running": "Running",
+        "col.attempts": "Attempts",
         "col.refused": "Refused",
         "purposes": "Purposes",
         "reasons": "Why requests were refused",
@@ -401,6 +411,7 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
         "col.minutes": "Minuten",
         "col.agents": "Agent/innen",
         "col.running": "Laufend",
+        "col.attempts": "Versuche",
         "col.refused": "Abgelehnt",
         "purposes": "Zwecke",
         "reasons": "Gründe der Ablehnungen",
@@ -481,7 +492,9 @@ def _team_name(row: TeamMonth, w: Words) -> str:
 
 
 def _overview_table(report: MonthReport, w: Words) -> Flowable:
-    header = [w(f"col.{k}") for k in ("team", "listens", "minutes", "agents", "running", "refused")]
+    header = [
+        w(f"col.{k}") for k in ("team", "listens", "minutes", "agents", "running", "attempts", "refused")
+    ]
     data: list[list[Any]] = [header]
     for row in [*report.teams, report.total]:
         data.append(
@@ -491,12 +504,11 @@ def _overview_table(report: MonthReport, w: Words) -> Flowable:
                 f"{row.minutes:.1f}",
                 len(row.agents),
                 row.running,
+                row.attempts,
                 row.refused,
             ]
         )
-    table = data_table(
-        data, [50 * mm, 24 * mm, 24 * mm, 24 * mm, 24 * mm, 24 * mm], numeric_columns=range(1, 6)
-    )
+    table = data_table(data, [44 * mm, *[21 * mm] * 6], numeric_columns=range(1, 7))
     table.setStyle([("FONT", (0, -1), (-1, -1), "Helvetica-Bold", 8.5)])
     return table
 

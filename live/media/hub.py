@@ -57,9 +57,14 @@ class QueueClosed(Exception):
 
 
 class ListenerQueue:
-    """A bounded drop-oldest queue with a single consumer."""
+    """A bounded drop-oldest queue with a single consumer.
 
-    __slots__ = ("_items", "_waiter", "_closed", "maxlen", "delivered", "dropped")
+    ``first_at`` / ``last_at`` are the wall-clock times (Unix) the consumer was handed its
+    first and latest packet (0.0 before any): what a listener was actually sent, as opposed
+    to how long the session existed. Two floats, set in place: nothing allocated per packet.
+    """
+
+    __slots__ = ("_items", "_waiter", "_closed", "maxlen", "delivered", "dropped", "first_at", "last_at")
 
     def __init__(self, maxlen: int) -> None:
         if maxlen < 1:
@@ -70,6 +75,8 @@ class ListenerQueue:
         self._closed = False
         self.delivered = 0
         self.dropped = 0
+        self.first_at = 0.0
+        self.last_at = 0.0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -98,6 +105,10 @@ class ListenerQueue:
             waiter = asyncio.get_running_loop().create_future()
             self._waiter = waiter
             await waiter
+        now = time.time()
+        if not self.delivered:
+            self.first_at = now
+        self.last_at = now
         self.delivered += 1
         return self._items.popleft()
 

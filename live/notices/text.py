@@ -25,7 +25,13 @@ def _clock(at: float, zone: ZoneInfo) -> str:
 
 
 def after_call_text(item: dict[str, Any], zone: ZoneInfo) -> str:
-    """"your call at 10:42 was listened to for 3 min 12 s — purpose: training — by Sam"."""
+    """"your call at 10:42 was listened to for 3 min 12 s — purpose: training — by Sam"; a
+    session that never connected (``setup-failed``) is told as an attempt, nothing heard."""
+    if item.get("reason") == "setup-failed":
+        return (
+            f"someone tried to listen to your call at {_clock(item['call_started_at'], zone)}; "
+            f"nothing was heard — purpose: {item['purpose']} — by {item['listener']}"
+        )
     return (
         f"your call at {_clock(item['call_started_at'], zone)} was listened to for "
         f"{duration_text(item['duration_s'])} — purpose: {item['purpose']} — by {item['listener']}"
@@ -33,7 +39,7 @@ def after_call_text(item: dict[str, Any], zone: ZoneInfo) -> str:
 
 
 def digest_text(items: Sequence[dict[str, Any]], zone: ZoneInfo) -> str:
-    total = sum(float(i["duration_s"]) for i in items)
+    total = sum(float(i["duration_s"]) for i in items if i.get("reason") != "setup-failed")
     lines = [f"{len(items)} listen(s) on your calls, {duration_text(total)} in all:"]
     lines += [f"- {after_call_text(i, zone)}" for i in items]
     return "\n".join(lines)

@@ -48,7 +48,8 @@ class ListenPeer:
         if state == "connected":
             self.connected.set()
         elif state == "failed":
-            await self._end(EndReason.PEER_FAILED)
+            # ICE or DTLS that never completed is a setup failure: nothing was heard.
+            await self._end(EndReason.PEER_FAILED if self.connected.is_set() else EndReason.SETUP_FAILED)
         elif state == "closed":
             await self._end(EndReason.PEER_CLOSED)
 

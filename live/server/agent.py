@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 
 from ..policy import Policy
-from ..types import Role
+from ..types import EndReason, Role
 from .api import RECHECK_S, _drain_client, guard
 from .security import check_origin, require
 from .state import STATE
@@ -81,6 +81,10 @@ def _history_row(started: dict[str, Any], ended: dict[str, Any] | None, policy: 
         # What the policy lets agents see of the listener: the name, or only the role.
         "listener": name if policy.listener_names and name else "supervisor",
         "policy_version": started.get("policy_version"),
+        "end_reason": ended.get("reason") if ended else None,
+        "heard_s": ended.get("heard_s") if ended else None,
+        # An attempt: the listener's browser never connected, so nothing was heard.
+        "attempt": bool(ended and ended.get("reason") == EndReason.SETUP_FAILED.value),
     }
 
 

@@ -137,6 +137,9 @@ def _schemas() -> dict[str, Schema]:
                 "duration_s": _nullable("number"),
                 "end_reason": _nullable("string"),
                 "dropped_packets": _nullable("integer"),
+                "first_packet_at": _nullable("number"),
+                "last_packet_at": _nullable("number"),
+                "heard_s": _nullable("number"),
             }
         ),
         "RtpCallRequest": _obj(
@@ -168,6 +171,12 @@ def _schemas() -> dict[str, Schema]:
                 "legs": _nullable("array", items=_STR),
                 "listener": {"type": "string", "description": "The listener's name, or only their role."},
                 "policy_version": _nullable("string"),
+                "end_reason": _nullable("string"),
+                "heard_s": _nullable("number"),
+                "attempt": {
+                    "type": "boolean",
+                    "description": "The listener's browser never connected (setup-failed): nothing was heard.",
+                },
             }
         ),
     }

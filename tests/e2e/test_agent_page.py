@@ -1,5 +1,6 @@
 """An agent in a real Chromium: the live indicator while a supervisor listens, after-call
-notices acknowledged with "seen", and a notice kept across a server restart."""
+notices acknowledged with "seen", a notice kept across a server restart, and a listen that
+never connected shown as an attempt in which nothing was heard (EN, DE)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, expect
 
+from live.service import SETUP_S
 from tests.integration.test_notices import policy
 from tests.integration.test_policy_enforced import wait_call
 from tests.support.g711 import tone
@@ -109,3 +111,31 @@ async def test_after_call_notice_seen_and_kept_across_restart(tmp_path: Path, br
             assert len(await server.state.monitor.ledger.entries(kind="notice.seen")) == 2
         finally:
             await page.close()
+
+
+async def test_an_abandoned_listen_is_shown_as_an_attempt_in_both_languages(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with running_server(tmp_path / "data", policy_file=policy(tmp_path, "after_call")) as server:
+        sender = TwilioSender(server.twilio_url, "CA-e2e-attempt", LOUD, LOUD, agent="agent")
+        await sender.start()
+        listener = Listener(server.base_url, server.tokens["sup"])
+        page = await browser.new_page()
+        try:
+            await page.goto(f"{server.base_url}/auth/link?token={server.tokens['agent']}")
+            await wait_call(server, "CA-e2e-attempt")
+            # The supervisor's browser never applies the answer: nothing can be heard.
+            await listener.listen("CA-e2e-attempt", apply_answer=False)
+            row = page.locator('[data-testid="history-row"]')
+            await expect(row).to_have_count(1, timeout=10_000)
+            await expect(row).to_have_attribute("data-attempt", "true", timeout=SETUP_S * 1000 + 5_000)
+            await expect(row).to_contain_text("attempt — nothing heard")
+            notice = page.locator('[data-testid="notice"]')
+            await expect(notice).to_contain_text("nothing was heard", timeout=10_000)
+            await page.locator('[data-testid="lang-switch"] button[data-lang="de"]').click()
+            await expect(row).to_contain_text("Versuch — nichts mitgehört")
+            await expect(notice).to_contain_text("es wurde nichts gehört")
+        finally:
+            await page.close()
+            await listener.close()
+            await sender.stop()

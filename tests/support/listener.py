@@ -40,7 +40,9 @@ class Listener:
         self.rtp_timestamps: dict[str, list[int]] = {"agent": [], "caller": []}
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def listen(self, call_id: str, purpose: str = "quality") -> dict[str, Any]:
+    async def listen(self, call_id: str, purpose: str = "quality", *, apply_answer: bool = True) -> dict[str, Any]:
+        """Offer, and apply the server's answer unless ``apply_answer`` is false (a browser
+        that went away, or stalled, between its request and the answer)."""
         agent = self.pc.addTransceiver("audio", direction="recvonly")
         caller = self.pc.addTransceiver("audio", direction="recvonly")
         mids: dict[str, str] = {}
@@ -66,6 +68,8 @@ class Listener:
                     raise RuntimeError(f"listen refused: {response.status} {body}")
         self.answer = body
         self.session_id = body["session_id"]
+        if not apply_answer:
+            return body
         await self.pc.setRemoteDescription(RTCSessionDescription(body["sdp"], "answer"))
         del mids
         return body

@@ -97,6 +97,26 @@ async def test_sessions_join_start_and_end(ledger: SqliteLedger) -> None:
     assert last.running and last.duration_s is None and last.listener_role == "admin"
 
 
+async def test_what_was_heard_and_attempts_are_joined(tmp_path: Path) -> None:
+    async with SqliteLedger(tmp_path / "heard.sqlite3", checkpoint_interval_s=0) as ledger:
+        await started(ledger, 1, "agent-7", T0)
+        await ledger.append(
+            "listen.ended", actor="system", at=T0 + 40, session_id="ls_1", agent_id="agent-7",
+            reason="stopped", ended_at=T0 + 40, duration_s=40.0,
+            first_packet_at=T0 + 1.5, last_packet_at=T0 + 39.5, heard_s=38.0,
+        )
+        await started(ledger, 2, "agent-7", T0 + 60)
+        await ledger.append(
+            "listen.ended", actor="system", at=T0 + 70, session_id="ls_2", agent_id="agent-7",
+            reason="setup-failed", ended_at=T0 + 70, duration_s=10.0,
+            first_packet_at=None, last_packet_at=None, heard_s=0.0,
+        )
+        heard, attempt = join_sessions(await ledger.entries())
+    assert (heard.first_packet_at, heard.last_packet_at, heard.heard_s) == (T0 + 1.5, T0 + 39.5, 38.0)
+    assert not heard.attempt and heard.to_json()["heard_s"] == 38.0
+    assert attempt.attempt and attempt.heard_s == 0.0 and attempt.first_packet_at is None
+
+
 def test_listener_is_a_role_unless_names_are_asked_for() -> None:
     record = ListenRecord(
         "ls", "CA", "agent-7", 0, T0, "quality", ("agent",), "sam", "Sam S", None, None, None, None

@@ -202,6 +202,50 @@ async def test_timer_signs_checkpoints_even_when_idle(backend: Backend) -> None:
     assert times == sorted(times)
 
 
+async def start(ledger: MerkleLedger, n: int) -> int:
+    """What the service does for one listen: append the start, then wait until a signed
+    checkpoint covers it; returns the size of that checkpoint."""
+    seq = await ledger.append(
+        "listen.started", actor="sup-3", at=T0 + n, session_id=f"ls_{n}", agent_id="agent-7", purpose="quality"
+    )
+    size = await ledger.checkpoint_covering(seq)
+    assert size > seq and ledger.signed_size >= size
+    return size
+
+
+async def test_concurrent_starts_share_one_signed_checkpoint(backend: Backend) -> None:
+    ledger = backend.ledger(checkpoint_every=0, checkpoint_interval_s=3600)
+    await ledger.open()  # signs the empty tree
+    try:
+        sizes = await asyncio.gather(*(start(ledger, n) for n in range(6)))
+        _, _, checkpoints = await ledger.store.read_all()
+        signed = [verify_note(c.note, ledger.verifier_key()).size for c in checkpoints]
+        assert signed == [0, 6], signed  # one signature for the whole concurrent batch
+        assert sizes == [6] * 6
+        # Already covered: nothing is signed again.
+        assert await ledger.checkpoint_covering(3) == 6
+        assert len((await ledger.store.read_all())[2]) == 2
+    finally:
+        await ledger.aclose()
+
+
+async def test_a_clean_close_signs_a_final_checkpoint_covering_the_last_entry(backend: Backend) -> None:
+    ledger = backend.ledger(checkpoint_every=0, checkpoint_interval_s=3600)
+    await ledger.open()
+    await listen(ledger, 2)
+    await ledger.aclose()
+    reader = backend.ledger(checkpoint_every=0)  # timer off: a read-only tool signs nothing
+    await reader.open()
+    try:
+        newest = await reader.store.latest_checkpoint()
+        assert newest is not None and newest.tree_size == 4
+        await reader.aclose()
+        await reader.open()
+        assert len((await reader.store.read_all())[2]) == 2  # at open and at close
+    finally:
+        await reader.aclose()
+
+
 async def test_reopen_rebuilds_the_same_tree_with_the_same_key(
     backend: Backend, ledger: MerkleLedger
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import subprocess
 from pathlib import Path
@@ -82,6 +83,9 @@ def test_aggregation_per_team() -> None:
         session(3, "a2", start + 2 * DAY, 600.0, "quality"),
         session(4, "a3", start + 3 * DAY, None, "training"),  # still running
         session(5, "a9", start + 4 * DAY, 60.0, "quality"),  # in no team
+        dataclasses.replace(  # never connected: an attempt, no listen, no minutes
+            session(8, "a1", start + 5 * DAY, 10.0, "quality"), end_reason="setup-failed"
+        ),
         session(6, "a1", start - 1, 999.0),  # February: not counted
         session(7, "a1", MARCH.until, 999.0),  # April: not counted
     ]
@@ -101,6 +105,7 @@ def test_aggregation_per_team() -> None:
         "listens": 2,
         "minutes": 2.0,
         "running": 0,
+        "attempts": 1,
         "agents": 1,
         "purposes": {"coaching": 1, "quality": 1},
         "refused": 0,
@@ -111,6 +116,7 @@ def test_aggregation_per_team() -> None:
     assert by_team["support"]["refused_reasons"] == {"outside_team": 1, "quota_agent_month": 1}
     assert by_team["all"]["listens"] == 1 and by_team["all"]["refused"] == 1
     assert total.listens == 5 and total.refused == 3 and total.minutes == 13.0
+    assert total.attempts == 1
     assert len(total.agents) == 4
     assert dict(total.purposes) == {"quality": 3, "coaching": 1, "training": 1}
 
@@ -253,9 +259,9 @@ async def test_report_pdf_has_a_chart_and_the_figures(ledger: SqliteLedger, tmp_
         for line in text.splitlines()
         if line.split()[:1] in (["billing"], ["all"], ["Total"])
     ]
-    assert ["billing", "6", "12.0", "2", "0", "4"] in overview
-    assert ["all", "3", "6.0", "1", "0", "0"] in overview
-    assert ["Total", "9", "18.0", "3", "0", "4"] in overview
+    assert ["billing", "6", "12.0", "2", "0", "0", "4"] in overview
+    assert ["all", "3", "6.0", "1", "0", "0", "0"] in overview
+    assert ["Total", "9", "18.0", "3", "0", "0", "4"] in overview
     assert "outside the listener's teams" in text
     assert report.checkpoint.root_b64 in text
     assert ledger.verifier_key() in text.replace("\n", "")

@@ -44,27 +44,24 @@ function localDate(seconds) {
   return new Date(seconds * 1000).toLocaleString(i18n.lang, { dateStyle: "medium", timeStyle: "short" });
 }
 
+// A listen whose browser never connected (setup-failed) is an attempt: nothing was heard.
+function listenText(item) {
+  return i18n.t(item.reason === "setup-failed" ? "notice.attempt" : "notice.after_call", {
+    time: localTime(item.call_started_at),
+    duration: formatDuration(item.duration_s),
+    purpose: i18n.label("purpose", item.purpose),
+    listener: item.listener,
+  });
+}
+
 function noticeText(notice) {
-  if (notice.mode === "after_call") {
-    return i18n.t("notice.after_call", {
-      time: localTime(notice.call_started_at),
-      duration: formatDuration(notice.duration_s),
-      purpose: i18n.label("purpose", notice.purpose),
-      listener: notice.listener,
-    });
-  }
+  if (notice.mode === "after_call") return listenText(notice);
   if (notice.mode === "digest") {
     const items = notice.listens || [];
-    const total = items.reduce((sum, item) => sum + Number(item.duration_s || 0), 0);
+    const heard = items.filter((item) => item.reason !== "setup-failed");
+    const total = heard.reduce((sum, item) => sum + Number(item.duration_s || 0), 0);
     const head = i18n.t("notice.digest", { count: items.length, duration: formatDuration(total) });
-    const lines = items.map((item) =>
-      i18n.t("notice.after_call", {
-        time: localTime(item.call_started_at),
-        duration: formatDuration(item.duration_s),
-        purpose: i18n.label("purpose", item.purpose),
-        listener: item.listener,
-      }),
-    );
+    const lines = items.map(listenText);
     return [head, ...lines.map((line) => `– ${line}`)].join("\n");
   }
   return notice.text;
@@ -125,8 +122,12 @@ function renderHistory() {
     const row = body.insertRow();
     row.dataset.testid = "history-row";
     row.insertCell().textContent = localDate(listen.started_at);
-    row.insertCell().textContent =
-      listen.duration_s === null ? i18n.t("history.running") : formatDuration(listen.duration_s);
+    row.dataset.attempt = String(Boolean(listen.attempt));
+    row.insertCell().textContent = listen.attempt
+      ? i18n.t("history.attempt")
+      : listen.duration_s === null
+        ? i18n.t("history.running")
+        : formatDuration(listen.duration_s);
     row.insertCell().textContent = i18n.label("purpose", listen.purpose);
     row.insertCell().textContent = listen.listener;
   }
