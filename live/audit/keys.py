@@ -68,7 +68,7 @@ def load_or_create_key(path: Path, name: str) -> LogKey:
 
 def replace_key_file(path: Path, pem: bytes) -> None:
     """Atomically replace the key file with ``pem`` (mode 0600; the old key is kept beside
-    it as ``<name>.<key id>.old`` so checkpoints it signed can still be re-checked)."""
+    it as ``<name>.<random>.old`` so checkpoints it signed can still be re-checked)."""
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
