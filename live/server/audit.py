@@ -255,11 +255,22 @@ async def sessions(request: web.Request) -> web.Response:
 
 
 async def verify(request: web.Request) -> web.Response:
-    """The whole log rebuilt and checked now (``VerifyReport``), with the verifier key."""
+    """The whole log rebuilt and checked now (``VerifyReport``), with the verifier key.
+
+    Also trusted: ``LIVE_LEDGER_TRUSTED_KEYS`` (so rotations are followed from the first
+    key) and, with ``LIVE_LEDGER_WITNESSES``, the checkpoints those witnesses cosigned."""
     require(request, AUDITORS)
     ledger = _ledger(request)
-    interval = float(request.app[STATE].settings.ledger_checkpoint_interval_s)
-    report = await ledger.verify(checkpoint_interval_s=interval)
+    settings = request.app[STATE].settings
+    interval = float(settings.ledger_checkpoint_interval_s)
+    witnesses = settings.witness_list
+    witnessed = await asyncio.to_thread(request.app[COSIGNATURES].read) if witnesses else []
+    report = await ledger.verify(
+        trusted_keys=settings.trusted_key_list,
+        held_checkpoints=[w.note for w in witnessed if w.witness_key in witnesses],
+        witnesses=witnesses,
+        checkpoint_interval_s=interval,
+    )
     return web.json_response({**report.to_json(), "verifier_key": ledger.verifier_key()})
 
 

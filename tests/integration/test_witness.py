@@ -130,3 +130,30 @@ async def test_live_witness_once_on_the_command_line(tmp_path: Path) -> None:
         assert b"cosigned" in out
         kept = (tmp_path / "state" / "checkpoint").read_text()
         assert cosignatures(kept, [signer.key])
+
+
+async def test_with_ledger_witnesses_set_the_node_checks_against_them(tmp_path: Path) -> None:
+    signer = WitnessSigner.generate("council.example/w1")
+    stranger = WitnessSigner.generate("someone.example/w")
+    node = tmp_path / "node"
+    async with (
+        running_server(node, ledger_witnesses=signer.key.encode()) as server,
+        aiohttp.ClientSession() as http,
+    ):
+        ledger = server.state.monitor.ledger
+        log_key = ledger.verifier_key()
+        token = server.tokens["auditor"]
+        headers = {"Authorization": f"Bearer {token}"}
+        await _append(ledger, 6)
+        # Kept by the stranger; the node refuses it (403 unknown_witness).
+        await witness_once(http, server.base_url, token, stranger, log_key, tmp_path / "s")
+        async with http.get(f"{server.base_url}/api/audit/checkpoint", headers=headers) as r:
+            assert (await r.json())["witnesses"] == []
+        size, _ = await witness_once(http, server.base_url, token, signer, log_key, tmp_path / "w")
+        db = sqlite3.connect(node / "ledger.sqlite3", isolation_level=None)
+        db.execute("DELETE FROM ledger_entries WHERE seq >= ?", (size - 2,))
+        db.execute("DELETE FROM ledger_checkpoints WHERE tree_size > ?", (size - 2,))
+        db.close()
+        async with http.get(f"{server.base_url}/api/audit/verify", headers=headers) as r:
+            report = await r.json()
+        assert report["ok"] is False and report["first_bad_seq"] == size - 2, report
