@@ -28,6 +28,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from .audit.checkpoint import CheckpointError
 from .audit.disclosure import (
     FORMATS,
     LANGUAGES,
@@ -39,7 +40,6 @@ from .audit.disclosure import (
     record_export,
     zone_named,
 )
-from .audit.checkpoint import CheckpointError
 from .audit.export import export_bundle, verify_bundle
 from .audit.ledger import open_ledger
 from .audit.log import MerkleLedger

@@ -90,7 +90,9 @@ def _signer(args: argparse.Namespace) -> WitnessSigner:
         try:
             name = Path(f"{key_path}.pub").read_text(encoding="utf-8").strip().split("+")[0]
         except OSError:
-            raise LiveError("give --name, or keep KEY.pub beside the key", code="io_error") from None
+            raise LiveError(
+                "give --name, or keep KEY.pub beside the key", code="io_error"
+            ) from None
     try:
         return WitnessSigner.from_pem(name, key_path.read_bytes())
     except OSError as exc:
@@ -149,7 +151,8 @@ async def witness_once(
         if response.status != 200:
             log.warning("the node did not take the cosignature: %s", await response.text())
     own = note[: note.index("\n\n") + 2] + "".join(
-        f"{s}\n" for s in note[note.index("\n\n") + 2 :].splitlines()
+        f"{s}\n"
+        for s in note[note.index("\n\n") + 2 :].splitlines()
         if s.startswith(f"\u2014 {key.name} ")
     )
     cosigned = add_signature_lines(own, [line])
@@ -162,8 +165,17 @@ def cmd_witness(args: argparse.Namespace) -> int:
     import aiohttp
 
     token = args.token or os.environ.get("LIVE_WITNESS_TOKEN", "")
-    missing = [n for n, v in (("--node", args.node), ("--token", token), ("--key", args.key),
-                              ("--log-key", args.log_key), ("--state", args.state)) if not v]
+    missing = [
+        n
+        for n, v in (
+            ("--node", args.node),
+            ("--token", token),
+            ("--key", args.key),
+            ("--log-key", args.log_key),
+            ("--state", args.state),
+        )
+        if not v
+    ]
     if missing:
         raise LiveError(f"live witness needs {', '.join(missing)}", code="bad_arguments")
     signer = _signer(args)

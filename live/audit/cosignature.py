@@ -211,8 +211,8 @@ __all__ = [
     "add_signature_lines",
     "cosignatures",
     "cosigned_checkpoint",
-    "cosigner_key_id",
     "cosigned_message",
+    "cosigner_key_id",
     "parse_witness_key",
     "verify_cosignature_line",
 ]

@@ -142,7 +142,9 @@ def with_cosignatures(note: str, witnessed: list[Witnessed]) -> str:
         except CheckpointError:
             continue
         block = w.note[w.note.index("\n\n") + 2 :]
-        lines += [f"{line}\n" for line in block.splitlines() if line.startswith(f"\u2014 {w.name} ")]
+        lines += [
+            f"{line}\n" for line in block.splitlines() if line.startswith(f"\u2014 {w.name} ")
+        ]
     return add_signature_lines(note, lines)
 
 

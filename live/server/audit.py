@@ -37,7 +37,6 @@ from typing import Any
 from aiohttp import web
 
 from ..audit.checkpoint import CheckpointError, parse_verifier_key, verify_note
-from ..audit.witnessed import BOOK_FILE, CosignatureBook, with_cosignatures
 from ..audit.disclosure import (
     FORMATS,
     check_language,
@@ -54,10 +53,11 @@ from ..audit.export import MEDIA_TYPE, export_bundle, verify_bundle
 from ..audit.log import MerkleLedger
 from ..audit.proofs import b64
 from ..audit.report import collect_report, parse_month, report_csv, report_pdf
+from ..audit.witnessed import BOOK_FILE, CosignatureBook, with_cosignatures
 from ..auth import Identity
 from ..errors import BadRequest, Conflict, Forbidden, LedgerUnavailable, NotFound
-from .api import read_json
 from ..types import Role
+from .api import read_json
 from .security import require
 from .state import STATE
 

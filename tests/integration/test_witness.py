@@ -4,6 +4,7 @@ checkpoint lets ``verify`` catch a truncation the node hides."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -22,8 +23,13 @@ T0 = 1_772_442_000.0
 async def _append(ledger: object, n: int, start: int = 0) -> None:
     for i in range(start, start + n):
         await ledger.append(  # type: ignore[attr-defined]
-            "consent.changed", actor="system", at=T0 + i, call_id=f"CA{i}", agent_id="agent",
-            consent="granted", source="test",
+            "consent.changed",
+            actor="system",
+            at=T0 + i,
+            call_id=f"CA{i}",
+            agent_id="agent",
+            consent="granted",
+            source="test",
         )
 
 
@@ -88,10 +94,27 @@ async def test_a_rewritten_log_is_refused_and_the_kept_checkpoint_catches_it(
             assert "rewritten" in exc.message or "shrank" in exc.message
         else:
             raise AssertionError("the witness cosigned a rewritten log")
-    result = subprocess.run(
-        [sys.executable, "-m", "live.cli_audit", "verify", "--data", str(node),
-         "--key", log_key, "--witness", signer.key.encode(), "--checkpoint", str(state)],
-        capture_output=True, text=True, timeout=60, check=False,
+    command = [
+        sys.executable,
+        "-m",
+        "live.cli_audit",
+        "verify",
+        "--data",
+        str(node),
+        "--key",
+        log_key,
+        "--witness",
+        signer.key.encode(),
+        "--checkpoint",
+        str(state),
+    ]
+    result = await asyncio.to_thread(
+        subprocess.run,
+        command,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env={"PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 1, result.stdout
@@ -100,9 +123,21 @@ async def test_a_rewritten_log_is_refused_and_the_kept_checkpoint_catches_it(
 
 def test_keygen_writes_a_key_and_prints_the_witness_key(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "live.cli", "witness", "keygen", "--name", "council.example/w",
-         "--out", str(tmp_path / "w.pem")],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "live.cli",
+            "witness",
+            "keygen",
+            "--name",
+            "council.example/w",
+            "--out",
+            str(tmp_path / "w.pem"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("council.example/w+")
@@ -110,8 +145,6 @@ def test_keygen_writes_a_key_and_prints_the_witness_key(tmp_path: Path) -> None:
 
 
 async def test_live_witness_once_on_the_command_line(tmp_path: Path) -> None:
-    import asyncio
-
     pem = tmp_path / "w.pem"
     signer = WitnessSigner.generate("council.example/cli")
     pem.write_bytes(signer.to_pem())
@@ -120,10 +153,23 @@ async def test_live_witness_once_on_the_command_line(tmp_path: Path) -> None:
         ledger = server.state.monitor.ledger
         await _append(ledger, 2)
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "live.cli", "witness", "--node", server.base_url,
-            "--token", server.tokens["auditor"], "--key", str(pem),
-            "--log-key", ledger.verifier_key(), "--state", str(tmp_path / "state"), "--once",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "live.cli",
+            "witness",
+            "--node",
+            server.base_url,
+            "--token",
+            server.tokens["auditor"],
+            "--key",
+            str(pem),
+            "--log-key",
+            ledger.verifier_key(),
+            "--state",
+            str(tmp_path / "state"),
+            "--once",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 0, err.decode()

@@ -170,8 +170,12 @@ async def test_reordered_entries_are_caught(original: Original, tmp_path: Path) 
 
 @pytest.mark.parametrize(
     "column, value",
-    [("kind", "'listen.ended'"), ("at", "at + 3600"), ("actor", "'nobody'"),
-     ("fields", "replace(fields, 'quality', 'coaching')")],
+    [
+        ("kind", "'listen.ended'"),
+        ("at", "at + 3600"),
+        ("actor", "'nobody'"),
+        ("fields", "replace(fields, 'quality', 'coaching')"),
+    ],
 )
 async def test_field_edits_are_caught(
     original: Original, tmp_path: Path, column: str, value: str
@@ -223,8 +227,6 @@ async def test_re_signing_under_a_new_key_is_caught_by_the_witness_alone(
     assert any(p.code in ("truncated", "checkpoint_inconsistent") for p in report.problems)
     untouched = await _verify(_copy(original, tmp_path / "clean"), original, key=False)
     assert untouched.ok, untouched.problems
-
-
 
 
 async def test_a_rotated_key_is_followed_from_the_old_key_alone(
