@@ -259,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_audit import register as register_audit
 
     register_audit(sub)
+    from .cli_witness import register as register_witness
+
+    register_witness(sub)
 
     policy = sub.add_parser("policy", help="the monitoring policy (works-council profile)")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)

@@ -5,6 +5,8 @@
 * ``export``: one agent's listen sessions, as the verifiable bundle (``jsonl``) or for people
   (``csv``, ``pdf``); every export is recorded first (``export.made``).
 * ``verify-bundle``: check a bundle offline with the published verifier key alone.
+* ``rotate-key``: replace the signing key; the ``key.rotated`` entry, signed by the old
+  key, lets ``verify --key OLD`` follow it.
 * ``report``: the works-council report for one month, per team (``pdf`` with a bar chart,
   or ``csv``); recorded like an export.
 
@@ -26,6 +28,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from .audit.checkpoint import CheckpointError
 from .audit.disclosure import (
     FORMATS,
     LANGUAGES,
@@ -85,10 +88,24 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         "--checkpoint",
         action="append",
         metavar="FILE",
-        help="a signed checkpoint kept elsewhere (an agent's, the council's); repeatable",
+        help="a signed checkpoint kept elsewhere (an agent's, a witness's; a witness state "
+        "directory works); repeatable",
     )
     verify.add_argument(
-        "--trusted-key", action="append", metavar="KEY", help="another node's verifier key"
+        "--key",
+        "--trusted-key",
+        dest="key",
+        action="append",
+        metavar="KEY",
+        help="a trusted verifier key of the log (repeatable; default LIVE_LEDGER_TRUSTED_KEYS; "
+        "without any, the key file beside the log is used, with a warning)",
+    )
+    verify.add_argument(
+        "--witness",
+        action="append",
+        metavar="NAME+ID+KEY",
+        help="a trusted witness key: checkpoints it cosigned count as kept elsewhere "
+        "(repeatable; default LIVE_LEDGER_WITNESSES)",
     )
     verify.add_argument("--json", action="store_true", help="print the full report as JSON")
     verify.set_defaults(func=cmd_verify)
@@ -117,6 +134,16 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     keys.add_argument("--key", metavar="VERIFIER_KEY", help="the log's published verifier key")
     keys.add_argument("--key-file", metavar="FILE", help="a file holding the verifier key")
     bundle.set_defaults(func=cmd_verify_bundle)
+
+    rotate = sub.add_parser(
+        "rotate-key",
+        help="replace the log's signing key (recorded as key.rotated, signed by the old key)",
+    )
+    common(rotate)
+    rotate.add_argument(
+        "--new-key", metavar="PEM", help="the new Ed25519 private key (default: a fresh one)"
+    )
+    rotate.set_defaults(func=cmd_rotate_key)
 
     report = sub.add_parser("report", help="the works-council report of one month, per team")
     common(report)
@@ -222,22 +249,46 @@ def _say(*lines: str) -> None:
 # --------------------------------------------------------------------------- commands
 
 
+FALLBACK_WARNING = (
+    "WARNING: no trusted key was given (--key or LIVE_LEDGER_TRUSTED_KEYS), so the log was "
+    "checked with the key file stored beside it. Whoever can rewrite the log can replace "
+    "that file and re-sign everything: this result proves nothing unless that key is the "
+    "one the operator published, or a witness's or agent's checkpoint is checked too."
+)
+
+
+def _held_checkpoint(path: str) -> str:
+    """A checkpoint file, or the ``checkpoint`` file of a witness's state directory."""
+    if path != "-" and Path(path).is_dir():
+        path = str(Path(path) / "checkpoint")
+    return _read(path)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     import json
 
     settings = _settings(args)
-    held = [_read(path) for path in args.checkpoint or ()]
+    held = [_held_checkpoint(path) for path in args.checkpoint or ()]
+    keys = tuple(args.key or settings.trusted_key_list)
+    witnesses = tuple(args.witness or settings.witness_list)
 
     async def run() -> tuple[Any, str, str]:
         async with _opened(settings) as ledger:
-            report = await ledger.verify(
-                trusted_keys=tuple(args.trusted_key or ()),
-                held_checkpoints=held,
-                checkpoint_interval_s=float(settings.ledger_checkpoint_interval_s),
-            )
+            try:
+                report = await ledger.verify(
+                    trusted_keys=keys,
+                    trust_key_file=not keys,
+                    held_checkpoints=held,
+                    witnesses=witnesses,
+                    checkpoint_interval_s=float(settings.ledger_checkpoint_interval_s),
+                )
+            except CheckpointError as exc:
+                raise LiveError(f"bad --key or --witness: {exc.message}", code="bad_key") from exc
             return report, ledger.verifier_key(), ledger.store.description
 
     report, key, where = asyncio.run(run())
+    if not keys:
+        _say(FALLBACK_WARNING)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
         return 0 if report.ok else 1
@@ -246,7 +297,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(f"checkpoints  {report.checkpoints}")
     print(f"root         {b64(report.root)} (hex {report.root.hex()})")
     print(f"details      {report.details_checked} checked, {report.details_erased} erased")
-    print(f"key          {key}")
+    print(f"key          {key}")  # the key file beside the log
+    for trusted in report.keys:
+        print(f"trusted key  {trusted}")
+    for witness in witnesses:
+        print(f"witness      {witness}")
+    if not keys:
+        print(FALLBACK_WARNING)
+    elif key not in report.keys:
+        print(
+            "warning: the key file beside the log is not a trusted key (nor reached by a "
+            "key.rotated entry): it was replaced, or the log's key was rotated off the record"
+        )
     for warning in report.warnings:
         print(f"warning: {warning}")
     if report.ok:
@@ -328,6 +390,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_verify_bundle(args: argparse.Namespace) -> int:
     text = _read(args.file)
     key = args.key or (_read(args.key_file).strip() if args.key_file else None)
+    if key is None:
+        trusted = load_settings(os.environ, None).trusted_key_list
+        key = trusted[0] if trusted else None
     report = verify_bundle(text, key)
     print(report.summary())
     if report.tree_size:
@@ -336,10 +401,13 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
         )
         print(f"key          {report.verifier_key}")
     if report.key_from_bundle:
-        print(
-            "warning: checked with the key inside the bundle; compare it with the key the "
-            "log's operator publishes (or pass --key)"
+        message = (
+            "warning: checked with the key inside the bundle, which whoever made the bundle "
+            "chose, because no trusted key was given (--key, --key-file or "
+            "LIVE_LEDGER_TRUSTED_KEYS). Compare it with the key the log's operator publishes."
         )
+        print(message)
+        _say(message)
     for problem in report.problems:
         print(f"  {problem.message}")
     if report.ok:
@@ -349,6 +417,40 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
         for kind, count in sorted(kinds.items()):
             print(f"  {count:5d} {kind}")
     return 0 if report.ok else 1
+
+
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    settings = _settings(args)
+    if args.new_key:
+        try:
+            pem = Path(args.new_key).read_bytes()
+        except OSError as exc:
+            raise LiveError(f"cannot read {args.new_key}: {exc}", code="io_error") from exc
+    else:
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    async def run() -> tuple[str, int, str]:
+        async with _opened(settings) as ledger:
+            old = ledger.verifier_key()
+            try:
+                seq, new = await ledger.rotate_key(pem, actor=_operator())
+            except CheckpointError as exc:
+                raise LiveError(f"the new key: {exc.message}", code="bad_key") from exc
+            return old, seq, new
+
+    old, seq, new = asyncio.run(run())
+    print(f"old key      {old}")
+    print(f"new key      {new}")
+    print(f"recorded     key.rotated at entry {seq}, signed and checkpointed by the old key")
+    _say("restart every node of this log so that they sign with the new key")
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -38,6 +38,10 @@ class Settings:
     ledger_key_file: str = ""
     ledger_checkpoint_every: int = 64
     ledger_checkpoint_interval_s: int = 60
+    # Verifier keys `live audit verify` trusts instead of the key file beside the log, and
+    # witness keys whose cosignatures it accepts (whitespace- or comma-separated)
+    ledger_trusted_keys: str = ""
+    ledger_witnesses: str = ""
     ice_servers: tuple[IceServer, ...] = ()
     purposes: tuple[str, ...] = DEFAULT_PURPOSES
     # The monitoring policy file (empty: the built-in default, live/policy/default.toml)
@@ -112,6 +116,14 @@ class Settings:
         if self.ledger_url.startswith("sqlite:///"):
             return Path(self.ledger_url[len("sqlite:///") :])
         return self.data_dir / "ledger.sqlite3"
+
+    @property
+    def trusted_key_list(self) -> tuple[str, ...]:
+        return tuple(k for k in self.ledger_trusted_keys.replace(",", " ").split() if k)
+
+    @property
+    def witness_list(self) -> tuple[str, ...]:
+        return tuple(k for k in self.ledger_witnesses.replace(",", " ").split() if k)
 
     @property
     def ledger_key_path(self) -> Path:

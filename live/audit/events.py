@@ -208,6 +208,12 @@ EVENT_KINDS: Mapping[str, EventKind] = MappingProxyType(
                 "consent",
                 "source",
             ),
+            _kind(
+                "key.rotated",
+                "the log's signing key was replaced; signed by the old key, naming the new one",
+                "old_key",
+                "new_key",
+            ),
             _kind("pci.paused", "a call entered a payment (PCI) pause", "call_id", "agent_id"),
             _kind("pci.resumed", "a call left its payment (PCI) pause", "call_id", "agent_id"),
             _kind(

@@ -66,6 +66,24 @@ def load_or_create_key(path: Path, name: str) -> LogKey:
     return LogKey(name, pem)
 
 
+def replace_key_file(path: Path, pem: bytes) -> None:
+    """Atomically replace the key file with ``pem`` (mode 0600; the old key is kept beside
+    it as ``<name>.<random>.old`` so checkpoints it signed can still be re-checked)."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(pem)
+            file.flush()
+            os.fsync(file.fileno())
+        if path.exists():  # keep the old key; the file name never goes missing
+            os.link(path, path.with_name(f"{path.name}.{secrets.token_hex(4)}.old"))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    _fsync_directory(path.parent)
+
+
 def _create(path: Path) -> bytes:
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM,
@@ -124,19 +142,43 @@ class TrustedKeys:
 
     def __init__(self, keys: Iterable[VerifierKey | str]) -> None:
         self.keys: list[VerifierKey] = []
+        self._first_seq: dict[VerifierKey, int] = {}
         for key in keys:
-            parsed = key if isinstance(key, VerifierKey) else parse_verifier_key(key)
-            if parsed not in self.keys:
-                self.keys.append(parsed)
+            self.add(key)
 
-    def entry_problem(self, origin: str, leaf_digest: bytes, signature: bytes | None) -> str | None:
-        """Why ``signature`` is not a trusted entry signature of ``leaf``, or ``None``."""
+    def add(self, key: VerifierKey | str, *, first_seq: int = 0) -> VerifierKey:
+        """Trust ``key`` for entries from ``first_seq`` on (and checkpoints covering them):
+        a key named by a ``key.rotated`` entry signs only what comes after that entry."""
+        parsed = key if isinstance(key, VerifierKey) else parse_verifier_key(key)
+        if parsed not in self.keys:
+            self.keys.append(parsed)
+            self._first_seq[parsed] = first_seq
+        return parsed
+
+    def first_seq(self, key: VerifierKey) -> int:
+        """The first entry ``key`` may sign (0 for keys trusted from the start)."""
+        return self._first_seq.get(key, 0)
+
+    def entry_problem(
+        self, origin: str, leaf_digest: bytes, signature: bytes | None, seq: int | None = None
+    ) -> str | None:
+        """Why ``signature`` is not a trusted entry signature of ``leaf``, or ``None``.
+
+        With ``seq``, a key is trusted only from the entry its rotation named on."""
         if not signature:
             return "has no entry signature"
         if len(signature) != KEY_ID_SIZE + SIGNATURE_SIZE:
             return f"has an entry signature of {len(signature)} bytes, expected 68"
         key_id, sig = signature[:KEY_ID_SIZE], signature[KEY_ID_SIZE:]
         candidates = [k for k in self.keys if k.key_id == key_id]
+        if seq is not None:
+            early = [k for k in candidates if self.first_seq(k) > seq]
+            candidates = [k for k in candidates if k not in early]
+            if early and not candidates:
+                return (
+                    f"is signed by key ID {key_id.hex()}, which is trusted only from entry "
+                    f"{self.first_seq(early[0])} on (after its key.rotated entry)"
+                )
         if not candidates:
             return f"is signed by key ID {key_id.hex()}, which is not a trusted key"
         message = entry_signing_message(origin, leaf_digest)
@@ -148,4 +190,11 @@ class TrustedKeys:
         return [k.encode() for k in self.keys]
 
 
-__all__ = ["KEY_FILE", "CheckpointError", "LogKey", "TrustedKeys", "load_or_create_key"]
+__all__ = [
+    "KEY_FILE",
+    "CheckpointError",
+    "LogKey",
+    "TrustedKeys",
+    "load_or_create_key",
+    "replace_key_file",
+]

@@ -42,7 +42,7 @@ from .checkpoint import (
 )
 from .entry import SALT_SIZE, DetailsRow, EntryRow, LedgerEntry, details_commitment, leaf_bytes
 from .events import SYSTEM_ACTOR, EncodedEvent, check_time, encode_event, split_event
-from .keys import LogKey, load_or_create_key
+from .keys import LogKey, load_or_create_key, replace_key_file
 from .merkle import EMPTY_ROOT, HASH_SIZE, MerkleTree, leaf_hash
 from .proofs import ConsistencyProof, InclusionProof
 from .store import LedgerStore, StoreWriter
@@ -331,6 +331,39 @@ class MerkleLedger:
                 await self._transaction(self._checkpoint_in)
             return self._signed_size
 
+    async def rotate_key(self, new_pem: bytes, *, actor: str = SYSTEM_ACTOR) -> tuple[int, str]:
+        """Replace the signing key; returns the ``key.rotated`` entry's seq and the new
+        verifier key.
+
+        The ``key.rotated`` entry (naming old and new verifier keys) is signed by the old
+        key and covered by a checkpoint signed by the old key, so anyone trusting only the
+        old key can follow the rotation (``verify`` does). Then the key file is replaced
+        atomically. A crash in between leaves the old key in use, which still verifies."""
+        new = LogKey(self._key_name or self.origin, new_pem)  # validates before writing
+        old = self._open_key()
+        if new.verifier_key() == old.verifier_key():
+            raise LiveError("the new key is the key in use", code="same_key")
+        when = self._clock()
+        event = encode_event(
+            split_event(
+                "key.rotated",
+                actor,
+                {"old_key": old.verifier_key(), "new_key": new.verifier_key()},
+            )
+        )
+        async with self._lock:
+
+            async def body(writer: StoreWriter) -> int:
+                seq = await self._append_in(writer, event, when)
+                await self._checkpoint_in(writer)
+                return seq
+
+            seq = await self._transaction(body)
+            await asyncio.to_thread(replace_key_file, self.key_path, new_pem)
+            self._key = new
+        log.warning("ledger signing key rotated at entry %d: now %s", seq, new.verifier_key())
+        return seq, new.verifier_key()
+
     async def sign_checkpoint(self) -> str:
         """Sign, store and return a fresh checkpoint of the current tree."""
         async with self._lock:
@@ -481,18 +514,25 @@ class MerkleLedger:
         *,
         trusted_keys: Sequence[str] = (),
         held_checkpoints: Sequence[str] = (),
+        witnesses: Sequence[str] = (),
+        trust_key_file: bool = True,
         checkpoint_interval_s: float | None = None,
     ) -> VerifyReport:
         """Rebuild and check everything stored (``verify.verify_log``).
 
-        Trusted: this node's key, the ``trusted_keys`` given at construction and here.
+        Trusted: this node's key (unless ``trust_key_file`` is false: then only the keys
+        given, since whoever can rewrite the log can replace the key file beside it), the
+        ``trusted_keys`` given at construction and here. ``witnesses`` are witness keys
+        whose cosignatures make a held checkpoint trusted.
         ``held_checkpoints`` are signed notes kept elsewhere (an agent's, an auditor's).
         Gaps in checkpoint times are judged against ``checkpoint_interval_s`` (default:
         this ledger's timer; give the server's when verifying with the timer off)."""
         interval = checkpoint_interval_s if checkpoint_interval_s is not None else self._interval
         key = self._open_key()
         entries, details, checkpoints = await self.store.read_all()
-        keys: list[VerifierKey | str] = [key.signer.verifier(), *self._trusted, *trusted_keys]
+        keys: list[VerifierKey | str] = [*self._trusted, *trusted_keys]
+        if trust_key_file:
+            keys.insert(0, key.signer.verifier())
         return await asyncio.to_thread(
             lambda: verify_log(
                 origin=self.origin,
@@ -501,6 +541,7 @@ class MerkleLedger:
                 checkpoints=checkpoints,
                 keys=keys,
                 held_checkpoints=held_checkpoints,
+                witnesses=witnesses,
                 now=self._clock(),
                 checkpoint_interval_s=interval or None,
             )

@@ -34,7 +34,15 @@ from itertools import pairwise
 from typing import Any
 
 from .canonical import CanonicalError, canonical_json
-from .checkpoint import Checkpoint, CheckpointError, VerifierKey, verify_note
+from .checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    VerifierKey,
+    parse_checkpoint,
+    parse_note,
+    verify_note,
+)
+from .cosignature import WitnessKey, cosignatures, parse_witness_key
 from .entry import CheckpointRow, DetailsRow, EntryRow, leaf_bytes
 from .events import EVENT_KINDS, INDEXED_FIELDS
 from .keys import TrustedKeys
@@ -124,6 +132,7 @@ def verify_log(
     checkpoints: Sequence[CheckpointRow],
     keys: Iterable[VerifierKey | str],
     held_checkpoints: Sequence[str] = (),
+    witnesses: Sequence[WitnessKey | str] = (),
     now: float | None = None,
     checkpoint_interval_s: float | None = None,
 ) -> VerifyReport:
@@ -132,9 +141,16 @@ def verify_log(
     ``entries`` must be in ``seq`` order (as stores return them). ``keys`` are the trusted
     verifier keys. ``held_checkpoints`` are signed notes kept outside the store (by an
     agent, the works council); a log truncated below one of them is caught even when the
-    stored checkpoints were removed too.
+    stored checkpoints were removed too. A held checkpoint counts when the log's trusted key
+    signed it or when one of ``witnesses`` (c2sp.org/tlog-cosignature keys) cosigned it; a
+    witness-cosigned checkpoint catches a log rewritten and re-signed under a new key.
+
+    ``key.rotated`` entries are followed: an entry signed by a trusted key that names a
+    ``new_key`` makes that key trusted for the entries after it (and checkpoints covering
+    them), so a rotated log verifies with only its first key given.
     """
     trusted = TrustedKeys(keys)
+    witness_keys = tuple(w if isinstance(w, WitnessKey) else parse_witness_key(w) for w in witnesses)
     details_by_seq = {d.seq: d for d in details}
     entry_problems: list[Problem] = []
     warnings: list[str] = []
@@ -162,10 +178,19 @@ def verify_log(
                 problem("bad_seq", row.seq, "is stored out of order")
         expected = row.seq + 1
 
+        before_check = len(entry_problems)
         computed = _check_entry(row, origin, trusted, problem)
         tree.append(computed)
 
         fields = _fields_or_none(row)
+        if row.kind == "key.rotated" and fields is not None:
+            if len(entry_problems) > before_check:
+                warnings.append(f"entry {row.seq}: a key rotation that does not verify is ignored")
+            else:
+                try:
+                    trusted.add(str(fields.get("new_key", "")), first_seq=row.seq + 1)
+                except CheckpointError as exc:
+                    problem("bad_rotation", row.seq, f"names no usable new key: {exc.message}")
         if row.kind not in EVENT_KINDS:
             warnings.append(f"entry {row.seq}: unknown event kind {row.kind!r}")
         if row.kind == "purge.done" and fields is not None:
@@ -192,7 +217,7 @@ def verify_log(
             warnings.append(f"personal details are stored for entry {seq}, which is missing")
 
     checkpoint_problems, times = _check_checkpoints(
-        origin, tree, expected, checkpoints, held_checkpoints, trusted
+        origin, tree, expected, checkpoints, held_checkpoints, trusted, witness_keys
     )
     warnings.extend(_time_warnings(times, now, checkpoint_interval_s, bool(entries)))
     entry_problems.sort(key=lambda p: p.seq if p.seq is not None else -1)
@@ -241,11 +266,13 @@ def _check_entry(row: EntryRow, origin: str, trusted: TrustedKeys, problem: _Rep
     computed = leaf_hash(leaf)
 
     if computed == row.leaf_hash:
-        why = trusted.entry_problem(origin, computed, row.signature)
+        why = trusted.entry_problem(origin, computed, row.signature, row.seq)
         if why is not None:
             code = "unsigned_entry" if not row.signature else "bad_entry_signature"
             problem(code, row.seq, f"{why} (it was rewritten, leaf hash included)")
-    elif stored_ok and trusted.entry_problem(origin, row.leaf_hash, row.signature) is None:
+    elif (
+        stored_ok and trusted.entry_problem(origin, row.leaf_hash, row.signature, row.seq) is None
+    ):
         problem(
             "leaf_mismatch",
             row.seq,
@@ -309,12 +336,22 @@ def _check_details(row: EntryRow, stored: DetailsRow | None, problem: _Report) -
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _open_checkpoint(note: str, trusted: TrustedKeys) -> Checkpoint | str:
-    """The checkpoint, verified under a trusted key, or why it does not verify."""
+def _open_checkpoint(
+    note: str, trusted: TrustedKeys, witnesses: Sequence[WitnessKey] = ()
+) -> Checkpoint | str:
+    """The checkpoint, verified under a trusted key (one trusted since a rotation only if
+    the checkpoint covers the rotation) or cosigned by a trusted witness, or why not."""
     unknown = "there is no trusted key to check it with"
     for key in trusted.keys:
         try:
-            return verify_note(note, key)
+            cp = verify_note(note, key)
+            if cp.size < trusted.first_seq(key):  # signed before its rotation was on record
+                unknown = (
+                    f"it is signed by {key.name}+{key.key_id.hex()}, which is trusted only for "
+                    f"trees of {trusted.first_seq(key)} entries or more (after its key.rotated)"
+                )
+                continue
+            return cp
         except CheckpointError as exc:
             if exc.reason == "bad_signature":
                 return (
@@ -324,6 +361,13 @@ def _open_checkpoint(note: str, trusted: TrustedKeys) -> Checkpoint | str:
             if exc.reason != "unknown_key":
                 return f"it is malformed: {exc.message}"
             unknown = f"it is not signed by a trusted key ({exc.message})"
+    if witnesses:
+        try:
+            if cosignatures(note, witnesses):
+                return parse_checkpoint(parse_note(note).text)
+        except CheckpointError as exc:
+            return f"its witness cosignature does not verify: {exc.message}"
+        unknown += "; nor cosigned by a trusted witness"
     return unknown
 
 
@@ -334,6 +378,7 @@ def _check_checkpoints(
     stored: Sequence[CheckpointRow],
     held: Sequence[str],
     trusted: TrustedKeys,
+    witnesses: Sequence[WitnessKey] = (),
 ) -> tuple[list[Problem], list[float]]:
     problems: list[Problem] = []
     times: list[float] = []
@@ -345,7 +390,7 @@ def _check_checkpoints(
     items += [(f"held checkpoint {i + 1}", None, note, None) for i, note in enumerate(held)]
 
     for label, cid, note, column_size in items:
-        opened = _open_checkpoint(note, trusted)
+        opened = _open_checkpoint(note, trusted, witnesses if cid is None else ())
         if isinstance(opened, str):
             problems.append(
                 Problem("checkpoint_signature", f"{label}: {opened}", checkpoint_id=cid)
@@ -374,7 +419,8 @@ def _check_checkpoints(
             if tree.size == next_seq:  # no gap: the end was cut off
                 message = (
                     f"entries {tree.size} to {cp.size - 1} are missing: {label} covers "
-                    f"{cp.size} entries but the log holds {tree.size} (it was truncated)"
+                    f"{cp.size} entries but the log holds {tree.size} (it was truncated, "
+                    "or rewritten and shortened: then earlier entries differ too)"
                 )
                 first_missing: int | None = tree.size
             else:

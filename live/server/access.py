@@ -103,6 +103,7 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/audit/verify"): roles(*AUDITORS),
     ("GET", "/api/audit/export"): roles(*AUDITORS, Role.AGENT),
     ("GET", "/api/audit/report"): roles(*AUDITORS),
+    ("POST", "/api/audit/cosignatures"): roles(*AUDITORS),
     # Telephony (SIPREC and AudioSocket listen on their own ports, outside this router)
     ("GET", "/ingest/twilio"): Rule("ingest", websocket=True),
     ("GET", "/ingest/audiohook"): Rule("ingest", websocket=True),

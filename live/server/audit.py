@@ -14,7 +14,12 @@ Who may do what (roles from ``live.types.Role``):
 ``POST …/inconsistency``       agent: their page found the log inconsistent with the
                                checkpoint it kept (ARCHITECTURE.md decision 10); on record
                                as ``checkpoint.inconsistent`` and logged for auditors
+``POST …/cosignatures``        auditor, admin: a witness (``live witness``, run with an
+                               auditor's token) hands in its C2SP cosignature of a checkpoint
 =============================  =============================================================
+
+The checkpoint is served with the cosignature lines of every witness that cosigned that very
+checkpoint, and a ``witnesses`` list: each witness's newest cosigned size (``witnessed``).
 
 Exports and reports are put on record (``export.made``) before they are handed out. Bad
 parameters are 400 with a code (``bad_seq``, ``bad_size``, ``out_of_range``, ``bad_format``,
@@ -35,7 +40,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..audit.checkpoint import CheckpointError, parse_checkpoint, parse_note, verify_note
+from ..audit.checkpoint import CheckpointError, parse_checkpoint, parse_note, parse_verifier_key, verify_note
 from ..audit.disclosure import (
     FORMATS,
     check_language,
@@ -52,8 +57,9 @@ from ..audit.export import MEDIA_TYPE, export_bundle, verify_bundle
 from ..audit.log import MerkleLedger
 from ..audit.proofs import b64
 from ..audit.report import collect_report, parse_month, report_csv, report_pdf
+from ..audit.witnessed import BOOK_FILE, CosignatureBook, with_cosignatures
 from ..auth import Identity
-from ..errors import BadRequest, Forbidden, LedgerUnavailable, NotFound
+from ..errors import BadRequest, Conflict, Forbidden, LedgerUnavailable, NotFound
 from ..types import Role
 from .api import read_json
 from .security import require
@@ -71,6 +77,8 @@ INCONSISTENCY_PROBLEMS = (
 )
 """What an agent's page may report (web/agent/ledger-check.js)."""
 MAX_NOTE_CHARS = 8192
+COSIGNATURES = web.AppKey("cosignatures", CosignatureBook)
+COSIGNATURES_LOCK = web.AppKey("cosignatures_lock", asyncio.Lock)
 MEDIA_TYPES = {"jsonl": MEDIA_TYPE, "csv": "text/csv", "pdf": "application/pdf"}
 
 
@@ -129,14 +137,56 @@ async def checkpoint(request: web.Request) -> web.Response:
     note = await ledger.checkpoint()
     key = ledger.verifier_key()
     cp = verify_note(note, key)
+    witnessed = await asyncio.to_thread(request.app[COSIGNATURES].read)
     return web.json_response(
         {
-            "checkpoint": note,
+            "checkpoint": with_cosignatures(note, witnessed),
             "verifier_key": key,
             "origin": cp.origin,
             "tree_size": cp.size,
             "root": b64(cp.root),
+            "witnesses": [
+                {
+                    "witness": w.name,
+                    "witness_key": w.witness_key,
+                    "tree_size": w.tree_size,
+                    "timestamp": w.timestamp,
+                }
+                for w in sorted(witnessed, key=lambda w: w.name)
+            ],
         }
+    )
+
+
+async def add_cosignature(request: web.Request) -> web.Response:
+    """``{checkpoint, cosignature, witness_key}``: store a witness's cosignature line
+    (c2sp.org/tlog-cosignature) of a checkpoint this node signed. 400 ``bad_checkpoint``
+    when it does not verify; 403 ``unknown_witness`` when ``LIVE_LEDGER_WITNESSES`` lists
+    witnesses and this is not one; 409 ``witness_rollback`` when the witness had cosigned a
+    larger tree."""
+    require(request, AUDITORS)
+    body = await read_json(request)
+    note, line, witness_key = (body.get(k) for k in ("checkpoint", "cosignature", "witness_key"))
+    if not all(isinstance(v, str) and v for v in (note, line, witness_key)):
+        raise BadRequest(
+            "checkpoint, cosignature and witness_key are required strings", code="bad_cosignature"
+        )
+    assert isinstance(note, str) and isinstance(line, str) and isinstance(witness_key, str)
+    allowed = request.app[STATE].settings.witness_list
+    if allowed and witness_key.strip() not in allowed:
+        raise Forbidden("this witness key is not in LIVE_LEDGER_WITNESSES", code="unknown_witness")
+    ledger = _ledger(request)
+    log_key = parse_verifier_key(ledger.verifier_key())
+    book = request.app[COSIGNATURES]
+    async with request.app[COSIGNATURES_LOCK]:
+        try:
+            entry = await asyncio.to_thread(book.add, note, line, witness_key, log_key)
+        except CheckpointError as exc:
+            if exc.fields.get("rollback"):
+                raise Conflict(exc.message, code="witness_rollback") from exc
+            raise
+    return web.json_response(
+        {"witness": entry.name, "tree_size": entry.tree_size, "timestamp": entry.timestamp}
     )
 
 
@@ -278,11 +328,22 @@ async def sessions(request: web.Request) -> web.Response:
 
 
 async def verify(request: web.Request) -> web.Response:
-    """The whole log rebuilt and checked now (``VerifyReport``), with the verifier key."""
+    """The whole log rebuilt and checked now (``VerifyReport``), with the verifier key.
+
+    Also trusted: ``LIVE_LEDGER_TRUSTED_KEYS`` (so rotations are followed from the first
+    key) and, with ``LIVE_LEDGER_WITNESSES``, the checkpoints those witnesses cosigned."""
     require(request, AUDITORS)
     ledger = _ledger(request)
-    interval = float(request.app[STATE].settings.ledger_checkpoint_interval_s)
-    report = await ledger.verify(checkpoint_interval_s=interval)
+    settings = request.app[STATE].settings
+    interval = float(settings.ledger_checkpoint_interval_s)
+    witnesses = settings.witness_list
+    witnessed = await asyncio.to_thread(request.app[COSIGNATURES].read) if witnesses else []
+    report = await ledger.verify(
+        trusted_keys=settings.trusted_key_list,
+        held_checkpoints=[w.note for w in witnessed if w.witness_key in witnesses],
+        witnesses=witnesses,
+        checkpoint_interval_s=interval,
+    )
     return web.json_response({**report.to_json(), "verifier_key": ledger.verifier_key()})
 
 
@@ -416,7 +477,10 @@ async def report(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    app[COSIGNATURES] = CosignatureBook(app[STATE].settings.data_dir / BOOK_FILE)
+    app[COSIGNATURES_LOCK] = asyncio.Lock()
     app.router.add_get("/api/audit/checkpoint", checkpoint)
+    app.router.add_post("/api/audit/cosignatures", add_cosignature)
     app.router.add_get("/api/audit/proof/inclusion", inclusion_proof)
     app.router.add_get("/api/audit/proof/consistency", consistency_proof)
     app.router.add_post("/api/audit/inconsistency", report_inconsistency)

@@ -547,17 +547,45 @@ def _operations() -> list[tuple[str, str, Operation]]:
                 "200": _json(
                     _obj(
                         {
-                            "checkpoint": {"type": "string", "description": "C2SP signed note."},
+                            "checkpoint": {
+                                "type": "string",
+                                "description": "C2SP signed note, with the cosignature lines "
+                                "(c2sp.org/tlog-cosignature) of witnesses that cosigned it.",
+                            },
                             "verifier_key": _STR,
                             "origin": _STR,
                             "tree_size": _INT,
                             "root": _B64,
+                            "witnesses": _array(
+                                _obj(
+                                    {
+                                        "witness": _STR,
+                                        "witness_key": _STR,
+                                        "tree_size": _INT,
+                                        "timestamp": _INT,
+                                    }
+                                )
+                            ),
                         }
                     ),
                     ok,
                 ),
                 "503": _error(503),
             },
+        )),
+        ("POST", "/api/audit/cosignatures", _operation(
+            "POST", "/api/audit/cosignatures", "addCosignature",
+            "A witness's cosignature of a checkpoint (`live witness`).", "audit",
+            {
+                "200": _json(_obj({"witness": _STR, "tree_size": _INT, "timestamp": _INT}), ok),
+                "409": _error(409),
+                "503": _error(503),
+            },
+            description="The cosignature line must verify under `witness_key` over a checkpoint "
+            "this node signed: else 400 `bad_checkpoint`. 403 `unknown_witness` when "
+            "`LIVE_LEDGER_WITNESSES` is set and does not list the key; 409 `witness_rollback` "
+            "when the witness had cosigned a larger tree.",
+            body=_obj({"checkpoint": _STR, "cosignature": _STR, "witness_key": _STR}),
         )),
         ("GET", "/api/audit/proof/inclusion", _operation(
             "GET", "/api/audit/proof/inclusion", "inclusionProof", "RFC 9162 inclusion proof of one entry.",

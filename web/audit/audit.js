@@ -22,6 +22,9 @@ const STRINGS = {
     "checkpoint.heading": "Signed checkpoint and verifier key",
     "checkpoint.help": "Keep a copy: with it anyone can later prove that the log was only ever appended to.",
     "checkpoint.key": "Verifier key",
+    "witnesses.heading": "Witnesses",
+    "witnesses.none": "No witness has cosigned a checkpoint of this log yet: its checkpoints have not left the operator's hands.",
+    "witnesses.seen": "{witness} has seen {size} of {total} entries (cosigned {time})",
     "search.heading": "Listen sessions",
     "search.agent": "Agent",
     "search.supervisor": "Supervisor",
@@ -81,6 +84,9 @@ const STRINGS = {
     "checkpoint.heading": "Signierter Prüfpunkt und Prüfschlüssel",
     "checkpoint.help": "Bewahren Sie eine Kopie auf: Damit kann später jede Person nachweisen, dass das Protokoll nur fortgeschrieben wurde.",
     "checkpoint.key": "Prüfschlüssel",
+    "witnesses.heading": "Zeugen",
+    "witnesses.none": "Noch kein Zeuge hat einen Prüfpunkt dieses Protokolls gegengezeichnet: Seine Prüfpunkte haben den Betreiber nie verlassen.",
+    "witnesses.seen": "{witness} hat {size} von {total} Einträgen gesehen (gegengezeichnet {time})",
     "search.heading": "Mithör-Vorgänge",
     "search.agent": "Agent/in",
     "search.supervisor": "Teamleitung",
@@ -132,6 +138,7 @@ const i18n = new I18n(STRINGS);
 const $ = (id) => document.getElementById(id);
 let verifyResult = null;
 let verifyError = null;
+let witnessed = null; // GET /api/audit/checkpoint: { tree_size, witnesses: [...] }
 let sessions = null;
 let searchError = null;
 
@@ -169,7 +176,30 @@ function localDateTime(seconds) {
 
 // --- integrity ------------------------------------------------------------------------------
 
+function renderWitnesses() {
+  const list = $("witnesses");
+  const none = $("witnesses-none");
+  list.replaceChildren();
+  const witnesses = (witnessed && witnessed.witnesses) || [];
+  for (const w of witnesses) {
+    const item = document.createElement("li");
+    item.dataset.witness = w.witness;
+    item.dataset.treeSize = w.tree_size;
+    item.textContent = i18n.t("witnesses.seen", {
+      witness: w.witness,
+      size: w.tree_size,
+      total: witnessed.tree_size,
+      time: localDateTime(w.timestamp),
+    });
+    item.title = w.witness_key;
+    list.append(item);
+  }
+  list.hidden = witnesses.length === 0;
+  none.hidden = !witnessed || witnesses.length > 0;
+}
+
 function renderIntegrity() {
+  renderWitnesses();
   const box = $("integrity");
   const mark = $("integrity-mark");
   const text = $("integrity-text");
@@ -234,6 +264,7 @@ async function verify() {
     verifyResult = report;
     $("checkpoint-note").textContent = checkpoint.checkpoint;
     $("verifier-key").textContent = checkpoint.verifier_key;
+    witnessed = checkpoint;
   } catch (error) {
     if (error.status === 403) $("forbidden").hidden = false;
     verifyError = error.message;
