@@ -80,10 +80,25 @@ class ListenRecord:
     duration_s: float | None = None
     end_reason: str | None = None
     dropped_packets: int | None = None
+    ended_after: float | None = None
+    ended_before: float | None = None
 
     @property
     def running(self) -> bool:
         return self.ended_seq is None
+
+    @property
+    def end_bounded(self) -> bool:
+        """Whether the true end is unknowable (the node died, ``node-lost``) and only its
+        bounds are on record: it ended between ``ended_after`` and ``ended_before``."""
+        return self.ended_after is not None and self.ended_before is not None
+
+    @property
+    def longest_s(self) -> float | None:
+        """The longest the session can have lasted (its duration when the end is known)."""
+        if self.ended_before is not None:
+            return max(0.0, self.ended_before - self.started_at)
+        return self.duration_s
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,6 +120,8 @@ class ListenRecord:
             "duration_s": self.duration_s,
             "end_reason": self.end_reason,
             "dropped_packets": self.dropped_packets,
+            "ended_after": self.ended_after,
+            "ended_before": self.ended_before,
         }
 
 
@@ -162,6 +179,8 @@ def join_sessions(entries: Iterable[LedgerEntry]) -> list[ListenRecord]:
                 duration_s=_number(e.get("duration_s")),
                 end_reason=_text(e.get("reason")),
                 dropped_packets=int(dropped) if dropped is not None else None,
+                ended_after=_number(e.get("ended_after")),
+                ended_before=_number(e.get("ended_before")),
             )
         )
     return records
@@ -397,6 +416,7 @@ CSV_COLUMNS = (
     "timezone",
     "duration",
     "duration_s",
+    "ended",
     "legs_heard",
     "purpose",
     "listener",
@@ -410,13 +430,36 @@ CSV_COLUMNS = (
 )
 
 
+def duration_text(record: ListenRecord) -> str:
+    """``m:ss``; ``m:ss-m:ss`` (shortest, longest) when only the end's bounds are known."""
+    if record.duration_s is None:
+        return "running"
+    if record.end_bounded and record.longest_s is not None:
+        return f"{format_duration(record.duration_s)}-{format_duration(record.longest_s)}"
+    return format_duration(record.duration_s)
+
+
+def ended_text(record: ListenRecord, zone: ZoneInfo) -> str:
+    """When the session ended; ``between <after> and <before>`` when the node died and the
+    true end is unknowable (architecture decision 10); empty while running."""
+
+    def stamp(at: float) -> str:
+        return local(at, zone).strftime("%Y-%m-%d %H:%M:%S")
+
+    if record.end_bounded:
+        assert record.ended_after is not None and record.ended_before is not None
+        return f"between {stamp(record.ended_after)} and {stamp(record.ended_before)}"
+    return stamp(record.ended_at) if record.ended_at is not None else ""
+
+
 def legs_text(legs: Sequence[str]) -> str:
     return "+".join(legs) if legs else "none"
 
 
 def disclosure_csv(disclosure: Disclosure, zone: ZoneInfo) -> str:
     """One row per session (``CSV_COLUMNS``, RFC 4180, UTF-8). A running session has
-    duration ``running``; a missing policy version is ``-``; every row names the
+    duration ``running``; a session whose node died has ``ended`` "between ... and ..."
+    and its duration as shortest-longest (``duration_s`` the shortest); a missing policy version is ``-``; every row names the
     checkpoint (tree size and base64 root) it was read against."""
     out = io.StringIO()
     writer = csv.writer(out)
@@ -430,8 +473,9 @@ def disclosure_csv(disclosure: Disclosure, zone: ZoneInfo) -> str:
                 at.strftime("%Y-%m-%d"),
                 at.strftime("%H:%M:%S"),
                 zone.key,
-                "running" if r.duration_s is None else format_duration(r.duration_s),
+                duration_text(r),
                 "" if r.duration_s is None else f"{r.duration_s:.3f}",
+                ended_text(r, zone),
                 legs_text(r.legs),
                 r.purpose or "-",
                 row.listener,
@@ -652,7 +696,7 @@ def _sessions_table(
             [
                 at.strftime("%Y-%m-%d"),
                 at.strftime("%H:%M:%S"),
-                w("running") if r.duration_s is None else format_duration(r.duration_s),
+                w("running") if r.duration_s is None else duration_text(r),
                 Paragraph(escape(legs), cell),
                 Paragraph(escape(w.label("purpose", r.purpose)), cell),
                 Paragraph(escape(listener), cell),

@@ -94,6 +94,9 @@ async def readyz(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if not state.ready:
         return web.json_response({"status": "starting"}, status=503)
+    reason = state.monitor.unready_reason()
+    if reason is not None:  # listens would be refused (fail closed): take no traffic
+        return web.json_response({"status": "unavailable", "reason": reason}, status=503)
     return web.json_response({"status": "ready", "node_id": state.monitor.node_id})
 
 

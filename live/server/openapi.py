@@ -285,7 +285,10 @@ def _operations() -> list[tuple[str, str, Operation]]:
             "GET", "/readyz", "readyz", "The node is ready to serve (ledger, bus, policy loaded).", "operations",
             {
                 "200": _json(_obj({"status": {"const": "ready"}, "node_id": _STR}), "Ready."),
-                "503": _json(_obj({"status": {"const": "starting"}}), "Starting or stopping."),
+                "503": _json(
+                    _obj({"status": {"enum": ["starting", "unavailable"]}}, {"reason": _STR}),
+                    "Starting or stopping, or the ledger cannot be written (reason says why).",
+                ),
             },
         )),
         ("GET", "/metrics", _operation(
