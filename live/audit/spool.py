@@ -244,10 +244,9 @@ class LedgerSpool:
         done: list[SpooledEntry] = []
         async with self._replay_lock:
             for entry in await self.pending():
-                if entry.kind in UNIQUE_PER_SESSION and entry.session_id is not None:
-                    if await self.ledger.entries(kind=entry.kind, session_id=entry.session_id):
-                        await self._drop(entry.spool_id)
-                        continue
+                if await self._on_record(entry):
+                    await self._drop(entry.spool_id)
+                    continue
                 try:
                     await self.ledger.append(entry.kind, actor=entry.actor, at=entry.at, **entry.fields)
                 except LedgerUnavailable as exc:
@@ -263,6 +262,12 @@ class LedgerSpool:
             if done:
                 self.succeeded()
         return done
+
+    async def _on_record(self, entry: SpooledEntry) -> bool:
+        """Whether a once-per-session entry like this one is already in the ledger."""
+        if entry.kind not in UNIQUE_PER_SESSION or entry.session_id is None:
+            return False
+        return bool(await self.ledger.entries(kind=entry.kind, session_id=entry.session_id))
 
     async def _drop(self, spool_id: int) -> None:
         await self._run(lambda db: db.execute("DELETE FROM spool_pending WHERE id = ?", (spool_id,)))
