@@ -303,6 +303,8 @@ class Monitor:
         """Why this node cannot serve listens right now (``/readyz``), or ``None``."""
         if self.spool.problem is not None:
             return f"the ledger cannot be written: {self.spool.problem}"
+        if self.bus.problem is not None:
+            return f"the bus cannot be used: {self.bus.problem}"
         return None
 
     async def _keep_alive(self) -> None:

@@ -27,6 +27,7 @@ import aiohttp
 import pytest
 
 from live.audit.spool import SPOOL_FILE
+from tests.conftest import RedisServer
 from tests.integration.test_crash_recovery import audit_verify
 from tests.integration.test_notices import api, policy
 from tests.integration.test_policy_enforced import wait_call
@@ -104,7 +105,7 @@ async def test_an_end_while_the_ledger_disk_is_full_lands_with_its_time(
                 before = time.time()
                 assert await listener.stop() == 200  # the listener is not kept waiting
                 after = time.time()
-                status, body = await wait_for(
+                _, body = await wait_for(
                     lambda: _unready(server.base_url), 10, "/readyz to say the ledger is down"
                 )
                 assert body["status"] == "unavailable" and "ledger" in body["reason"]
@@ -275,3 +276,15 @@ async def _roster_has(base_url: str, token: str, call_id: str) -> bool:
         f"{base_url}/api/calls", headers={"Authorization": f"Bearer {token}"}
     ) as response:
         return any(c["call_id"] == call_id for c in (await response.json())["calls"])
+
+
+async def test_readyz_is_503_while_the_bus_is_down(tmp_path: Path, own_redis: RedisServer) -> None:
+    async with running_server(tmp_path / "data", redis_url=own_redis.url) as server:
+        await wait_for(lambda: _ready(server.base_url), 10, "/readyz ready with Redis up")
+        own_redis.stop()
+        _, body = await wait_for(
+            lambda: _unready(server.base_url), 15, "/readyz to say the bus is down"
+        )
+        assert body["status"] == "unavailable" and "bus" in body["reason"]
+        own_redis.start()
+        await wait_for(lambda: _ready(server.base_url), 30, "/readyz ready once Redis is back")
