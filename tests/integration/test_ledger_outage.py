@@ -19,11 +19,12 @@ import os
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from live.audit.spool import SPOOL_FILE
@@ -288,3 +289,45 @@ async def test_readyz_is_503_while_the_bus_is_down(tmp_path: Path, own_redis: Re
         assert body["status"] == "unavailable" and "bus" in body["reason"]
         own_redis.start()
         await wait_for(lambda: _ready(server.base_url), 30, "/readyz ready once Redis is back")
+
+
+@contextlib.asynccontextmanager
+async def database_down(url: str) -> AsyncIterator[None]:
+    """The ledger's PostgreSQL database refuses connections and drops those it has, as in an
+    outage (the server itself is shared by the test session and stays up)."""
+    name = url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(url.rsplit("/", 1)[0] + "/postgres")
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        yield
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+
+
+async def test_an_end_while_postgresql_is_down_lands_with_its_time(
+    tmp_path: Path, postgres_db_url: str
+) -> None:
+    settings = {"policy_file": policy(tmp_path, "after_call"), "ledger_url": postgres_db_url}
+    async with running_server(tmp_path / "data", **settings) as server:
+        sender, listener, session_id = await start_listening(server, "CA-pg")
+        try:
+            async with database_down(postgres_db_url):
+                before = time.time()
+                assert await listener.stop() == 200
+                after = time.time()
+                _, body = await wait_for(
+                    lambda: _unready(server.base_url), 15, "/readyz to say the ledger is down"
+                )
+                assert "ledger" in body["reason"]
+                assert [e.session_id for e in await server.state.monitor.spool.pending()] == [session_id]
+            [end] = await wait_for(lambda: ended(server, session_id), 30, "the spooled end on record")
+            assert before <= end.at <= after and end.fields["reason"] == "stopped"
+            await wait_for(lambda: _ready(server.base_url), 15, "/readyz to say ready again")
+        finally:
+            await listener.close()
+            await sender.stop()
+        assert (await server.state.monitor.ledger.verify()).ok
