@@ -57,6 +57,13 @@ def _obj(required: dict[str, Schema], optional: dict[str, Schema] | None = None,
     return schema
 
 
+_BOUNDS = (
+    "Set when the server died during the listen (end_reason node-lost): the true end is "
+    "unknowable and lies between ended_after (its last proof of life) and ended_before "
+    "(the restart); ended_at is then ended_after and duration_s the shortest duration."
+)
+
+
 def _nullable(type_: str, **extra: Any) -> Schema:
     return {"type": [type_, "null"], **extra}
 
@@ -137,6 +144,8 @@ def _schemas() -> dict[str, Schema]:
                 "duration_s": _nullable("number"),
                 "end_reason": _nullable("string"),
                 "dropped_packets": _nullable("integer"),
+                "ended_after": _nullable("number", description=_BOUNDS),
+                "ended_before": _nullable("number", description=_BOUNDS),
             }
         ),
         "RtpCallRequest": _obj(
@@ -163,6 +172,8 @@ def _schemas() -> dict[str, Schema]:
                 "call_id": _nullable("string"),
                 "started_at": _nullable("number"),
                 "ended_at": _nullable("number"),
+                "ended_after": _nullable("number", description=_BOUNDS),
+                "ended_before": _nullable("number", description=_BOUNDS),
                 "duration_s": _nullable("number"),
                 "purpose": _nullable("string"),
                 "legs": _nullable("array", items=_STR),

@@ -36,11 +36,21 @@ function localDate(seconds) {
   return new Date(seconds * 1000).toLocaleString(i18n.lang, { dateStyle: "medium", timeStyle: "short" });
 }
 
+// A listen cut by a server crash has no known end, only bounds (ended_after, ended_before):
+// its duration is shown as the shortest and longest it can have been.
+function durationText(item) {
+  if (item.ended_before !== null && item.ended_before !== undefined && item.started_at) {
+    const longest = Math.max(0, item.ended_before - item.started_at);
+    return `${formatDuration(item.duration_s)}–${formatDuration(longest)}`;
+  }
+  return formatDuration(item.duration_s);
+}
+
 function noticeText(notice) {
   if (notice.mode === "after_call") {
     return i18n.t("notice.after_call", {
       time: localTime(notice.call_started_at),
-      duration: formatDuration(notice.duration_s),
+      duration: durationText(notice),
       purpose: i18n.label("purpose", notice.purpose),
       listener: notice.listener,
     });
@@ -52,7 +62,7 @@ function noticeText(notice) {
     const lines = items.map((item) =>
       i18n.t("notice.after_call", {
         time: localTime(item.call_started_at),
-        duration: formatDuration(item.duration_s),
+        duration: durationText(item),
         purpose: i18n.label("purpose", item.purpose),
         listener: item.listener,
       }),
@@ -118,7 +128,7 @@ function renderHistory() {
     row.dataset.testid = "history-row";
     row.insertCell().textContent = localDate(listen.started_at);
     row.insertCell().textContent =
-      listen.duration_s === null ? i18n.t("history.running") : formatDuration(listen.duration_s);
+      listen.duration_s === null ? i18n.t("history.running") : durationText(listen);
     row.insertCell().textContent = i18n.label("purpose", listen.purpose);
     row.insertCell().textContent = listen.listener;
   }
