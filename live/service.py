@@ -207,7 +207,13 @@ class Monitor:
             await self.ledger.aclose()
             raise
         await self.notices.start()
-        await self._recover(time.time())
+        try:
+            await self._recover(time.time())
+        except BaseException:
+            await self.notices.aclose()
+            await self.spool.aclose()
+            await self.ledger.aclose()
+            raise
         self.spool.start()
         self._proof_of_life = asyncio.create_task(self._keep_alive(), name="proof-of-life")
         await self.bus.start()

@@ -110,6 +110,8 @@ class LedgerSpool:
         self.path = path
         self.ledger = ledger
         self.problem: str | None = None
+        self.waiting = 0
+        """Entries in the spool (as of the last write or read of it), for ``/metrics``."""
         self._first = first_retry_s
         self._max = max_retry_s
         self._db: sqlite3.Connection | None = None
@@ -202,6 +204,7 @@ class LedgerSpool:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (kind, actor, at, body, session if isinstance(session, str) else None, error),
             )
+            self.waiting += 1
 
         await self._run(insert)
 
@@ -224,6 +227,7 @@ class LedgerSpool:
             rows = db.execute(
                 "SELECT id, kind, actor, at, fields FROM spool_pending ORDER BY id"
             ).fetchall()
+            self.waiting = len(rows)
             return [SpooledEntry(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
         return await self._run(read)
@@ -270,7 +274,11 @@ class LedgerSpool:
         return bool(await self.ledger.entries(kind=entry.kind, session_id=entry.session_id))
 
     async def _drop(self, spool_id: int) -> None:
-        await self._run(lambda db: db.execute("DELETE FROM spool_pending WHERE id = ?", (spool_id,)))
+        def delete(db: sqlite3.Connection) -> None:
+            if db.execute("DELETE FROM spool_pending WHERE id = ?", (spool_id,)).rowcount:
+                self.waiting = max(0, self.waiting - 1)
+
+        await self._run(delete)
 
     async def _retry(self) -> None:
         delay = self._first

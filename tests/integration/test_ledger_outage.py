@@ -78,6 +78,15 @@ async def readyz(base_url: str) -> tuple[int, dict[str, Any]]:
         return response.status, await response.json()
 
 
+async def metrics(base_url: str) -> set[str]:
+    async with aiohttp.ClientSession() as http, http.get(f"{base_url}/metrics") as response:
+        return set((await response.text()).splitlines())
+
+
+async def _metrics_have(base_url: str, lines: set[str]) -> bool:
+    return lines <= await metrics(base_url)
+
+
 async def ended(server: RunningServer, session_id: str) -> list[Any]:
     return await server.state.monitor.ledger.entries(kind="listen.ended", session_id=session_id)
 
@@ -113,6 +122,7 @@ async def test_an_end_while_the_ledger_disk_is_full_lands_with_its_time(
                 assert "full" in body["reason"]
                 assert await ended(server, session_id) == []
                 assert [e.session_id for e in await server.state.monitor.spool.pending()] == [session_id]
+                assert {"live_ledger_spooled 1", "live_ledger_writable 0"} <= await metrics(server.base_url)
                 # The agent's notice does not wait for the ledger.
                 status, notices = await api(server, "GET", "/api/notices")
                 assert status == 200 and [n["session_id"] for n in notices["notices"]] == [session_id]
@@ -120,6 +130,11 @@ async def test_an_end_while_the_ledger_disk_is_full_lands_with_its_time(
             assert before <= end.at <= after and end.fields["reason"] == "stopped"
             assert end.fields["ended_at"] == end.at
             await wait_for(lambda: _ready(server.base_url), 10, "/readyz to say ready again")
+            await wait_for(
+                lambda: _metrics_have(server.base_url, {"live_ledger_spooled 0", "live_ledger_writable 1"}),
+                10,
+                "the metrics to show an empty spool",
+            )
             # The notice's delivery, spooled too, is on record as well.
             await wait_for(
                 lambda: server.state.monitor.ledger.entries(kind="notice.delivered"), 15, "notice.delivered"
