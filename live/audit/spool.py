@@ -11,6 +11,10 @@ bounds. ``LedgerSpool`` keeps, in one SQLite file in the data directory (``spool
   backoff while the node runs. A spooled ``listen.ended`` is written at most once per
   session: ``replay`` drops it if the ledger already holds an end for that session (an
   append whose commit succeeded although the caller saw an error).
+* a reserve of free pages in the file and a persistent rollback journal (``RESERVE_BYTES``):
+  with the embedded ledger the spool shares the data disk, and "disk full" must not take
+  the spool down with the ledger. Writes reuse the reserved pages and the journal's space,
+  so they need no new blocks from a full disk (while the reserve lasts: hundreds of entries).
 * ``spool_alive``: the last proof of life of every running listen session, refreshed at
   least every second (``alive``). After a crash, ``recover`` dates a lost session's end
   between this time and the restart.
@@ -38,6 +42,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SPOOL_FILE = "spool.sqlite3"
+RESERVE_BYTES = 256 * 1024
 FIRST_RETRY_S = 0.25
 MAX_RETRY_S = 30.0
 
@@ -51,6 +56,7 @@ CREATE TABLE IF NOT EXISTS spool_pending (
     session_id TEXT,
     error TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS spool_reserve (body BLOB);
 CREATE TABLE IF NOT EXISTS spool_alive (
     session_id TEXT PRIMARY KEY,
     node_id TEXT NOT NULL,
@@ -131,9 +137,11 @@ class LedgerSpool:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             try:
-                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA journal_mode=PERSIST")
+                db.execute("PRAGMA journal_size_limit=-1")
                 db.execute("PRAGMA synchronous=FULL")
                 db.executescript(SCHEMA)
+                _reserve(db, RESERVE_BYTES)
             except BaseException:
                 db.close()
                 raise
@@ -339,3 +347,28 @@ class LedgerSpool:
             return {str(r[0]): float(r[1]) for r in rows}
 
         return await self._run(read)
+
+
+def _reserve(db: sqlite3.Connection, size: int) -> None:
+    """Keep ``size`` bytes of free pages in the file and as much room in its persistent
+    journal: write a blob, rewrite it (the journal grows to hold it), delete it (its pages
+    stay on the free list: no auto-vacuum)."""
+    page = int(db.execute("PRAGMA page_size").fetchone()[0])
+    free = int(db.execute("PRAGMA freelist_count").fetchone()[0])
+    if free * page >= size:
+        return
+    try:
+        for statement in (
+            "INSERT INTO spool_reserve (body) VALUES (zeroblob(?))",
+            "UPDATE spool_reserve SET body = zeroblob(?)",
+        ):
+            db.execute("BEGIN")
+            db.execute(statement, (size,))
+            db.execute("COMMIT")
+        db.execute("BEGIN")
+        db.execute("DELETE FROM spool_reserve")
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:  # a full disk now: start with what the spool has
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        log.warning("could not reserve room in the ledger spool: %s", exc)

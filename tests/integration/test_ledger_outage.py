@@ -44,11 +44,11 @@ LOUD = tone(440, 2.0, 0.5)
 
 @pytest.fixture
 def ledger_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs for the ledger alone, unmounted after the test."""
+    """An 8 MiB tmpfs (for the ledger, or a whole data directory), unmounted after the test."""
     disk = tmp_path / "ledger-disk"
     disk.mkdir()
     try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {exc}")
     try:
@@ -342,6 +342,28 @@ async def test_an_end_while_postgresql_is_down_lands_with_its_time(
             [end] = await wait_for(lambda: ended(server, session_id), 30, "the spooled end on record")
             assert before <= end.at <= after and end.fields["reason"] == "stopped"
             await wait_for(lambda: _ready(server.base_url), 15, "/readyz to say ready again")
+        finally:
+            await listener.close()
+            await sender.stop()
+        assert (await server.state.monitor.ledger.verify()).ok
+
+
+async def test_an_end_while_the_data_disk_is_full_is_kept_by_the_spool(
+    tmp_path: Path, ledger_disk: Path
+) -> None:
+    """The embedded default: ledger and spool share one disk, and it is full."""
+    data = ledger_disk / "data"
+    async with running_server(data, policy_file=policy(tmp_path, "live")) as server:
+        sender, listener, session_id = await start_listening(server, "CA-data-full")
+        try:
+            with disk_full(ledger_disk):
+                before = time.time()
+                assert await listener.stop() == 200
+                after = time.time()
+                assert [e.session_id for e in await server.state.monitor.spool.pending()] == [session_id]
+                assert await ended(server, session_id) == []
+            [end] = await wait_for(lambda: ended(server, session_id), 15, "the spooled end on record")
+            assert before <= end.at <= after and end.fields["reason"] == "stopped"
         finally:
             await listener.close()
             await sender.stop()
