@@ -12,7 +12,10 @@ that decides the order of things for a listen session (architecture decision 4):
 4. a session whose browser has not connected (ICE and DTLS done) within ``SETUP_S`` of the
    answer ends as ``setup-failed``: it frees its slot and counts against no quota;
 5. every way the session ends goes through ``_finish``, which appends ``listen.ended`` with
-   when the first and last packet were handed to the listener (what was heard).
+   when the first and last packet were handed to the listener (what was heard); if the
+   ledger cannot take it, the local spool keeps it until it can, with its true time, and a
+   crash is closed at the next start with the bounds the node knows: ``node-lost`` between
+   the session's last proof of life (kept every second) and the restart.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Callable, NamedTuple
 
 from .audit import Ledger
+from .audit.spool import SPOOL_FILE, LedgerSpool
 from .auth import Identity
 from .bus import CallBus
 from .bus.memory import Roster
@@ -77,7 +81,8 @@ from .types import LEGS, CallId, Consent, EndReason, LegName, NodeId, Role, Sess
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_S = 5.0
+HEARTBEAT_S = 1.0  # the ledger heartbeat, also the probe behind /readyz
+PROOF_OF_LIFE_S = 0.5  # each running session's proof of life: at least every second
 RETENTION_EVERY_S = 3600.0
 RETENTION_FIRST_S = 60.0
 MEDIA_DEMAND_S = 2.0
@@ -193,11 +198,13 @@ class Monitor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._ending = 0  # listen sessions between "ended" and fully recorded
         self._heartbeat: asyncio.Task[None] | None = None
+        self._proof_of_life: asyncio.Task[None] | None = None
         self._relay_checked: dict[CallId, bool] = {}
         self.policy: Policy | None = None
         self._policy_lock = asyncio.Lock()
+        self.spool = LedgerSpool(settings.data_dir / SPOOL_FILE, ledger)
         self.notices = NoticeBoard(
-            NoticeStore(settings.data_dir / "notices.sqlite3"), ledger, self.current_policy
+            NoticeStore(settings.data_dir / "notices.sqlite3"), self.spool, self.current_policy
         )
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -205,14 +212,26 @@ class Monitor:
     async def start(self) -> None:
         await self.ledger.open()
         try:
+            await self.spool.open()
             await self.reload_policy(actor="system")
         except BadRequest as exc:  # a server must not start without a valid policy
+            await self.spool.aclose()
             await self.ledger.aclose()
             raise ConfigError(exc.message, problems=exc.fields.get("problems", [])) from exc
+        except BaseException:
+            await self.spool.aclose()
+            await self.ledger.aclose()
+            raise
         await self.notices.start()
-        recovered = await self.ledger.recover(self.node_id, time.time())
-        if recovered:
-            log.warning("closed %d listen sessions left open by a crash", len(recovered))
+        try:
+            await self._recover(time.time())
+        except BaseException:
+            await self.notices.aclose()
+            await self.spool.aclose()
+            await self.ledger.aclose()
+            raise
+        self.spool.start()
+        self._proof_of_life = asyncio.create_task(self._keep_alive(), name="proof-of-life")
         await self.bus.start()
         self._unsubscribe = self.bus.subscribe(self._on_event)
         for call in await self.bus.snapshot():
@@ -226,9 +245,10 @@ class Monitor:
             await self.call_ended(call_id)
         for feed in list(self.remote.values()):
             await self._drop_feed(feed)
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        for task in (self._heartbeat, self._proof_of_life):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         # A session may be ending on another path right now (an ingest socket closed by the
@@ -240,8 +260,88 @@ class Monitor:
         if self._unsubscribe is not None:
             self._unsubscribe()
         await self.bus.aclose()
+        await self.spool.aclose()  # what is still spooled is written at the next start
         await self.notices.aclose()
         await self.ledger.aclose()
+
+    async def _recover(self, now: float) -> None:
+        """At start: write what the spool kept (true ends win over ``node-lost``), then close
+        every session a crash left open, between its last proof of life and ``now``, and
+        give the agent the notice of each."""
+        try:
+            replayed = await self.spool.replay()
+        except LedgerUnavailable as exc:
+            replayed = []
+            log.error("spooled ledger entries still wait: %s", exc.message)
+        if replayed:
+            log.warning("wrote %d ledger entries kept in the spool", len(replayed))
+        alive = await self.spool.last_alive(self.node_id)
+        recovered = await self.ledger.recover(
+            self.node_id, now, alive=alive, skip=await self.spool.pending_sessions()
+        )
+        if recovered:
+            log.warning("closed %d listen sessions left open by a crash", len(recovered))
+        for session_id in recovered:
+            await self._notice_recovered(session_id)
+        for session_id in alive:
+            await self.spool.gone(session_id)
+
+    async def _notice_recovered(self, session_id: str) -> None:
+        """The agent's notice of a session closed by ``recover``, from what the ledger knows."""
+        entries = await self.ledger.entries(session_id=session_id)
+        started = next((e for e in entries if e.kind == "listen.started"), None)
+        ended = next((e for e in entries if e.kind == "listen.ended"), None)
+        if started is None or ended is None:
+            return
+        f, e = started.fields, ended.fields
+        policy = self.current_policy()
+        name = f.get("display_name") or f.get("user_id")
+        label = str(name) if policy.listener_names and name else str(f.get("role") or "supervisor")
+        started_at = float(f.get("started_at") or started.at)
+        mode = f.get("notice_mode")
+        try:
+            await self.notices.listen_ended(
+                agent_id=str(f.get("agent_id") or ""),
+                session_id=session_id,
+                call_id=str(f.get("call_id") or ""),
+                mode=mode if isinstance(mode, str) else None,
+                item={
+                    "purpose": f.get("purpose"),
+                    "listener": label,
+                    "started_at": started_at,
+                    "ended_at": e.get("ended_at"),
+                    "ended_after": e.get("ended_after"),
+                    "ended_before": e.get("ended_before"),
+                    "call_started_at": started_at,  # the ledger does not keep the call's start
+                    "duration_s": e.get("duration_s"),
+                    "policy_version": f.get("policy_version"),
+                    "reason": e.get("reason"),
+                },
+            )
+        except LiveError as exc:
+            log.error("could not give notice of listen %s: %s", session_id, exc.message)
+
+    def unready_reason(self) -> str | None:
+        """Why this node cannot serve listens right now (``/readyz``), or ``None``."""
+        if self.spool.problem is not None:
+            return f"the ledger cannot be written: {self.spool.problem}"
+        if self.bus.problem is not None:
+            return f"the bus cannot be used: {self.bus.problem}"
+        return None
+
+    async def _keep_alive(self) -> None:
+        """Proof of life of every running session, kept locally (decision 10)."""
+        failing = False
+        while True:
+            running = [s.session_id for s in self.sessions.values() if not s.ended]
+            try:
+                await self.spool.alive(self.node_id, time.time(), running)
+                failing = False
+            except LiveError as exc:
+                if not failing:
+                    log.error("could not keep the sessions' proof of life: %s", exc.message)
+                failing = True
+            await asyncio.sleep(PROOF_OF_LIFE_S)
 
     async def _beat(self) -> None:
         # First purge a minute after start (not during start-up), then hourly.
@@ -250,8 +350,12 @@ class Monitor:
             now = time.time()
             try:
                 await self.ledger.heartbeat(self.node_id, now)
-            except LiveError:
-                log.error("ledger heartbeat failed")
+            except LiveError as exc:
+                if self.spool.problem is None:
+                    log.error("ledger heartbeat failed: %s", exc.message)
+                self.spool.failed(exc.message)
+            else:
+                self.spool.succeeded()
             if now >= next_retention:
                 next_retention = now + RETENTION_EVERY_S
                 await self.apply_retention(now)
@@ -327,9 +431,10 @@ class Monitor:
         )
 
     async def _record(self, kind: str, *, actor: str, **fields: object) -> None:
-        """Best-effort ledger entry for things that happen to a session already on record."""
+        """A ledger entry for things that happen to a session already on record; spooled
+        (and written later, with this time) if the ledger cannot take it now."""
         try:
-            await self.ledger.append(kind, actor=actor, at=time.time(), **fields)
+            await self.spool.append(kind, actor=actor, at=time.time(), **fields)
         except LiveError as exc:
             log.error("could not record %s: %s", kind, exc.message)
 
@@ -731,7 +836,7 @@ class Monitor:
             session.media.leg(leg).detach(queue)
         ended_at = time.time()
         try:
-            await self.ledger.append(
+            await self.spool.append(
                 "listen.ended",
                 actor=session.actor.user_id if reason is EndReason.STOPPED else "system",
                 at=ended_at,
@@ -744,9 +849,15 @@ class Monitor:
                 dropped_packets=sum(q.dropped for q in session.queues.values()),
                 **heard_fields(session.queues),
             )
-        except LiveError:
-            # The start is on record; the crash-recovery path closes it at the next start.
-            log.error("could not record the end of listen %s", session.session_id)
+        except LiveError as exc:
+            # Neither the ledger nor the spool took it: the start is on record, and the next
+            # start closes it as node-lost, between its last proof of life and the restart.
+            log.error("could not record the end of listen %s: %s", session.session_id, exc.message)
+        else:
+            try:
+                await self.spool.gone(session.session_id)
+            except LiveError as exc:
+                log.warning("could not clear the proof of life of %s: %s", session.session_id, exc.message)
         try:
             await self.notices.listen_ended(
                 agent_id=session.agent_id,

@@ -85,6 +85,8 @@ class ListenRecord:
     first_packet_at: float | None = None
     last_packet_at: float | None = None
     heard_s: float | None = None
+    ended_after: float | None = None
+    ended_before: float | None = None
 
     @property
     def running(self) -> bool:
@@ -94,6 +96,19 @@ class ListenRecord:
     def attempt(self) -> bool:
         """The listener's browser never connected (``setup-failed``): nothing was heard."""
         return self.end_reason == "setup-failed"
+
+    @property
+    def end_bounded(self) -> bool:
+        """Whether the true end is unknowable (the node died, ``node-lost``) and only its
+        bounds are on record: it ended between ``ended_after`` and ``ended_before``."""
+        return self.ended_after is not None and self.ended_before is not None
+
+    @property
+    def longest_s(self) -> float | None:
+        """The longest the session can have lasted (its duration when the end is known)."""
+        if self.ended_before is not None:
+            return max(0.0, self.ended_before - self.started_at)
+        return self.duration_s
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +133,8 @@ class ListenRecord:
             "first_packet_at": self.first_packet_at,
             "last_packet_at": self.last_packet_at,
             "heard_s": self.heard_s,
+            "ended_after": self.ended_after,
+            "ended_before": self.ended_before,
         }
 
 
@@ -178,6 +195,8 @@ def join_sessions(entries: Iterable[LedgerEntry]) -> list[ListenRecord]:
                 first_packet_at=_number(e.get("first_packet_at")),
                 last_packet_at=_number(e.get("last_packet_at")),
                 heard_s=_number(e.get("heard_s")),
+                ended_after=_number(e.get("ended_after")),
+                ended_before=_number(e.get("ended_before")),
             )
         )
     return records
@@ -414,6 +433,7 @@ CSV_COLUMNS = (
     "duration",
     "duration_s",
     "heard_s",
+    "ended",
     "legs_heard",
     "purpose",
     "listener",
@@ -427,16 +447,39 @@ CSV_COLUMNS = (
 )
 
 
+def duration_text(record: ListenRecord) -> str:
+    """``m:ss``; ``m:ss-m:ss`` (shortest, longest) when only the end's bounds are known."""
+    if record.duration_s is None:
+        return "running"
+    if record.end_bounded and record.longest_s is not None:
+        return f"{format_duration(record.duration_s)}-{format_duration(record.longest_s)}"
+    return format_duration(record.duration_s)
+
+
+def ended_text(record: ListenRecord, zone: ZoneInfo) -> str:
+    """When the session ended; ``between <after> and <before>`` when the node died and the
+    true end is unknowable (architecture decision 10); empty while running."""
+
+    def stamp(at: float) -> str:
+        return local(at, zone).strftime("%Y-%m-%d %H:%M:%S")
+
+    if record.end_bounded:
+        assert record.ended_after is not None and record.ended_before is not None
+        return f"between {stamp(record.ended_after)} and {stamp(record.ended_before)}"
+    return stamp(record.ended_at) if record.ended_at is not None else ""
+
+
 def legs_text(legs: Sequence[str]) -> str:
     return "+".join(legs) if legs else "none"
 
 
 def disclosure_csv(disclosure: Disclosure, zone: ZoneInfo) -> str:
     """One row per session (``CSV_COLUMNS``, RFC 4180, UTF-8). A running session has
-    duration ``running``; a missing policy version is ``-``; every row names the
-    checkpoint (tree size and base64 root) it was read against. Text cells that a
-    spreadsheet would run as a formula are neutralised (``csvsafe``): the placeholder ``-``
-    reads ``'-``."""
+    duration ``running``; a session whose node died has ``ended`` "between ... and ..."
+    and its duration as shortest-longest (``duration_s`` the shortest); a missing policy
+    version is ``-``; every row names the checkpoint (tree size and base64 root) it was
+    read against. Text cells that a spreadsheet would run as a formula are neutralised
+    (``csvsafe``): the placeholder ``-`` reads ``'-``."""
     cp = disclosure.checkpoint
     rows: list[list[Cell]] = []
     for row in disclosure.rows:
@@ -447,9 +490,10 @@ def disclosure_csv(disclosure: Disclosure, zone: ZoneInfo) -> str:
                 at.strftime("%Y-%m-%d"),
                 at.strftime("%H:%M:%S"),
                 zone.key,
-                "running" if r.duration_s is None else format_duration(r.duration_s),
+                duration_text(r),
                 "" if r.duration_s is None else f"{r.duration_s:.3f}",
                 "" if r.heard_s is None else f"{r.heard_s:.3f}",
+                ended_text(r, zone),
                 legs_text(r.legs),
                 r.purpose or "-",
                 row.listener,
@@ -676,7 +720,7 @@ def _sessions_table(
                 if r.attempt
                 else w("running")
                 if r.duration_s is None
-                else format_duration(r.duration_s),
+                else duration_text(r),
                 Paragraph(escape(legs), cell),
                 Paragraph(escape(w.label("purpose", r.purpose)), cell),
                 Paragraph(escape(listener), cell),

@@ -123,6 +123,8 @@ EVENT_KINDS: Mapping[str, EventKind] = MappingProxyType(
                 *_SESSION,
                 "reason",
                 "ended_at",
+                "ended_after",
+                "ended_before",
                 "duration_s",
                 "dropped_packets",
                 "first_packet_at",

@@ -9,6 +9,7 @@ decision 6).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,9 +44,17 @@ class Ledger(Protocol):
     async def heartbeat(self, node_id: str, at: float) -> None:
         """Record that ``node_id`` is alive at ``at`` (used to date ends after a crash)."""
 
-    async def recover(self, node_id: str, now: float) -> list[str]:
+    async def recover(
+        self,
+        node_id: str,
+        now: float,
+        *,
+        alive: Mapping[str, float] | None = None,
+        skip: Collection[str] = (),
+    ) -> list[str]:
         """End every session of ``node_id`` that has a start but no end (reason ``node-lost``,
-        at the node's last heartbeat); returns their session ids."""
+        ``ended_after`` its last proof of life, ``ended_before`` ``now``), except those in
+        ``skip``; returns their session ids."""
 
     async def entries(
         self,

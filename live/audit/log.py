@@ -28,7 +28,7 @@ import logging
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -448,12 +448,27 @@ class MerkleLedger:
         self._open_key()
         await self.store.heartbeat(node_id, at)
 
-    async def recover(self, node_id: str, now: float) -> list[str]:
-        """End every session of ``node_id`` that has a start but no end (reason
-        ``node-lost``, at the node's last heartbeat); returns their session ids."""
+    async def recover(
+        self,
+        node_id: str,
+        now: float,
+        *,
+        alive: Mapping[str, float] | None = None,
+        skip: Collection[str] = (),
+    ) -> list[str]:
+        """End every session of ``node_id`` that has a start but no end; returns their ids.
+
+        The true end of such a session is unknowable (the node died), so the entry says so
+        (decision 10): reason ``node-lost``, ``ended_after`` the last proof of life of the
+        session (``alive``, by session id; else the node's last heartbeat; never before its
+        start) and ``ended_before`` ``now`` (the restart). ``ended_at`` (and the entry's
+        time) is ``ended_after`` and ``duration_s`` the shortest duration it can have been,
+        for readers that know no bounds. Sessions in ``skip`` (an end waits in the spool)
+        are left alone."""
         self._open_key()
         open_sessions = await self.store.open_sessions()
         last_beat = await self.store.last_heartbeat(node_id)
+        alive = alive or {}
         recovered: list[str] = []
         for row in open_sessions:
             try:
@@ -463,19 +478,24 @@ class MerkleLedger:
                 continue
             if started.get("node_id", node_id) != node_id or row.session_id is None:
                 continue
+            if row.session_id in skip:
+                continue
             started_at = _number(started.get("started_at"), row.at)
-            ended_at = max(last_beat if last_beat is not None else now, started_at)
+            seen = alive.get(row.session_id, last_beat)
+            ended_after = min(max(seen if seen is not None else started_at, started_at), now)
             await self.append(
                 "listen.ended",
                 actor=SYSTEM_ACTOR,
-                at=ended_at,
+                at=ended_after,
                 session_id=row.session_id,
                 call_id=started.get("call_id"),
                 agent_id=started.get("agent_id"),
                 node_id=node_id,
                 reason="node-lost",
-                ended_at=ended_at,
-                duration_s=round(ended_at - started_at, 3),
+                ended_at=ended_after,
+                ended_after=ended_after,
+                ended_before=now,
+                duration_s=round(ended_after - started_at, 3),
             )
             recovered.append(row.session_id)
         return recovered

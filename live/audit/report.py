@@ -151,6 +151,10 @@ class TeamMonth:
     seconds: float = 0.0
     running: int = 0
     attempts: int = 0  # sessions that never connected (setup-failed): nothing heard
+    end_unknown: int = 0
+    """Listens cut by a server crash (``node-lost``): the end is known only within bounds."""
+    seconds_max: float = 0.0
+    """The longest the listens can have lasted (``seconds`` is the shortest)."""
     agents: set[str] = field(default_factory=set)
     purposes: Counter[str] = field(default_factory=Counter)
     refused: int = 0
@@ -160,11 +164,17 @@ class TeamMonth:
     def minutes(self) -> float:
         return round(self.seconds / 60, 1)
 
+    @property
+    def minutes_max(self) -> float:
+        return round(self.seconds_max / 60, 1)
+
     def add(self, other: TeamMonth) -> None:
         self.listens += other.listens
         self.seconds += other.seconds
         self.running += other.running
         self.attempts += other.attempts
+        self.end_unknown += other.end_unknown
+        self.seconds_max += other.seconds_max
         self.agents |= other.agents
         self.purposes.update(other.purposes)
         self.refused += other.refused
@@ -177,6 +187,8 @@ class TeamMonth:
             "minutes": self.minutes,
             "running": self.running,
             "attempts": self.attempts,
+            "end_unknown": self.end_unknown,
+            "minutes_max": self.minutes_max,
             "agents": len(self.agents),
             "purposes": dict(sorted(self.purposes.items())),
             "refused": self.refused,
@@ -205,7 +217,9 @@ def aggregate(
     """Per-team figures (sorted by team name) and the total, for sessions started and
     refusals made in ``[since, until)``. A session still running counts as a listen with no
     minutes yet (``running``); one that never connected (``setup-failed``) is an attempt,
-    not a listen: nothing was heard, so it adds no listen and no minutes (``attempts``)."""
+    not a listen: nothing was heard, so it adds no listen and no minutes (``attempts``). A
+    listen cut by a crash counts its shortest duration in ``minutes`` and its longest in
+    ``minutes_max`` (``end_unknown`` counts them)."""
     by_team: dict[str, TeamMonth] = {}
 
     def team(agent_id: str | None) -> TeamMonth:
@@ -227,6 +241,9 @@ def aggregate(
             row.running += 1
         else:
             row.seconds += max(0.0, record.duration_s)
+            row.seconds_max += max(0.0, record.longest_s or record.duration_s)
+            if record.end_bounded:
+                row.end_unknown += 1
     for entry in refused:
         if entry.kind != "listen.refused" or not since <= entry.at < until:
             continue
@@ -303,7 +320,9 @@ async def collect_report(
 
 def report_csv(report: MonthReport) -> str:
     """One row per team and a ``total`` row: ``month, team, listens, minutes, agents,
-    running, attempts, refused``, a ``purpose:<name>`` column per purpose that occurs, a
+    running, attempts, refused, end_unknown, minutes_max`` (``end_unknown``: listens cut by a
+    crash, whose end is known only within bounds; ``minutes_max`` counts their longest
+    duration), a ``purpose:<name>`` column per purpose that occurs, a
     ``refused:<code>`` column per refusal reason, and the checkpoint (size, base64 root)."""
     purposes, reasons = report.purposes, report.refusal_reasons
     header: list[Cell] = [
@@ -315,6 +334,8 @@ def report_csv(report: MonthReport) -> str:
         "running",
         "attempts",
         "refused",
+        "end_unknown",
+        "minutes_max",
         *(f"purpose:{p}" for p in purposes),
         *(f"refused:{r}" for r in reasons),
         "checkpoint_size",
@@ -330,6 +351,8 @@ def report_csv(report: MonthReport) -> str:
             row.running,
             row.attempts,
             row.refused,
+            row.end_unknown,
+            f"{row.minutes_max:.1f}",
             *(row.purposes.get(p, 0) for p in purposes),
             *(row.refused_reasons.get(r, 0) for r in reasons),
             report.checkpoint.size,

@@ -70,7 +70,15 @@ CREATE TABLE IF NOT EXISTS ledger_heartbeats (
 );
 """
 
-_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+# InternalClientError: a connection the server dropped mid-query (asyncpg reports a state
+# clash rather than a connection error), as in a database outage.
+_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    asyncio.TimeoutError,
+)
 
 _SELECT_ENTRIES = (
     "SELECT "

@@ -31,6 +31,10 @@ class CallBus(Protocol):
     async def aclose(self) -> None:
         """Stop delivering, withdraw this node's calls and listeners, release connections."""
 
+    @property
+    def problem(self) -> str | None:
+        """Why this node cannot use the bus right now (``/readyz`` says it), or ``None``."""
+
     async def publish(self, event: BusEvent) -> None:
         """Apply ``event`` to the shared roster and deliver it to every subscriber."""
 

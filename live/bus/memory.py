@@ -51,6 +51,11 @@ class MemoryCallBus:
         self._roster = Roster()
         self._handlers: list[EventHandler] = []
 
+    @property
+    def problem(self) -> str | None:
+        """An in-process bus is always usable."""
+        return None
+
     async def start(self) -> None:
         return None
 

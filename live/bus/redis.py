@@ -116,6 +116,19 @@ class RedisCallBus:
         # call_id -> stored call, session_id -> (call_id, stored listen).
         self._own_calls: dict[EncodableT, EncodableT] = {}
         self._own_listens: dict[str, tuple[str, bytes]] = {}
+        self._heartbeat_failure: str | None = None
+
+    @property
+    def problem(self) -> str | None:
+        """Why this node cannot use Redis right now (its heartbeat failed, the event
+        subscription is down), or ``None``."""
+        if self._redis is None:
+            return "the bus is not started"
+        if self._heartbeat_failure is not None:
+            return f"Redis heartbeat failed: {self._heartbeat_failure}"
+        if self._events is not None and not self._events.connected:
+            return "the Redis event subscription is reconnecting"
+        return None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -246,10 +259,12 @@ class RedisCallBus:
                 if failing:
                     log.info("redis heartbeat recovered")
                 failing = False
+                self._heartbeat_failure = None
             except (RedisError, OSError) as exc:
                 if not failing:
                     log.warning("redis heartbeat failed: %s", exc)
                 failing = True
+                self._heartbeat_failure = str(exc) or type(exc).__name__
             except Exception:  # task boundary: keep beating
                 log.exception("redis heartbeat failed")
             now = time.monotonic()
@@ -526,6 +541,11 @@ class _Subscription:
             if not self._channels:
                 self._has_channels.clear()
             raise BusUnavailable(f"cannot subscribe to Redis {self._name}: {exc!r}") from exc
+
+    @property
+    def connected(self) -> bool:
+        """Whether the subscription is live (messages on its channels are delivered)."""
+        return self._connected.is_set()
 
     async def remove(self, channel: str) -> None:
         self._channels.discard(channel)

@@ -21,9 +21,8 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
-from ..audit import Ledger
 from ..errors import Forbidden, LiveError, NotFound
 from ..policy import Policy
 from .store import Notice, NoticeStore
@@ -36,13 +35,20 @@ AGENT_QUEUE = 64
 DIGEST_RECHECK_S = 60.0
 
 
+class EntryRecorder(Protocol):
+    """Where the board records deliveries and acknowledgements: the ledger, or the spool in
+    front of it (``live.audit.spool.LedgerSpool``: kept and written later if it is down)."""
+
+    async def append(self, kind: str, *, actor: str, at: float, **fields: Any) -> int | None: ...
+
+
 class NoticeBoard:
     """Owns the notice store, the agents' sockets and the digest timer."""
 
     def __init__(
         self,
         store: NoticeStore,
-        ledger: Ledger,
+        ledger: EntryRecorder,
         policy: Callable[[], Policy],
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -25,16 +25,26 @@ def _clock(at: float, zone: ZoneInfo) -> str:
 
 
 def after_call_text(item: dict[str, Any], zone: ZoneInfo) -> str:
-    """"your call at 10:42 was listened to for 3 min 12 s — purpose: training — by Sam"; a
-    session that never connected (``setup-failed``) is told as an attempt, nothing heard."""
+    """"your call at 10:42 was listened to for 3 min 12 s — purpose: training — by Sam".
+
+    A session that never connected (``setup-failed``) is told as an attempt, nothing heard.
+    A listen whose end is known only within bounds (the server died: ``ended_before`` is
+    set) says "until between 10:45 and 10:52" instead of a duration."""
     if item.get("reason") == "setup-failed":
         return (
             f"someone tried to listen to your call at {_clock(item['call_started_at'], zone)}; "
             f"nothing was heard — purpose: {item['purpose']} — by {item['listener']}"
         )
+    if item.get("ended_before") is not None:
+        length = (
+            f"until between {_clock(item['ended_after'], zone)} and "
+            f"{_clock(item['ended_before'], zone)} (the server stopped unexpectedly)"
+        )
+    else:
+        length = f"for {duration_text(item['duration_s'])}"
     return (
-        f"your call at {_clock(item['call_started_at'], zone)} was listened to for "
-        f"{duration_text(item['duration_s'])} — purpose: {item['purpose']} — by {item['listener']}"
+        f"your call at {_clock(item['call_started_at'], zone)} was listened to {length}"
+        f" — purpose: {item['purpose']} — by {item['listener']}"
     )
 
 

@@ -75,6 +75,9 @@ def _history_row(started: dict[str, Any], ended: dict[str, Any] | None, policy: 
         "call_id": started.get("call_id"),
         "started_at": started.get("started_at"),
         "ended_at": ended.get("ended_at") if ended else None,
+        # A listen cut by a crash ended at an unknowable moment between these two.
+        "ended_after": ended.get("ended_after") if ended else None,
+        "ended_before": ended.get("ended_before") if ended else None,
         "duration_s": ended.get("duration_s") if ended else None,
         "purpose": started.get("purpose"),
         "legs": started.get("legs"),

@@ -94,6 +94,9 @@ async def readyz(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if not state.ready:
         return web.json_response({"status": "starting"}, status=503)
+    reason = state.monitor.unready_reason()
+    if reason is not None:  # listens would be refused (fail closed): take no traffic
+        return web.json_response({"status": "unavailable", "reason": reason}, status=503)
     return web.json_response({"status": "ready", "node_id": state.monitor.node_id})
 
 
@@ -115,6 +118,10 @@ async def metrics(request: web.Request) -> web.Response:
         f"live_packets_delivered_total {sum(q.delivered for q in queues)}",
         "# TYPE live_packets_dropped_total counter",
         f"live_packets_dropped_total {sum(q.dropped for q in queues)}",
+        "# TYPE live_ledger_spooled gauge",
+        f"live_ledger_spooled {monitor.spool.waiting}",
+        "# TYPE live_ledger_writable gauge",
+        f"live_ledger_writable {0 if monitor.spool.problem else 1}",
         "# TYPE live_listen_refused_total counter",
         f"live_listen_refused_total {monitor.refused}",
         "# TYPE live_ingest_connections_total counter",

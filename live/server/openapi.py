@@ -57,6 +57,13 @@ def _obj(required: dict[str, Schema], optional: dict[str, Schema] | None = None,
     return schema
 
 
+_BOUNDS = (
+    "Set when the server died during the listen (end_reason node-lost): the true end is "
+    "unknowable and lies between ended_after (its last proof of life) and ended_before "
+    "(the restart); ended_at is then ended_after and duration_s the shortest duration."
+)
+
+
 def _nullable(type_: str, **extra: Any) -> Schema:
     return {"type": [type_, "null"], **extra}
 
@@ -140,6 +147,8 @@ def _schemas() -> dict[str, Schema]:
                 "first_packet_at": _nullable("number"),
                 "last_packet_at": _nullable("number"),
                 "heard_s": _nullable("number"),
+                "ended_after": _nullable("number", description=_BOUNDS),
+                "ended_before": _nullable("number", description=_BOUNDS),
             }
         ),
         "RtpCallRequest": _obj(
@@ -166,6 +175,8 @@ def _schemas() -> dict[str, Schema]:
                 "call_id": _nullable("string"),
                 "started_at": _nullable("number"),
                 "ended_at": _nullable("number"),
+                "ended_after": _nullable("number", description=_BOUNDS),
+                "ended_before": _nullable("number", description=_BOUNDS),
                 "duration_s": _nullable("number"),
                 "purpose": _nullable("string"),
                 "legs": _nullable("array", items=_STR),
@@ -294,7 +305,10 @@ def _operations() -> list[tuple[str, str, Operation]]:
             "GET", "/readyz", "readyz", "The node is ready to serve (ledger, bus, policy loaded).", "operations",
             {
                 "200": _json(_obj({"status": {"const": "ready"}, "node_id": _STR}), "Ready."),
-                "503": _json(_obj({"status": {"const": "starting"}}), "Starting or stopping."),
+                "503": _json(
+                    _obj({"status": {"enum": ["starting", "unavailable"]}}, {"reason": _STR}),
+                    "Starting or stopping, or the ledger cannot be written (reason says why).",
+                ),
             },
         )),
         ("GET", "/metrics", _operation(

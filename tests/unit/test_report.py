@@ -13,7 +13,7 @@ from PIL import Image
 
 from live.audit import SqliteLedger
 from live.audit.csvsafe import safe_cell
-from live.audit.disclosure import ListenRecord, zone_named
+from live.audit.disclosure import ListenRecord, duration_text, ended_text, zone_named
 from live.audit.entry import LedgerEntry
 from live.audit.report import (
     aggregate,
@@ -106,6 +106,8 @@ def test_aggregation_per_team() -> None:
         "minutes": 2.0,
         "running": 0,
         "attempts": 1,
+        "end_unknown": 0,
+        "minutes_max": 2.0,
         "agents": 1,
         "purposes": {"coaching": 1, "quality": 1},
         "refused": 0,
@@ -284,3 +286,33 @@ async def test_report_pdf_in_german_and_for_an_empty_month(
     assert "Bericht zum Mithören für den Betriebsrat: 2026-05" in text
     assert "keine Mithör-Vorgänge" in text
     assert "Summe" in text and "geltender Richtlinie" in text
+
+
+def test_a_listen_cut_by_a_crash_counts_with_its_bounds() -> None:
+    start = MARCH.since + DAY
+    lost = dataclasses.replace(
+        session(1, "a1", start, 60.0, team="billing"),
+        ended_at=start + 60,
+        end_reason="node-lost",
+        ended_after=start + 60,
+        ended_before=start + 300,
+    )
+    known = session(2, "a1", start + 1000, 120.0, team="billing")
+    rows, total = aggregate([lost, known], [], {"a1": "billing"}, since=MARCH.since, until=MARCH.until)
+    [billing] = rows
+    assert (billing.end_unknown, billing.minutes, billing.minutes_max) == (1, 3.0, 7.0)
+    assert (total.end_unknown, total.minutes_max) == (1, 7.0)
+
+
+def test_the_disclosure_csv_shows_a_crashed_listen_between_its_bounds() -> None:
+    start = MARCH.since + DAY  # 2026-03-02 00:00 Berlin
+    lost = dataclasses.replace(
+        session(1, "a1", start, 60.0),
+        ended_at=start + 60,
+        end_reason="node-lost",
+        ended_after=start + 60,
+        ended_before=start + 300,
+    )
+    assert duration_text(lost) == "1:00-5:00"
+    assert ended_text(lost, BERLIN) == "between 2026-03-02 00:01:00 and 2026-03-02 00:05:00"
+    assert ended_text(dataclasses.replace(lost, ended_before=None), BERLIN) == "2026-03-02 00:01:00"

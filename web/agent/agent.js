@@ -44,11 +44,21 @@ function localDate(seconds) {
   return new Date(seconds * 1000).toLocaleString(i18n.lang, { dateStyle: "medium", timeStyle: "short" });
 }
 
+// A listen cut by a server crash has no known end, only bounds (ended_after, ended_before):
+// its duration is shown as the shortest and longest it can have been.
+function durationText(item) {
+  if (item.ended_before !== null && item.ended_before !== undefined && item.started_at) {
+    const longest = Math.max(0, item.ended_before - item.started_at);
+    return `${formatDuration(item.duration_s)}–${formatDuration(longest)}`;
+  }
+  return formatDuration(item.duration_s);
+}
+
 // A listen whose browser never connected (setup-failed) is an attempt: nothing was heard.
 function listenText(item) {
   return i18n.t(item.reason === "setup-failed" ? "notice.attempt" : "notice.after_call", {
     time: localTime(item.call_started_at),
-    duration: formatDuration(item.duration_s),
+    duration: durationText(item),
     purpose: i18n.label("purpose", item.purpose),
     listener: item.listener,
   });
@@ -127,7 +137,7 @@ function renderHistory() {
       ? i18n.t("history.attempt")
       : listen.duration_s === null
         ? i18n.t("history.running")
-        : formatDuration(listen.duration_s);
+        : durationText(listen);
     row.insertCell().textContent = i18n.label("purpose", listen.purpose);
     row.insertCell().textContent = listen.listener;
   }
