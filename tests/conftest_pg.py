@@ -108,7 +108,11 @@ class PostgresServer:
             "--no-sync",
             "--no-instructions",
         )
-        log = open(self.log, "wb")  # noqa: SIM115 - owned by the server process
+        self.launch()
+
+    def launch(self) -> None:
+        """Start ``postgres`` on the initialised directory (again, after ``pg_ctl stop``)."""
+        log = open(self.log, "ab")  # noqa: SIM115 - owned by the server process
         self.process = subprocess.Popen(
             [
                 str(self.bindir / "postgres"),
