@@ -284,6 +284,18 @@ class Monitor:
         for session_id in recovered:
             await self._notice_recovered(session_id)
         for session_id in alive:
+            # Ended before the crash but possibly without its notice (the proof of life is
+            # cleared only once both the end and the notice are kept): give it now, once.
+            if session_id in recovered:
+                continue
+            try:
+                owed = not await self.notices.store.has_session(session_id)
+            except LiveError as exc:
+                log.error("could not look up the notice of listen %s: %s", session_id, exc.message)
+                continue
+            if owed:
+                await self._notice_recovered(session_id)
+        for session_id in alive:
             await self.spool.gone(session_id)
 
     async def _notice_recovered(self, session_id: str) -> None:
@@ -853,11 +865,10 @@ class Monitor:
             # Neither the ledger nor the spool took it: the start is on record, and the next
             # start closes it as node-lost, between its last proof of life and the restart.
             log.error("could not record the end of listen %s: %s", session.session_id, exc.message)
+            recorded = False
         else:
-            try:
-                await self.spool.gone(session.session_id)
-            except LiveError as exc:
-                log.warning("could not clear the proof of life of %s: %s", session.session_id, exc.message)
+            recorded = True
+        noticed = False
         try:
             await self.notices.listen_ended(
                 agent_id=session.agent_id,
@@ -876,8 +887,16 @@ class Monitor:
                     "heard_s": heard_fields(session.queues)["heard_s"],
                 },
             )
+            noticed = True
         except LiveError as exc:
             log.error("could not give notice of listen %s: %s", session.session_id, exc.message)
+        if recorded and noticed:
+            # Only now: a crash between the end and its notice leaves the proof of life, and
+            # the next start gives the notice of the ended session (``_recover``).
+            try:
+                await self.spool.gone(session.session_id)
+            except LiveError as exc:
+                log.warning("could not clear the proof of life of %s: %s", session.session_id, exc.message)
         try:
             await self.bus.publish(
                 ListenEnded(session.call_id, session.session_id, reason.value, ended_at)

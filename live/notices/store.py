@@ -116,6 +116,16 @@ class NoticeStore:
         )
         return notice
 
+    async def has_session(self, session_id: str) -> bool:
+        """Whether a notice (or a pending digest item) names the listen ``session_id``."""
+        pattern = "%" + session_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = await self._run(
+            "SELECT 1 FROM notices WHERE data LIKE ? ESCAPE '\\'"
+            " UNION ALL SELECT 1 FROM digest_items WHERE session_id = ? LIMIT 1",
+            (pattern, session_id),
+        )
+        return bool(rows)
+
     async def get(self, notice_id: str) -> Notice | None:
         rows = await self._run("SELECT * FROM notices WHERE notice_id = ?", (notice_id,))
         return _notice(rows[0]) if rows else None

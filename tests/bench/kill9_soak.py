@@ -5,7 +5,8 @@
 The same rounds and checks as tests/integration/test_kill9_rounds.py (tests/support/kill9.py:
 after each restart ``live audit verify`` passes, every ``listen.started`` has exactly one end,
 no end is dated outside the true bounds, the agent got every notice). Prints a line per
-round, then a table by kill point (rounds, passed, failed, median width of the node-lost
+round, then a table by kill point (rounds, passed, failed, in flight: killed before the
+listen or stop request answered, median width of the node-lost
 ``ended_after``..``ended_before`` bounds, median and total time); exits 1 on any failure.
 """
 
@@ -25,7 +26,7 @@ from tests.support.kill9 import KILL_POINTS, Round, run_rounds
 
 def table(results: list[tuple[Round, BaseException | None]]) -> str:
     lines = [
-        f"{'kill point':<12}{'rounds':>7}{'passed':>7}{'failed':>7}"
+        f"{'kill point':<12}{'rounds':>7}{'passed':>7}{'failed':>7}{'in flight':>10}"
         f"{'median bounds s':>16}{'median round s':>15}{'total s':>9}"
     ]
     for point in (*KILL_POINTS, "all"):
@@ -37,7 +38,7 @@ def table(results: list[tuple[Round, BaseException | None]]) -> str:
         failed = sum(1 for _, e in rows if e is not None)
         width = f"{statistics.median(widths):.2f}" if widths else "-"
         lines.append(
-            f"{point:<12}{len(rows):>7}{len(rows) - failed:>7}{failed:>7}"
+            f"{point:<12}{len(rows):>7}{len(rows) - failed:>7}{failed:>7}{sum(r.in_flight for r, _ in rows):>10}"
             f"{width:>16}{statistics.median(secs):>15.2f}{sum(secs):>9.1f}"
         )
     return "\n".join(lines)
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     def report(r: Round, error: BaseException | None) -> None:
         what = "ok" if error is None else f"FAILED: {error}"
         width = f"{r.width:.2f}" if r.width is not None else "-"
-        print(f"round {r.number:>4} {r.point:<10} {r.reason or '-':<10} bounds {width:>5} s  {r.seconds:5.2f} s  {what}", flush=True)
+        flight = "in flight" if r.in_flight else ""
+        print(f"round {r.number:>4} {r.point:<10} {flight:<9} {r.reason or '-':<10} bounds {width:>5} s  {r.seconds:5.2f} s  {what}", flush=True)
 
     began = time.monotonic()
     results = asyncio.run(run_rounds(data, seed, args.rounds, report=report))

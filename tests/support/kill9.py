@@ -107,6 +107,13 @@ class Round:
     reason: str | None = None
     seconds: float = 0.0  # how long the round took, restart and checks included
 
+    @property
+    def in_flight(self) -> bool:
+        """The kill came before the listen (``start``) or stop (``stop``) request answered."""
+        if self.point == "start":
+            return self.answered is None
+        return self.point == "stop" and self.stopped is None
+
 
 @dataclass
 class Harness:
@@ -120,6 +127,8 @@ class Harness:
     sup: str = field(init=False)
     agent: str = field(init=False)
     proc: LiveProcess | None = None
+    listen_s: float = 0.1  # how long a listen request takes (running mean), to aim kills
+    stop_s: float = 0.02  # the same for a stop request
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -163,7 +172,12 @@ async def run_round(h: Harness, number: int, point: str | None = None) -> Round:
     proc = h.proc
     rng = h.rng
     point = point or rng.choice(KILL_POINTS)
-    delay = rng.uniform(0.0, 0.25) if point != "listening" else rng.uniform(0.0, 1.2)
+    # Aim at the windows: how long listen and stop requests took in earlier rounds here.
+    delay = {
+        "start": rng.uniform(0.0, 1.2 * h.listen_s),
+        "listening": rng.uniform(0.0, 1.2),
+        "stop": rng.uniform(0.0, 1.2 * h.stop_s),
+    }[point]
     r = Round(number, point, f"CA-k9-{number}")
     sender = TwilioSender(f"{proc.ws_url}/ingest/twilio", r.call_id, LOUD, LOUD, agent="agent")
     await sender.start(headers={"X-Live-Ingest-Secret": INGEST_SECRET})
@@ -182,6 +196,7 @@ async def run_round(h: Harness, number: int, point: str | None = None) -> Round:
             return r
         answer = await asyncio.wait_for(listen, 20)
         r.answered = time.time()
+        h.listen_s = 0.7 * h.listen_s + 0.3 * (r.answered - r.requested)
         r.session_id = str(answer["session_id"])
         if point == "listening":
             await asyncio.sleep(delay)  # a random moment of listening, not a synchronisation
@@ -192,6 +207,7 @@ async def run_round(h: Harness, number: int, point: str | None = None) -> Round:
         await asyncio.wait({stop}, timeout=delay)
         if stop.done() and not stop.exception():
             r.stopped = time.time()
+            h.stop_s = 0.7 * h.stop_s + 0.3 * (r.stopped - r.stop_requested)
         r.killed = h.kill()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(stop, 10)
