@@ -847,6 +847,10 @@ class Monitor:
         for leg, queue in session.queues.items():
             session.media.leg(leg).detach(queue)
         ended_at = time.time()
+        try:  # a session ended before its first proof of life: the row that owes the notice
+            await self.spool.alive(self.node_id, ended_at, [session.session_id])
+        except LiveError as exc:
+            log.warning("could not keep the proof of life of %s: %s", session.session_id, exc.message)
         try:
             await self.spool.append(
                 "listen.ended",

@@ -390,3 +390,41 @@ async def test_a_data_disk_turned_read_only_while_listening_is_closed_with_bound
         assert after <= restarting <= f["ended_before"] <= restarted
         assert session_id in await notices(server)
         assert (await server.state.monitor.ledger.verify()).ok
+
+
+async def test_a_crash_between_the_end_and_its_notice_gives_the_notice_at_restart(tmp_path: Path) -> None:
+    """The end is on record, then the node dies before the agent's notice is stored (found by
+    the kill -9 rounds): the next start gives the notice, once."""
+    data = tmp_path / "data"
+    settings = {"policy_file": policy(tmp_path, "after_call"), "node_id": "notice-node"}
+    async with running_server(data, **settings) as server:
+        sender, listener = await call_and_listener(server, "CA-owed")
+        try:
+            status, answer = await listen_status(listener, "CA-owed")
+            assert status == 201, answer
+            session_id = str(answer["session_id"])
+            board = server.state.monitor.notices
+
+            async def dies_here(**_: Any) -> None:  # the process "dies" before the notice
+                await asyncio.Event().wait()
+
+            board.listen_ended = dies_here  # type: ignore[method-assign]
+            stop = asyncio.create_task(listener.stop())
+            [end] = await wait_for(lambda: ended(server, session_id), 15, "the end on record")
+            assert end.fields["reason"] == "stopped"
+            stop.cancel()
+            await asyncio.gather(stop, return_exceptions=True)
+            assert session_id not in await notices(server)
+        finally:
+            await listener.close()
+            await sender.stop()
+        # Leaving the block stops the server with the end path still hanging (cancelled):
+        # no notice is stored and the proof of life stays, as after a kill -9.
+    async with running_server(data, **settings) as server:
+        status, body = await api(server, "GET", "/api/notices")
+        assert status == 200
+        [notice] = [n for n in body["notices"] if n["session_id"] == session_id]
+        assert "purpose: training" in notice["text"]
+    async with running_server(data, **settings) as server:  # given once, not at every start
+        status, body = await api(server, "GET", "/api/notices")
+        assert [n["session_id"] for n in body["notices"]].count(session_id) == 1
