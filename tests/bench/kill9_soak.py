@@ -26,8 +26,10 @@ from tests.support.kill9 import KILL_POINTS, Round, run_rounds
 
 def table(results: list[tuple[Round, BaseException | None]]) -> str:
     lines = [
-        f"{'kill point':<12}{'rounds':>7}{'passed':>7}{'failed':>7}{'in flight':>10}"
-        f"{'median bounds s':>16}{'median round s':>15}{'total s':>9}"
+        (
+            f"{'kill point':<12}{'rounds':>7}{'passed':>7}{'failed':>7}{'in flight':>10}"
+            f"{'median bounds s':>16}{'median round s':>15}{'total s':>9}"
+        )
     ]
     for point in (*KILL_POINTS, "all"):
         rows = [(r, e) for r, e in results if point in ("all", r.point)]

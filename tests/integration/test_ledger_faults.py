@@ -32,11 +32,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from tests.conftest_pg import PostgresServer, _bindir
-from tests.integration.test_ledger_outage import _ready, _unready, ended, readyz
+from tests.integration.test_ledger_outage import _ready, _unready, ended
 from tests.integration.test_notices import api, policy
 from tests.integration.test_policy_enforced import wait_call
 from tests.support.g711 import tone
@@ -269,22 +268,28 @@ class Ext4Disk:
 
     @property
     def device(self) -> str:
-        out = subprocess.run(["findmnt", "-no", "SOURCE", str(self.path)], capture_output=True, text=True)
+        out = subprocess.run(
+            ["findmnt", "-no", "SOURCE", str(self.path)], check=False, capture_output=True, text=True
+        )
         return os.path.basename(out.stdout.strip())
 
     def fail(self) -> None:
         with open(f"/sys/fs/ext4/{self.device}/trigger_fs_error", "w") as f:
             f.write("live test: read-only fault\n")
-        options = subprocess.run(["findmnt", "-no", "OPTIONS", str(self.path)], capture_output=True, text=True)
+        options = subprocess.run(
+            ["findmnt", "-no", "OPTIONS", str(self.path)], check=False, capture_output=True, text=True
+        )
         assert "emergency_ro" in options.stdout or options.stdout.startswith("ro"), options.stdout
 
     def unmount(self) -> None:
-        if subprocess.run(["umount", str(self.path)], capture_output=True).returncode != 0:
+        if subprocess.run(["umount", str(self.path)], check=False, capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", str(self.path)], check=False)
 
     def repair(self) -> None:
         self.unmount()
-        fsck = subprocess.run(["e2fsck", "-fy", str(self.image)], capture_output=True, text=True)
+        fsck = subprocess.run(
+            ["e2fsck", "-fy", str(self.image)], check=False, capture_output=True, text=True
+        )
         assert fsck.returncode in (0, 1), fsck.stdout + fsck.stderr
         self.mount()
 
