@@ -82,6 +82,7 @@ from .types import LEGS, CallId, Consent, EndReason, LegName, NodeId, Role, Sess
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0  # the ledger heartbeat, also the probe behind /readyz
+PROBE_SLOW_S = 5.0  # a heartbeat still waiting this long means the ledger does not answer
 PROOF_OF_LIFE_S = 0.5  # each running session's proof of life: at least every second
 RETENTION_EVERY_S = 3600.0
 RETENTION_FIRST_S = 60.0
@@ -203,6 +204,7 @@ class Monitor:
         self.policy: Policy | None = None
         self._policy_lock = asyncio.Lock()
         self.spool = LedgerSpool(settings.data_dir / SPOOL_FILE, ledger)
+        self._probe_since: float | None = None  # monotonic start of the heartbeat in flight
         self.notices = NoticeBoard(
             NoticeStore(settings.data_dir / "notices.sqlite3"), self.spool, self.current_policy
         )
@@ -337,6 +339,10 @@ class Monitor:
         """Why this node cannot serve listens right now (``/readyz``), or ``None``."""
         if self.spool.problem is not None:
             return f"the ledger cannot be written: {self.spool.problem}"
+        probing = self._probe_since
+        if probing is not None and time.monotonic() - probing > PROBE_SLOW_S:
+            # A frozen database fails a write only after its timeouts (a minute): not ready now.
+            return f"the ledger does not answer: a write has waited {time.monotonic() - probing:.0f} s"
         if self.bus.problem is not None:
             return f"the bus cannot be used: {self.bus.problem}"
         return None
@@ -360,6 +366,7 @@ class Monitor:
         next_retention = time.time() + RETENTION_FIRST_S
         while True:
             now = time.time()
+            self._probe_since = time.monotonic()
             try:
                 await self.ledger.heartbeat(self.node_id, now)
             except LiveError as exc:
@@ -368,6 +375,8 @@ class Monitor:
                 self.spool.failed(exc.message)
             else:
                 self.spool.succeeded()
+            finally:
+                self._probe_since = None
             if now >= next_retention:
                 next_retention = now + RETENTION_EVERY_S
                 await self.apply_retention(now)

@@ -179,6 +179,9 @@ async def test_postgresql_frozen_past_the_command_timeout_refuses_the_start_and_
             await running.wait_frames(5, timeout=15)
             pg.freeze()
             try:
+                # Not ready within seconds, long before the database's timeouts give up.
+                _, why = await wait_for(lambda: _unready(server.base_url), 15, "/readyz 503 on a frozen ledger")
+                assert "does not answer" in why["reason"], why
                 before = time.time()
                 stop = asyncio.create_task(running.stop())
                 start = asyncio.create_task(listen_status(starting, "CA-frozen"))
