@@ -308,10 +308,10 @@ def ext4_disk(tmp_path: Path) -> Iterator[Ext4Disk]:
         disk = Ext4Disk(image, path)
         disk.mount()
     except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot make an ext4 loop mount here (needs root and loop devices): {exc}")
+        pytest.fail(f"cannot make an ext4 loop mount here (the tests run as root with loop devices): {exc}")
     if not os.path.exists(f"/sys/fs/ext4/{disk.device}/trigger_fs_error"):
         disk.unmount()
-        pytest.skip("this kernel has no ext4 trigger_fs_error")
+        pytest.fail("this kernel has no ext4 trigger_fs_error")
     try:
         yield disk
     finally:
