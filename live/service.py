@@ -852,7 +852,6 @@ class Monitor:
             self._ending -= 1
 
     async def _finish_ended(self, session: ListenSession, reason: EndReason) -> None:
-        self.sessions.pop(session.session_id, None)
         for leg, queue in session.queues.items():
             session.media.leg(leg).detach(queue)
         ended_at = time.time()
@@ -881,6 +880,9 @@ class Monitor:
             recorded = False
         else:
             recorded = True
+        # Served here until its end is kept (ledger or spool): whoever sees the session gone
+        # finds the end on record.
+        self.sessions.pop(session.session_id, None)
         noticed = False
         try:
             await self.notices.listen_ended(
