@@ -391,6 +391,7 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
         "col.agents": "Agents",
         "col.running": "Running",
         "col.attempts": "Attempts",
+        "col.end_unknown": "End unknown",
         "col.refused": "Refused",
         "purposes": "Purposes",
         "reasons": "Why requests were refused",
@@ -435,6 +436,7 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
         "col.agents": "Agent/innen",
         "col.running": "Laufend",
         "col.attempts": "Versuche",
+        "col.end_unknown": "Ende offen",
         "col.refused": "Abgelehnt",
         "purposes": "Zwecke",
         "reasons": "Gründe der Ablehnungen",
@@ -514,24 +516,33 @@ def _team_name(row: TeamMonth, w: Words) -> str:
     return row.team
 
 
+def _minutes(row: TeamMonth) -> str:
+    """Minutes, as a range "shortest–longest" when a crash left some ends known only within
+    bounds (``end_unknown``)."""
+    if row.end_unknown and row.minutes_max > row.minutes:
+        return f"{row.minutes:.1f}–{row.minutes_max:.1f}"
+    return f"{row.minutes:.1f}"
+
+
 def _overview_table(report: MonthReport, w: Words) -> Flowable:
-    header = [
-        w(f"col.{k}") for k in ("team", "listens", "minutes", "agents", "running", "attempts", "refused")
-    ]
+    columns = ("team", "listens", "minutes", "agents", "running", "attempts", "end_unknown", "refused")
+    header = [w(f"col.{k}") for k in columns]
     data: list[list[Any]] = [header]
     for row in [*report.teams, report.total]:
         data.append(
             [
                 _team_name(row, w),
                 row.listens,
-                f"{row.minutes:.1f}",
+                _minutes(row),
                 len(row.agents),
                 row.running,
                 row.attempts,
+                row.end_unknown,
                 row.refused,
             ]
         )
-    table = data_table(data, [44 * mm, *[21 * mm] * 6], numeric_columns=range(1, 7))
+    widths = [34, 18, 26, 20, 18, 18, 24, 18]  # mm; a range of minutes and "End unknown" need room
+    table = data_table(data, [w_ * mm for w_ in widths], numeric_columns=range(1, 8))
     table.setStyle([("FONT", (0, -1), (-1, -1), "Helvetica-Bold", 8.5)])
     return table
 

@@ -261,9 +261,9 @@ async def test_report_pdf_has_a_chart_and_the_figures(ledger: SqliteLedger, tmp_
         for line in text.splitlines()
         if line.split()[:1] in (["billing"], ["all"], ["Total"])
     ]
-    assert ["billing", "6", "12.0", "2", "0", "0", "4"] in overview
-    assert ["all", "3", "6.0", "1", "0", "0", "0"] in overview
-    assert ["Total", "9", "18.0", "3", "0", "0", "4"] in overview
+    assert ["billing", "6", "12.0", "2", "0", "0", "0", "4"] in overview
+    assert ["all", "3", "6.0", "1", "0", "0", "0", "0"] in overview
+    assert ["Total", "9", "18.0", "3", "0", "0", "0", "4"] in overview
     assert "outside the listener's teams" in text
     assert report.checkpoint.root_b64 in text
     assert ledger.verifier_key() in text.replace("\n", "")
@@ -316,3 +316,22 @@ def test_the_disclosure_csv_shows_a_crashed_listen_between_its_bounds() -> None:
     assert duration_text(lost) == "1:00-5:00"
     assert ended_text(lost, BERLIN) == "between 2026-03-02 00:01:00 and 2026-03-02 00:05:00"
     assert ended_text(dataclasses.replace(lost, ended_before=None), BERLIN) == "2026-03-02 00:01:00"
+
+
+async def test_the_report_pdf_shows_a_crashed_listen_with_its_bounds(ledger: SqliteLedger, tmp_path: Path) -> None:
+    start = MARCH.since + DAY
+    lost = dataclasses.replace(
+        session(1, "a1", start, 60.0, team="billing"),
+        ended_at=start + 60,
+        end_reason="node-lost",
+        ended_after=start + 60,
+        ended_before=start + 300,
+    )
+    rows, total = aggregate([lost], [], {"a1": "billing"}, since=MARCH.since, until=MARCH.until)
+    collected = await collect_report(ledger, MARCH, team_map={}, team_source="recorded", generated_at=MARCH.until)
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(report_pdf(dataclasses.replace(collected, teams=tuple(rows), total=total)))
+    text = pdf_text(pdf)
+    assert "End unknown" in text
+    overview = [line.split() for line in text.splitlines() if line.split()[:1] in (["billing"], ["Total"])]
+    assert ["billing", "1", "1.0–5.0", "1", "0", "0", "1", "0"] in overview, overview
