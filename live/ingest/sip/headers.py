@@ -147,13 +147,11 @@ class Headers:
         return f"Headers({list(self._fields)!r})"
 
 
-def split_top_level(value: str, sep: str) -> list[str]:
-    """Split at ``sep`` outside quoted strings (with ``\\`` escapes) and ``<...>``; stripped."""
-    parts: list[str] = []
-    start = 0
+def _outside_quotes(text: str) -> Iterator[tuple[int, str]]:
+    """Each ``(index, character)`` of ``text`` outside quoted strings (RFC 3261 §25.1:
+    ``"..."`` with ``\\`` escapes); the quotes themselves are left out too."""
     quoted = escaped = False
-    angle = False
-    for i, ch in enumerate(value):
+    for i, ch in enumerate(text):
         if quoted:
             if escaped:
                 escaped = False
@@ -163,7 +161,17 @@ def split_top_level(value: str, sep: str) -> list[str]:
                 quoted = False
         elif ch == '"':
             quoted = True
-        elif ch == "<":
+        else:
+            yield i, ch
+
+
+def split_top_level(value: str, sep: str) -> list[str]:
+    """Split at ``sep`` outside quoted strings (with ``\\`` escapes) and ``<...>``; stripped."""
+    parts: list[str] = []
+    start = 0
+    angle = False
+    for i, ch in _outside_quotes(value):
+        if ch == "<":
             angle = True
         elif ch == ">":
             angle = False
@@ -202,18 +210,8 @@ def uri_of(name_addr: str) -> str:
     """The URI of a name-addr (``"Bob" <sip:b@h;transport=tcp>;tag=1``) or addr-spec
     (``sip:b@h;tag=1``: there the parameters belong to the header, RFC 3261 §20.10)."""
     head = split_top_level(name_addr, ";")[0]
-    quoted = escaped = False
-    for i, ch in enumerate(head):
-        if quoted:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                quoted = False
-        elif ch == '"':
-            quoted = True
-        elif ch == "<":
+    for i, ch in _outside_quotes(head):
+        if ch == "<":
             end = head.find(">", i)
             if end < 0:
                 raise SipError(f"unterminated <URI> in {name_addr[:100]!r}")
