@@ -168,7 +168,13 @@ class LedgerSpool:
         async with self._replay_lock:
             db, self._db = self._db, None
             if db is not None:
-                await asyncio.to_thread(db.close)
+                # A cancelled caller's thread may still be using the connection: close it
+                # under the same lock, never beneath a running statement.
+                await asyncio.to_thread(self._close, db)
+
+    def _close(self, db: sqlite3.Connection) -> None:
+        with self._db_lock:
+            db.close()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         db = self._db
@@ -177,6 +183,8 @@ class LedgerSpool:
 
         def call() -> T:
             with self._db_lock:
+                if self._db is not db:
+                    raise LedgerUnavailable("the ledger spool is closed")
                 try:
                     return fn(db)
                 except sqlite3.Error as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,7 @@ class NoticeStore:
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
+        self._db_lock = threading.Lock()
 
     async def open(self) -> None:
         def connect() -> sqlite3.Connection:
@@ -96,15 +98,27 @@ class NoticeStore:
     async def aclose(self) -> None:
         if self._db is not None:
             db, self._db = self._db, None
-            await asyncio.to_thread(db.close)
+            await asyncio.to_thread(self._close, db)
+
+    def _close(self, db: sqlite3.Connection) -> None:
+        # A cancelled caller's thread may still be using the connection: never close it
+        # beneath a running statement.
+        with self._db_lock:
+            db.close()
 
     async def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         if self._db is None:
             raise LedgerUnavailable("the notice store is closed")
         db = self._db
+        def call() -> list[sqlite3.Row]:
+            with self._db_lock:
+                if self._db is not db:
+                    raise LedgerUnavailable("the notice store is closed")
+                return db.execute(sql, params).fetchall()
+
         async with self._lock:
             try:
-                return await asyncio.to_thread(lambda: db.execute(sql, params).fetchall())
+                return await asyncio.to_thread(call)
             except sqlite3.Error as exc:
                 raise LedgerUnavailable(f"notice store: {exc}") from exc
 

@@ -170,3 +170,39 @@ def test_a_notice_of_a_lost_session_gives_the_bounds() -> None:
     )
     item["ended_before"] = None
     assert "listened to for 3 s" in after_call_text(item, zone)
+
+
+async def test_closing_waits_for_a_statement_a_cancelled_caller_left_running(
+    ledger: MerkleLedger, tmp_path: Path
+) -> None:
+    """A caller cancelled while its statement runs in a thread must not have the connection
+    closed beneath it (closing a connection during a statement crashes the interpreter)."""
+    import asyncio
+    import threading
+
+    spool = LedgerSpool(tmp_path / SPOOL_FILE, ledger)
+    await spool.open()
+    inside, release = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def slow(db: sqlite3.Connection) -> int:
+        inside.set()
+        release.wait(timeout=30)
+        try:
+            count = int(db.execute("SELECT count(*) FROM spool_pending").fetchone()[0])
+        except sqlite3.Error as exc:
+            outcome.append(exc)
+            raise
+        outcome.append(count)
+        return count
+
+    caller = asyncio.create_task(spool._run(slow))
+    await asyncio.to_thread(inside.wait, 30)
+    caller.cancel()
+    closing = asyncio.create_task(spool.aclose())
+    await wait_for(lambda: spool._db is None, 10, "the spool to begin closing")
+    release.set()
+    await closing
+    assert outcome == [0], "the connection was closed beneath a running statement"
+    with pytest.raises(LedgerUnavailable):
+        await spool.pending()
