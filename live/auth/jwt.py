@@ -1,68 +1,64 @@
-"""Signed JSON Web Tokens checked against public keys: pure parsing and verification.
+"""Signed JSON Web Tokens checked against a provider's public keys, through ``joserfc``.
 
-Covers what an OpenID Connect relying party needs and nothing more: the JWS compact
-serialisation (RFC 7515 section 7.1), public JSON Web Keys (RFC 7517, RFC 7518 section 6,
-RFC 8037 for Ed25519) and the asymmetric signature algorithms of RFC 7518 section 3 and
-RFC 8037. Anything else is refused before a key is touched:
+This module is the adapter between the OpenID Connect relying party and the JOSE library:
+it decides which tokens and keys we accept and turns the library's errors into
+``live.errors.Unauthorized`` with ``oidc_*`` codes. The JWS compact serialisation (RFC 7515
+section 7.1), JWK parsing (RFC 7517, RFC 7518 section 6, RFC 8037), signature verification
+and the registered claims (RFC 7519 section 4.1) are the library's work. What we add:
 
-- ``alg: none`` (RFC 7518 section 3.6) and every ``HS*`` algorithm. An HMAC "verified" with a
-  public key is the classic key-confusion forgery: the key is public, so anyone can sign.
-- an algorithm that does not fit the key (an ``ES256`` token against an RSA key, a P-384 key
-  for ``ES256``, a key whose own ``alg`` or ``use`` says otherwise).
-- a ``crit`` header (RFC 7515 section 4.1.11): we understand no extensions, so we must reject.
+- An allow-list of asymmetric algorithms (RFC 7518 section 3, RFC 8037, RFC 9864). Refused
+  before a key is touched: ``alg: none`` (RFC 7518 section 3.6) and every ``HS*``. An HMAC
+  "verified" with a public key is the classic key-confusion forgery: the key is public, so
+  anyone can sign.
+- A ``crit`` header (RFC 7515 section 4.1.11), which also covers RFC 7797 unencoded payloads:
+  we understand no extensions, so we must reject.
+- Only signing keys we can trust from a JWK Set: RSA of at least 2048 bits (RFC 7518 section
+  3.3), EC on the curve its algorithm names, Ed25519/Ed448; no symmetric or encryption keys.
+- The ID token rules of OpenID Connect Core 1.0 section 3.1.3.7 on top of RFC 7519's: ``iss``
+  and ``aud`` required, ``azp`` when there are several audiences, ``exp`` and ``iat``
+  required, a bounded leeway for clock skew, and the sign-in's ``nonce``.
 
-Every failure is ``live.errors.Unauthorized`` with an ``oidc_*`` code; nothing here does I/O.
+Nothing here does I/O; ``live.auth.id_token`` fetches and caches the keys.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import hmac
 import json
+import math
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PublicKey
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from joserfc import jws
+from joserfc.errors import (
+    ClaimError,
+    ExpiredTokenError,
+    JoseError,
+    MissingClaimError,
+    SecurityWarning,
+)
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc.jwt import JWTClaimsRegistry
 
 from ..errors import Unauthorized
 
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | Ed25519PublicKey | Ed448PublicKey
+SigningKey = RSAKey | ECKey | OKPKey
 
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "256": hashes.SHA256,
-    "384": hashes.SHA384,
-    "512": hashes.SHA512,
-}
-# ESxxx: the curve the algorithm requires (RFC 7518 section 3.4) and its coordinate size.
-_EC_CURVES: dict[str, tuple[str, type[ec.EllipticCurve], int]] = {
-    "ES256": ("P-256", ec.SECP256R1, 32),
-    "ES384": ("P-384", ec.SECP384R1, 48),
-    "ES512": ("P-521", ec.SECP521R1, 66),
-}
 RSA_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
-EC_ALGS = frozenset(_EC_CURVES)
+EC_ALGS = frozenset({"ES256", "ES384", "ES512"})
 OKP_ALGS = frozenset({"EdDSA", "Ed25519"})  # "Ed25519" is the fully specified name (RFC 9864)
 SUPPORTED_ALGS = RSA_ALGS | EC_ALGS | OKP_ALGS
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 MIN_RSA_BITS = 2048  # RFC 7518 section 3.3: "a key of size 2048 bits or larger MUST be used"
-
-
-def b64url_decode(text: str) -> bytes:
-    """Base64url without padding (RFC 7515 section 2); strict about the alphabet."""
-    if not isinstance(text, str) or not _B64URL.fullmatch(text) or len(text) % 4 == 1:
-        raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+MAX_LEEWAY_S = 300  # RFC 7519 section 4.1.4: "usually no more than a few minutes"
+_EC_CURVES = frozenset({"P-256", "P-384", "P-521"})
+_OKP_CURVES = frozenset({"Ed25519", "Ed448"})
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+# The library's registry, limited to our allow-list: it refuses every other "alg" itself too.
+# Header parameters it does not know are let through (providers add their own), as before.
+_REGISTRY = jws.JWSRegistry(algorithms=sorted(SUPPORTED_ALGS), strict_check_header=False)
 
 
 def _malformed(message: str) -> Unauthorized:
@@ -75,8 +71,7 @@ class SignedJwt:
 
     header: Mapping[str, Any]
     claims: Mapping[str, Any]
-    signing_input: bytes
-    signature: bytes
+    compact: jws.CompactSignature
 
     @property
     def alg(self) -> str:
@@ -94,136 +89,189 @@ def parse_jwt(token: str) -> SignedJwt:
     if len(parts) != 3:
         # Five parts would be a JWE (RFC 7516): encrypted ID tokens are not supported.
         raise _malformed("an ID token is three base64url parts separated by dots")
+    if not all(_SEGMENT.fullmatch(part) for part in parts[:2]) or not (
+        parts[2] == "" or _SEGMENT.fullmatch(parts[2])
+    ):
+        raise _malformed("an ID token's parts are base64url")
     try:
-        header = json.loads(b64url_decode(parts[0]))
-        claims = json.loads(b64url_decode(parts[1]))
-        signature = b64url_decode(parts[2])
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        compact = jws.extract_compact(token.encode("ascii"), registry=_REGISTRY)
+    except (JoseError, ValueError, TypeError) as exc:  # no "alg" at all is malformed too
         raise _malformed(f"undecodable token: {exc}") from exc
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise _malformed("token header and payload must be JSON objects")
-    alg = header.get("alg")
+    headers = compact.headers()
+    alg = headers.get("alg")
     if alg not in SUPPORTED_ALGS:
         raise Unauthorized(
             f"token algorithm {alg!r} is not accepted", code="oidc_unsupported_alg", alg=str(alg)
         )
-    if "crit" in header:
+    if "crit" in headers or "b64" in headers:
         raise Unauthorized("token has critical header extensions", code="oidc_unsupported_alg")
-    return SignedJwt(header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
-
-
-@dataclass(frozen=True, slots=True)
-class Jwk:
-    """One public signing key from a JWKS, with the metadata that constrains its use."""
-
-    key: PublicKey
-    kty: str
-    kid: str | None = None
-    alg: str | None = None
-    use: str | None = None
-
-    def fits(self, alg: str) -> bool:
-        """Whether this key may verify a token signed with ``alg``."""
-        if self.use not in (None, "sig") or (self.alg is not None and self.alg != alg):
-            return False
-        if alg in RSA_ALGS:
-            return isinstance(self.key, rsa.RSAPublicKey)
-        if alg in EC_ALGS:
-            curve = _EC_CURVES[alg][1]
-            return isinstance(self.key, ec.EllipticCurvePublicKey) and isinstance(
-                self.key.curve, curve
-            )
-        if alg == "Ed25519":
-            return isinstance(self.key, Ed25519PublicKey)
-        return alg == "EdDSA" and isinstance(self.key, (Ed25519PublicKey, Ed448PublicKey))
-
-
-def _int(jwk: Mapping[str, Any], name: str) -> int:
-    return int.from_bytes(b64url_decode(jwk[name]), "big")
-
-
-def jwk_from_json(jwk: Mapping[str, Any]) -> Jwk:
-    """A public key from its JWK form; ``ValueError`` if it is not a usable public key."""
-    kty = jwk.get("kty")
     try:
-        key: PublicKey
-        if kty == "RSA":
-            key = rsa.RSAPublicNumbers(_int(jwk, "e"), _int(jwk, "n")).public_key()
-            if key.key_size < MIN_RSA_BITS:
-                raise ValueError(f"RSA key of {key.key_size} bits is too small")
-        elif kty == "EC":
-            curves = {name: curve for name, curve, _ in _EC_CURVES.values()}
-            curve = curves.get(jwk.get("crv", ""))
-            if curve is None:
-                raise ValueError(f"unsupported curve {jwk.get('crv')!r}")
-            key = ec.EllipticCurvePublicNumbers(
-                _int(jwk, "x"), _int(jwk, "y"), curve()
-            ).public_key()
-        elif kty == "OKP" and jwk.get("crv") == "Ed25519":
-            key = Ed25519PublicKey.from_public_bytes(b64url_decode(jwk["x"]))
-        elif kty == "OKP" and jwk.get("crv") == "Ed448":
-            key = Ed448PublicKey.from_public_bytes(b64url_decode(jwk["x"]))
-        else:
-            raise ValueError(f"unsupported key type {kty!r}")
-    except (KeyError, TypeError, binascii.Error) as exc:
-        raise ValueError(f"malformed {kty} key: {exc!r}") from exc
-    kid, alg, use = (jwk.get(name) for name in ("kid", "alg", "use"))
-    return Jwk(
-        key,
-        str(kty),
-        kid if isinstance(kid, str) else None,
-        alg if isinstance(alg, str) else None,
-        use if isinstance(use, str) else None,
-    )
+        claims = json.loads(compact.payload or b"")
+    except ValueError as exc:
+        raise _malformed(f"undecodable token: {exc}") from exc
+    if not isinstance(claims, dict):
+        raise _malformed("token header and payload must be JSON objects")
+    return SignedJwt(headers, claims, compact)
 
 
-def jwks_from_json(document: Any) -> tuple[Jwk, ...]:
-    """The usable signing keys of a JWK Set (RFC 7517 section 5).
+# --- keys --------------------------------------------------------------------------------
 
-    Keys we cannot use (symmetric ``oct`` keys, encryption keys, unknown types) are skipped,
-    as section 5 asks, rather than failing the whole set. ``TypeError`` if it is no JWK Set.
+
+def _usable(key: SigningKey) -> bool:
+    if isinstance(key, RSAKey):
+        return bool(key.public_key.key_size >= MIN_RSA_BITS)
+    if isinstance(key, ECKey):
+        return key.curve_name in _EC_CURVES
+    return key.curve_name in _OKP_CURVES
+
+
+def jwks_from_json(document: Any) -> tuple[SigningKey, ...]:
+    """The usable public signing keys of a JWK Set (RFC 7517 section 5).
+
+    Keys we cannot use (symmetric ``oct`` keys, encryption keys, small RSA keys, points off
+    their curve, unknown types) are skipped, as section 5 asks, rather than failing the whole
+    set. Private parts a provider should never publish are dropped. ``TypeError`` if it is no
+    JWK Set.
     """
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise TypeError("a JWK Set is an object with a 'keys' array")
-    keys = []
+    kinds: dict[str, type[SigningKey]] = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
+    private = {"d", "p", "q", "dp", "dq", "qi", "oth"}
+    keys: list[SigningKey] = []
     for raw in document["keys"]:
         if not isinstance(raw, dict) or raw.get("use", "sig") != "sig":
             continue
-        try:
-            keys.append(jwk_from_json(raw))
-        except ValueError:
+        kind = kinds.get(raw.get("kty"))  # type: ignore[arg-type]
+        if kind is None:
             continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SecurityWarning)
+                key = kind.import_key({k: v for k, v in raw.items() if k not in private})
+        except (JoseError, ValueError, TypeError, KeyError):
+            continue
+        if _usable(key):
+            keys.append(key)
     return tuple(keys)
 
 
-def verify_signature(token: SignedJwt, key: Jwk) -> None:
-    """Check the JWS signature of ``token`` with ``key``; ``oidc_bad_signature`` if it fails."""
-    alg = token.alg
-    if not key.fits(alg):
-        raise Unauthorized(f"key {key.kid!r} cannot verify {alg}", code="oidc_bad_signature")
+def key_fits(key: SigningKey, alg: str) -> bool:
+    """Whether ``key`` may verify a token signed with ``alg`` (type, curve, ``use``, ``alg``)."""
+    if alg not in SUPPORTED_ALGS:
+        return False
     try:
-        public = key.key
-        if alg in RSA_ALGS and isinstance(public, rsa.RSAPublicKey):
-            digest = _HASHES[alg[2:]]()
-            if alg.startswith("PS"):
-                pss = padding.PSS(padding.MGF1(digest), salt_length=digest.digest_size)
-                public.verify(token.signature, token.signing_input, pss, digest)
-            else:
-                public.verify(token.signature, token.signing_input, padding.PKCS1v15(), digest)
-        elif alg in EC_ALGS and isinstance(public, ec.EllipticCurvePublicKey):
-            # JWS carries R || S as fixed-size big-endian integers (RFC 7518 section 3.4),
-            # not the DER structure cryptography expects.
-            size = _EC_CURVES[alg][2]
-            if len(token.signature) != 2 * size:
-                raise InvalidSignature()
-            r = int.from_bytes(token.signature[:size], "big")
-            s = int.from_bytes(token.signature[size:], "big")
-            public.verify(
-                encode_dss_signature(r, s), token.signing_input, ec.ECDSA(_HASHES[alg[2:]]())
-            )
-        elif isinstance(public, (Ed25519PublicKey, Ed448PublicKey)):
-            public.verify(token.signature, token.signing_input)
-        else:  # pragma: no cover - fits() already matched key and algorithm
-            raise InvalidSignature()
-    except InvalidSignature as exc:
-        raise Unauthorized("ID token signature does not verify", code="oidc_bad_signature") from exc
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SecurityWarning)  # "EdDSA" is deprecated by RFC 9864
+            _REGISTRY.get_alg(alg).check_key(key)
+    except JoseError:
+        return False
+    if alg == "EdDSA":  # the polymorphic name covers both Edwards curves
+        return isinstance(key, OKPKey) and key.curve_name in _OKP_CURVES
+    return True
+
+
+def verify_signature(token: SignedJwt, key: SigningKey) -> None:
+    """Check the JWS signature of ``token`` with ``key``; ``oidc_bad_signature`` if it fails."""
+    if not key_fits(key, token.alg):
+        raise Unauthorized(f"key {key.kid!r} cannot verify {token.alg}", code="oidc_bad_signature")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SecurityWarning)
+            valid = jws.validate_compact(token.compact, key, registry=_REGISTRY)
+    except JoseError as exc:
+        raise Unauthorized(
+            f"ID token signature does not verify: {exc}", code="oidc_bad_signature"
+        ) from exc
+    if not valid:
+        raise Unauthorized("ID token signature does not verify", code="oidc_bad_signature")
+
+
+# --- claims ------------------------------------------------------------------------------
+
+# Which error code a failed registered claim gives, in the order they are reported.
+_CLAIM_CODES = {
+    "iss": "oidc_bad_issuer",
+    "aud": "oidc_wrong_audience",
+    "sub": "oidc_missing_claim",
+    "exp": "oidc_malformed_token",
+    "iat": "oidc_malformed_token",
+    "nbf": "oidc_malformed_token",
+}
+
+
+def _number(claims: Mapping[str, Any], name: str) -> None:
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _malformed(f"ID token claim {name!r} must be a number")
+
+
+def _audiences(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
+def _refusal(exc: ClaimError) -> Unauthorized:
+    if isinstance(exc, ExpiredTokenError):
+        return Unauthorized("ID token has expired", code="oidc_expired")
+    names = exc.claim.split(",")
+    if isinstance(exc, MissingClaimError):
+        name = next(n for n in _CLAIM_CODES if n in names)
+        return Unauthorized(f"ID token has no {name!r} claim", code=_CLAIM_CODES[name])
+    name = names[0]
+    if name in ("nbf", "iat"):  # types were checked first: only "in the future" is left
+        return Unauthorized(
+            "ID token is not valid yet (check the clocks)", code="oidc_not_yet_valid"
+        )
+    code = _CLAIM_CODES.get(name, "oidc_malformed_token")
+    if code == "oidc_bad_issuer":
+        return Unauthorized(f"ID token issuer is not the configured one: {exc}", code=code)
+    if code == "oidc_wrong_audience":
+        return Unauthorized("ID token was issued for another client", code=code)
+    return Unauthorized(f"ID token claim {name!r} is invalid", code=code)
+
+
+def validate_id_token_claims(
+    claims: Mapping[str, Any],
+    *,
+    issuer: str,
+    client_id: str,
+    nonce: str,
+    now: float,
+    leeway_s: float,
+) -> None:
+    """OpenID Connect Core 1.0 section 3.1.3.7, steps 2-3 and 9-11, on already-verified claims."""
+    # Types first, so that the library's time checks can only mean "too early" or "too late".
+    for name in ("exp", "iat", "nbf"):
+        if name in claims:
+            _number(claims, name)
+    registry = JWTClaimsRegistry(
+        now=int(now),
+        leeway=int(min(max(leeway_s, 0), MAX_LEEWAY_S)),
+        iss={"essential": True, "value": issuer},
+        aud={"essential": True, "value": client_id},
+        sub={"essential": True},
+        exp={"essential": True},
+        iat={"essential": True},
+    )
+    try:
+        registry.validate(dict(claims))
+    except ClaimError as exc:
+        raise _refusal(exc) from exc
+    audiences = _audiences(claims.get("aud"))
+    azp = claims.get("azp")
+    if len(audiences) > 1 and azp is None:
+        raise Unauthorized(
+            "ID token with several audiences names no azp", code="oidc_wrong_audience"
+        )
+    if azp is not None and azp != client_id:
+        raise Unauthorized(
+            "ID token was authorized for another client (azp)", code="oidc_wrong_audience"
+        )
+    token_nonce = claims.get("nonce")
+    if not isinstance(token_nonce, str) or not hmac.compare_digest(
+        token_nonce.encode(), nonce.encode()
+    ):
+        raise Unauthorized("ID token nonce does not match this sign-in", code="oidc_bad_nonce")

@@ -11,9 +11,10 @@ What it follows, and where:
   if it advertises that it does, a response without it is refused (mix-up defence).
 - Core 3.1.3.1-3.1.3.3: the code is exchanged at the token endpoint with
   ``client_secret_basic`` (or ``client_secret_post`` if that is all the provider offers).
-- Core 3.1.3.7: the ID token's signature (keys from ``jwks_uri``, refetched once when a
-  token names an unknown ``kid``: providers rotate keys), ``iss``, ``aud``/``azp``,
-  ``exp``/``iat``/``nbf`` (with a small leeway for clock skew) and ``nonce``.
+- Core 3.1.3.7 (checked by ``live.auth.id_token``): the ID token's signature (keys from
+  ``jwks_uri``, refetched once when a token names an unknown ``kid``: providers rotate keys),
+  ``iss``, ``aud``/``azp``, ``exp``/``iat``/``nbf`` (with a small, bounded leeway for clock
+  skew) and ``nonce``.
 
 Who gets in is decided by ``identity_from_claims``: a role from one claim (directly, or via a
 configured map of claim values such as group names), teams from another; no role, no entry
@@ -29,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import hmac
 import ipaddress
 import json
 import logging
@@ -45,15 +45,10 @@ from yarl import URL
 
 from ..errors import ConfigError, Forbidden, ServiceUnavailable, Unauthorized
 from ..types import Role
+from .id_token import IdTokenVerifier
 from .identity import Identity
-from .jwt import (
-    Jwk,
-    SignedJwt,
-    b64url_encode,
-    jwks_from_json,
-    parse_jwt,
-    verify_signature,
-)
+from .jwt import MAX_LEEWAY_S
+from .tokens import b64url_encode
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +120,11 @@ class OidcSettings:
                 f"OIDC redirect URI must be absolute: {self.redirect_uri!r}",
                 setting="oidc_redirect_uri",
             )
+        if not 0 <= self.leeway_s <= MAX_LEEWAY_S:
+            raise ConfigError(
+                f"OIDC clock leeway must be 0..{MAX_LEEWAY_S} s, not {self.leeway_s}",
+                setting="oidc_leeway_s",
+            )
         if "openid" not in self.scopes:
             raise ConfigError("OIDC scopes must include 'openid'", setting="oidc_scopes")
         _ = self.claim_mapping  # validates role_map now, not at the first sign-in
@@ -174,64 +174,6 @@ def identity_from_claims(claims: Mapping[str, Any], mapping: ClaimMapping) -> Id
     # via="session": the sign-in ends in a cookie session, and cookie sessions are what the
     # server's CSRF check applies to (a new "via" value would slip past it).
     return Identity(user_id, str(name), role, teams, via="session")
-
-
-# --- ID token claims (pure) ----------------------------------------------------------------
-
-
-def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | None:
-    value = claims.get(name)
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise Unauthorized(f"ID token claim {name!r} must be a number", code="oidc_malformed_token")
-    return float(value)
-
-
-def validate_id_token_claims(
-    claims: Mapping[str, Any],
-    *,
-    issuer: str,
-    client_id: str,
-    nonce: str,
-    now: float,
-    leeway_s: float,
-) -> None:
-    """OpenID Connect Core 1.0 section 3.1.3.7, steps 2-3 and 9-11, on already-verified claims."""
-    if claims.get("iss") != issuer:
-        raise Unauthorized(
-            f"ID token issuer {claims.get('iss')!r} is not {issuer!r}", code="oidc_bad_issuer"
-        )
-    audience = claims.get("aud")
-    audiences = [audience] if isinstance(audience, str) else _strings(audience)
-    if client_id not in audiences:
-        raise Unauthorized("ID token was issued for another client", code="oidc_wrong_audience")
-    azp = claims.get("azp")
-    if len(audiences) > 1 and azp is None:
-        raise Unauthorized(
-            "ID token with several audiences names no azp", code="oidc_wrong_audience"
-        )
-    if azp is not None and azp != client_id:
-        raise Unauthorized(
-            "ID token was authorized for another client (azp)", code="oidc_wrong_audience"
-        )
-    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-        raise Unauthorized("ID token has no subject", code="oidc_missing_claim")
-    expires = _number(claims, "exp", required=True)
-    issued = _number(claims, "iat", required=True)
-    not_before = _number(claims, "nbf", required=False)
-    assert expires is not None and issued is not None
-    if now > expires + leeway_s:
-        raise Unauthorized("ID token has expired", code="oidc_expired")
-    if issued > now + leeway_s or (not_before is not None and not_before > now + leeway_s):
-        raise Unauthorized(
-            "ID token is not valid yet (check the clocks)", code="oidc_not_yet_valid"
-        )
-    token_nonce = claims.get("nonce")
-    if not isinstance(token_nonce, str) or not hmac.compare_digest(
-        token_nonce.encode(), nonce.encode()
-    ):
-        raise Unauthorized("ID token nonce does not match this sign-in", code="oidc_bad_nonce")
 
 
 # --- the provider ---------------------------------------------------------------------------
@@ -299,14 +241,6 @@ def code_challenge(code_verifier: str) -> str:
     return b64url_encode(hashlib.sha256(code_verifier.encode("ascii")).digest())
 
 
-def _verifies(token: SignedJwt, key: Jwk) -> bool:
-    try:
-        verify_signature(token, key)
-    except Unauthorized:
-        return False
-    return True
-
-
 class OidcClient:
     """A relying party for one OpenID Provider.
 
@@ -336,8 +270,7 @@ class OidcClient:
         self._jwks_max_age_s = jwks_max_age_s
         self._clock = clock
         self._metadata: ProviderMetadata | None = None
-        self._keys: tuple[Jwk, ...] = ()
-        self._keys_fetched_at: float | None = None
+        self._verifier: IdTokenVerifier | None = None
         self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> Self:
@@ -486,55 +419,22 @@ class OidcClient:
             body,
         )
 
-    async def _refresh_keys(self, jwks_uri: str, *, unknown_kid: bool) -> None:
-        """Fetch the JWKS unless the cached copy is young enough for this reason to refetch."""
-        fetched = self._keys_fetched_at
-        min_age = self._jwks_refetch_interval_s if unknown_kid else self._jwks_max_age_s
-        if fetched is not None and self._clock() - fetched < min_age:
-            return
-        async with self._lock:
-            if self._keys_fetched_at != fetched:
-                return  # another request refreshed them while we waited
-            try:
-                self._keys = jwks_from_json(await self._get_document(jwks_uri))
-            except (TypeError, ValueError) as exc:
-                raise ServiceUnavailable(
-                    f"bad JWKS: {exc}", code="oidc_bad_provider_response"
-                ) from exc
-            self._keys_fetched_at = self._clock()
-            log.debug("fetched %d signing keys from %s", len(self._keys), jwks_uri)
-
-    def _keys_named(self, kid: str | None) -> list[Jwk]:
-        return [key for key in self._keys if kid is None or key.kid == kid]
-
     async def validate_id_token(self, id_token: str, nonce: str) -> dict[str, Any]:
         """The claims of a valid ID token for this client and this sign-in's ``nonce``."""
         metadata = await self.discover()
-        token = parse_jwt(id_token)
-        # First use, or the cached set is older than jwks_max_age_s.
-        await self._refresh_keys(metadata.jwks_uri, unknown_kid=False)
-        candidates = self._keys_named(token.kid)
-        if not candidates:
-            # The provider may have rotated its keys (Core 10.1.1): look once more.
-            await self._refresh_keys(metadata.jwks_uri, unknown_kid=True)
-            candidates = self._keys_named(token.kid)
-        if not candidates:
-            raise Unauthorized(
-                f"no signing key {token.kid!r} at the provider", code="oidc_unknown_key"
+        if self._verifier is None:
+            jwks_uri = metadata.jwks_uri
+
+            async def fetch_jwks() -> Any:
+                return await self._get_document(jwks_uri)
+
+            self._verifier = IdTokenVerifier(
+                fetch_jwks,
+                issuer=metadata.issuer,
+                client_id=self.settings.client_id,
+                leeway_s=self.settings.leeway_s,
+                refetch_interval_s=self._jwks_refetch_interval_s,
+                max_age_s=self._jwks_max_age_s,
+                clock=self._clock,
             )
-        fitting = [key for key in candidates if key.fits(token.alg)]
-        if not fitting:
-            raise Unauthorized(f"no provider key fits {token.alg}", code="oidc_bad_signature")
-        # Usually one key; a token without a kid is tried against every key that fits its alg.
-        if not any(_verifies(token, key) for key in fitting):
-            raise Unauthorized("ID token signature does not verify", code="oidc_bad_signature")
-        claims = dict(token.claims)
-        validate_id_token_claims(
-            claims,
-            issuer=metadata.issuer,
-            client_id=self.settings.client_id,
-            nonce=nonce,
-            now=self._clock(),
-            leeway_s=self.settings.leeway_s,
-        )
-        return claims
+        return await self._verifier.verify(id_token, nonce)

@@ -1,4 +1,4 @@
-"""Browser sessions: signed cookies ``base64(json) . HMAC-SHA256`` plus server-side revocation.
+"""Browser sessions: signed cookies (``live.auth.tokens``) plus server-side revocation.
 
 The cookie carries a random session id, the user id, when it was issued and when it expires.
 A local user's role and teams are re-read from the user store on every request, so a removed
@@ -6,15 +6,12 @@ user loses access at once; an OpenID Connect user has no local record, so the co
 the role and teams the provider's ID token gave at sign-in (bounded by the session's
 lifetime). Sign-out, a password change and ``live users signout`` revoke sessions on the
 server (``Revocations``): a copied cookie is worth nothing afterwards. The CSRF token is
-derived from the session id (HMAC), so it changes with every sign-in.
+derived from the session id (HMAC under its own purpose key), so it changes with every
+sign-in.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import secrets
 import sqlite3
 import threading
@@ -25,6 +22,7 @@ from typing import Any
 
 from ..types import Role
 from .identity import Identity
+from .tokens import SignedTokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,21 +43,13 @@ class BrowserSession:
         return Identity(self.user_id, self.display_name or self.user_id, self.role, self.teams, "session", self.session_id)
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class SessionCodec:
-    def __init__(self, secret: str, ttl_s: int) -> None:
-        self._key = hashlib.sha256(b"live-session:" + secret.encode()).digest()
-        self.ttl_s = ttl_s
+    """Session cookies and their CSRF tokens, each signed for its own purpose (``tokens``)."""
 
-    def _sign(self, data: bytes) -> str:
-        return _b64(hmac.new(self._key, data, hashlib.sha256).digest())
+    def __init__(self, secret: str, ttl_s: int) -> None:
+        self._cookies = SignedTokens(secret, "session")
+        self._csrf = SignedTokens(secret, "csrf")
+        self.ttl_s = ttl_s
 
     def issue(self, user_id: str, now: float, *, identity: Identity | None = None) -> tuple[str, BrowserSession]:
         """A fresh session (a new id every time: sign-in rotates the session)."""
@@ -72,41 +62,40 @@ class SessionCodec:
             identity.role if identity else None,
             identity.teams if identity else (),
         )
-        data: dict[str, Any] = {"u": session.user_id, "s": session.session_id, "e": session.expires_at, "i": now}
+        data: dict[str, Any] = {"u": session.user_id, "s": session.session_id, "i": now}
         if identity is not None:
             data.update(n=identity.display_name, r=identity.role.value, t=list(identity.teams))
-        body = json.dumps(data, separators=(",", ":")).encode()
-        return f"{_b64(body)}.{self._sign(body)}", session
+        return self._cookies.seal(data, session.expires_at), session
 
     def read(self, cookie: str, now: float) -> BrowserSession | None:
-        try:
-            encoded, signature = cookie.split(".", 1)
-            body = _unb64(encoded)
-        except (ValueError, TypeError):
+        """The session a cookie this server issued stands for, unless it has expired."""
+        opened = self._cookies.open(cookie, now)
+        if opened is None:
             return None
-        if not hmac.compare_digest(self._sign(body), signature):
-            return None
+        data = opened.fields
         try:
-            data = json.loads(body)
             role = Role(data["r"]) if "r" in data else None
             teams = data.get("t", [])
             if not isinstance(teams, list):
                 return None
-            session = BrowserSession(
+            return BrowserSession(
                 str(data["u"]),
                 str(data["s"]),
-                float(data["e"]),
+                opened.expires_at,
                 float(data.get("i", 0.0)),
                 str(data.get("n", "")),
                 role,
                 tuple(str(t) for t in teams),
             )
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError):
             return None
-        return session if session.expires_at > now else None
 
     def csrf_token(self, session_id: str) -> str:
-        return self._sign(b"csrf:" + session_id.encode())
+        return self._csrf.tag(session_id.encode())
+
+    def csrf_matches(self, session_id: str, token: str | None) -> bool:
+        """Whether ``token`` is the CSRF token of ``session_id`` (compared in constant time)."""
+        return token is not None and self._csrf.tag_matches(session_id.encode(), token)
 
 
 class Revocations:

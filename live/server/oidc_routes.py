@@ -8,11 +8,9 @@ short-lived signed cookie that only the callback path receives, drive ``OidcClie
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import html
 import inspect
-import json
 import logging
 import time
 import urllib.parse
@@ -22,8 +20,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..auth import Identity
-from ..auth.jwt import b64url_decode, b64url_encode
 from ..auth.oidc import OidcClient, identity_from_claims
+from ..auth.tokens import SignedTokens
 from ..errors import BadRequest, ConfigError, LiveError, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -49,36 +47,30 @@ class PendingLogin:
 
 
 class PendingLoginCodec:
-    """``base64url(json) . HMAC-SHA256`` with its own derived key (not the session key)."""
+    """``PendingLogin`` in a signed token of its own purpose: no session cookie opens as one."""
 
     def __init__(self, secret: str) -> None:
-        self._key = hashlib.sha256(b"live-oidc-login:" + secret.encode()).digest()
-
-    def _sign(self, data: bytes) -> str:
-        return b64url_encode(hmac.new(self._key, data, hashlib.sha256).digest())
+        self._tokens = SignedTokens(secret, "oidc-login")
 
     def seal(self, login: PendingLogin) -> str:
-        body = json.dumps(
-            [login.state, login.nonce, login.code_verifier, login.next_path, login.expires_at]
-        ).encode()
-        return f"{b64url_encode(body)}.{self._sign(body)}"
+        fields = {
+            "state": login.state,
+            "nonce": login.nonce,
+            "verifier": login.code_verifier,
+            "next": login.next_path,
+        }
+        return self._tokens.seal(fields, login.expires_at)
 
     def open(self, cookie: str, now: float) -> PendingLogin | None:
-        try:
-            encoded, signature = cookie.split(".", 1)
-            body = b64url_decode(encoded)
-        except ValueError:
+        opened = self._tokens.open(cookie, now)
+        if opened is None:
             return None
-        if not hmac.compare_digest(self._sign(body), signature):
+        fields = opened.fields
+        values = [fields.get(name) for name in ("state", "nonce", "verifier", "next")]
+        if not all(isinstance(value, str) for value in values):
             return None
-        try:
-            state, nonce, verifier, next_path, expires_at = json.loads(body)
-            login = PendingLogin(
-                str(state), str(nonce), str(verifier), str(next_path), float(expires_at)
-            )
-        except (ValueError, TypeError):
-            return None
-        return login if login.expires_at > now else None
+        state, nonce, verifier, next_path = (str(value) for value in values)
+        return PendingLogin(state, nonce, verifier, next_path, opened.expires_at)
 
 
 def local_path(value: str | None) -> str:

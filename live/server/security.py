@@ -53,8 +53,8 @@ def require(request: web.Request, roles: Iterable[Role] | None = None) -> Identi
     if identity is None:
         raise Unauthorized("sign in first", code="signed_out")
     if identity.via == "session" and request.method not in ("GET", "HEAD", "OPTIONS"):
-        expected = request.app[STATE].sessions.csrf_token(identity.session_id)
-        if request.headers.get(CSRF_HEADER) != expected:
+        sessions = request.app[STATE].sessions
+        if not sessions.csrf_matches(identity.session_id, request.headers.get(CSRF_HEADER)):
             raise Forbidden("missing or wrong CSRF token", code="csrf")
     if roles is not None and identity.role not in tuple(roles):
         raise Forbidden(f"the {identity.role.value} role may not do this", code="role_forbidden")
