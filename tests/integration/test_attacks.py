@@ -9,7 +9,6 @@ reading the ledger), and path traversal on the static files.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import aiohttp
 import pytest
 
 from live.auth import SessionCodec
+from live.auth.tokens import b64url_decode, b64url_encode
 from tests.integration.test_policy_enforced import policy_text, wait_call
 from tests.support.g711 import tone
 from tests.support.process import live_cli
@@ -96,10 +96,9 @@ async def test_websockets_refuse_a_foreign_origin(tmp_path: Path) -> None:
 
 def forge(cookie: str, **changes: Any) -> str:
     body, signature = cookie.split(".", 1)
-    data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    data = json.loads(b64url_decode(body))
     data.update(changes)
-    encoded = base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-    return f"{encoded}.{signature}"
+    return f"{b64url_encode(json.dumps(data).encode())}.{signature}"
 
 
 async def test_expired_forged_and_replayed_sessions_are_refused(tmp_path: Path) -> None:
@@ -112,7 +111,7 @@ async def test_expired_forged_and_replayed_sessions_are_refused(tmp_path: Path) 
         cases = {
             "expired": expired,
             "other user in the body": forge(good, u="admin"),
-            "later expiry in the body": forge(good, e=time.time() + 10**8),
+            "later expiry in the body": forge(good, exp=time.time() + 10**8),
             "role claim added": forge(good, r="admin"),
             "signed with another key": wrong_key,
             "unsigned": good.split(".")[0],
