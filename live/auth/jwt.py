@@ -59,6 +59,9 @@ _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 # The library's registry, limited to our allow-list: it refuses every other "alg" itself too.
 # Header parameters it does not know are let through (providers add their own), as before.
 _REGISTRY = jws.JWSRegistry(algorithms=sorted(SUPPORTED_ALGS), strict_check_header=False)
+# The library's default header limit (512 bytes) is too small for a header carrying an
+# ``x5c`` certificate chain (RFC 7515 section 4.1.6); the token response is capped anyway.
+_REGISTRY.max_header_length = 16 * 1024
 
 
 def _malformed(message: str) -> Unauthorized:
@@ -99,7 +102,7 @@ def parse_jwt(token: str) -> SignedJwt:
         raise _malformed(f"undecodable token: {exc}") from exc
     headers = compact.headers()
     alg = headers.get("alg")
-    if alg not in SUPPORTED_ALGS:
+    if not isinstance(alg, str) or alg not in SUPPORTED_ALGS:
         raise Unauthorized(
             f"token algorithm {alg!r} is not accepted", code="oidc_unsupported_alg", alg=str(alg)
         )
@@ -157,7 +160,7 @@ def jwks_from_json(document: Any) -> tuple[SigningKey, ...]:
 
 def key_fits(key: SigningKey, alg: str) -> bool:
     """Whether ``key`` may verify a token signed with ``alg`` (type, curve, ``use``, ``alg``)."""
-    if alg not in SUPPORTED_ALGS:
+    if not isinstance(alg, str) or alg not in SUPPORTED_ALGS:
         return False
     try:
         with warnings.catch_warnings():
