@@ -32,7 +32,6 @@ import base64
 import hashlib
 import ipaddress
 import json
-import logging
 import secrets
 import time
 import urllib.parse
@@ -49,8 +48,6 @@ from .id_token import IdTokenVerifier
 from .identity import Identity
 from .jwt import MAX_LEEWAY_S
 from .tokens import b64url_encode
-
-log = logging.getLogger(__name__)
 
 MAX_DOCUMENT_BYTES = 512 * 1024  # discovery, JWKS and token responses are a few kB
 
@@ -121,10 +118,7 @@ class OidcSettings:
                 setting="oidc_redirect_uri",
             )
         if not 0 <= self.leeway_s <= MAX_LEEWAY_S:
-            raise ConfigError(
-                f"OIDC clock leeway must be 0..{MAX_LEEWAY_S} s, not {self.leeway_s}",
-                setting="oidc_leeway_s",
-            )
+            raise ConfigError(f"OIDC clock leeway must be 0..{MAX_LEEWAY_S} s, not {self.leeway_s}")
         if "openid" not in self.scopes:
             raise ConfigError("OIDC scopes must include 'openid'", setting="oidc_scopes")
         _ = self.claim_mapping  # validates role_map now, not at the first sign-in
