@@ -2,13 +2,19 @@
 // checkpoint to keep, a search of listen sessions by agent, supervisor and dates, and
 // downloads: an agent's export (PDF, CSV, JSON Lines with proofs) and the monthly
 // works-council report. Data: GET /api/me, /api/audit/verify, /api/audit/checkpoint,
-// /api/audit/sessions; downloads are plain links to /api/audit/export and /api/audit/report.
+// /api/audit/sessions, /api/audit/entries (./entries.js: every entry of every kind);
+// downloads are plain links to /api/audit/export and /api/audit/report.
 // The page only reads (GET), so it needs no CSRF token.
 
-import { I18n, formatDuration } from "../shared/i18n.js";
+import { formatDuration } from "../shared/duration.js";
+import { I18n } from "../shared/i18n.js";
+import { PURPOSES } from "../shared/purposes.js";
+import { ENTRY_STRINGS, EntryList } from "./entries.js";
 
 const STRINGS = {
   en: {
+    ...PURPOSES.en,
+    ...ENTRY_STRINGS.en,
     "page.title": "Listen ledger · live",
     "page.heading": "Listen ledger",
     "auth.forbidden": "This page is for auditors and administrators.",
@@ -32,6 +38,7 @@ const STRINGS = {
     "search.to": "To",
     "search.submit": "Search",
     "search.count": "{count} listen sessions",
+    "search.countOne": "1 listen session",
     "search.none": "No listen sessions match.",
     "search.error": "The search failed ({error}).",
     "col.started": "Started",
@@ -58,10 +65,6 @@ const STRINGS = {
     "report.month": "Month",
     "report.pdf": "PDF with chart",
     "report.csv": "CSV",
-    "purpose.quality": "quality",
-    "purpose.training": "training",
-    "purpose.coaching": "coaching",
-    "purpose.complaint": "complaint",
     "reason.stopped": "stopped by the listener",
     "reason.call-ended": "call ended",
     "reason.peer-closed": "browser closed",
@@ -71,6 +74,8 @@ const STRINGS = {
     "reason.setup-failed": "setup failed",
   },
   de: {
+    ...PURPOSES.de,
+    ...ENTRY_STRINGS.de,
     "page.title": "Mithör-Protokoll · live",
     "page.heading": "Mithör-Protokoll",
     "auth.forbidden": "Diese Seite ist für Prüfer/innen und Administrator/innen.",
@@ -94,6 +99,7 @@ const STRINGS = {
     "search.to": "Bis",
     "search.submit": "Suchen",
     "search.count": "{count} Mithör-Vorgänge",
+    "search.countOne": "1 Mithör-Vorgang",
     "search.none": "Keine passenden Mithör-Vorgänge.",
     "search.error": "Die Suche ist fehlgeschlagen ({error}).",
     "col.started": "Beginn",
@@ -120,10 +126,6 @@ const STRINGS = {
     "report.month": "Monat",
     "report.pdf": "PDF mit Diagramm",
     "report.csv": "CSV",
-    "purpose.quality": "Qualität",
-    "purpose.training": "Schulung",
-    "purpose.coaching": "Coaching",
-    "purpose.complaint": "Beschwerde",
     "reason.stopped": "von mithörender Person beendet",
     "reason.call-ended": "Gespräch beendet",
     "reason.peer-closed": "Browser geschlossen",
@@ -141,6 +143,7 @@ let verifyError = null;
 let witnessed = null; // GET /api/audit/checkpoint: { tree_size, witnesses: [...] }
 let sessions = null;
 let searchError = null;
+const entryList = new EntryList({ i18n, getJson, $, onForbidden: () => { $("forbidden").hidden = false; } });
 
 class HttpError extends Error {
   constructor(status, code) {
@@ -303,7 +306,8 @@ function renderSessions() {
     summary.textContent = "";
     return;
   }
-  summary.textContent = sessions.length ? i18n.t("search.count", { count: sessions.length }) : i18n.t("search.none");
+  const many = sessions.length === 1 ? "search.countOne" : "search.count";
+  summary.textContent = sessions.length ? i18n.t(many, { count: sessions.length }) : i18n.t("search.none");
   for (const s of sessions) {
     const row = body.insertRow();
     row.dataset.testid = "session-row";
@@ -312,18 +316,25 @@ function renderSessions() {
     row.insertCell().textContent = localDateTime(s.started_at);
     const duration = row.insertCell();
     duration.className = "number";
-    duration.textContent = s.duration_s === null ? i18n.t("running") : formatDuration(s.duration_s);
-    row.insertCell().textContent = s.agent_id ?? "";
+    duration.textContent = s.duration_s === null ? i18n.t("running") : formatDuration(s.duration_s, i18n.lang);
+    const agent = row.insertCell();
+    agent.className = "id";
+    agent.textContent = s.agent_id ?? "";
     const who = s.listener_name || s.listener_id;
     row.insertCell().textContent = who ? (s.listener_name && s.listener_id ? `${s.listener_name} (${s.listener_id})` : who) : i18n.t("erased");
     row.insertCell().textContent = i18n.label("purpose", s.purpose) || "-";
     row.insertCell().textContent = legsText(s.legs);
     row.insertCell().textContent = s.end_reason ? i18n.label("reason", s.end_reason) : "";
-    row.insertCell().textContent = s.policy_version || "-";
+    const policy = row.insertCell();
+    policy.className = "id";
+    policy.textContent = s.policy_version || "-";
     const entry = row.insertCell();
-    entry.className = "number";
+    entry.className = "number id";
     entry.textContent = String(s.started_seq);
   }
+  // Each cell carries its column's heading, shown beside it on a narrow screen (audit.css).
+  const heads = [...document.querySelectorAll('[data-testid="sessions"] thead th')].map((th) => th.textContent);
+  for (const row of body.rows) [...row.cells].forEach((cell, i) => { cell.dataset.label = heads[i] ?? ""; });
 }
 
 async function search(event) {
@@ -377,6 +388,7 @@ function updateReportLinks() {
 function render() {
   renderIntegrity();
   renderSessions();
+  entryList.render();
   updateExportLinks();
   updateReportLinks();
 }
@@ -391,6 +403,7 @@ async function main() {
   $("report").addEventListener("submit", (event) => event.preventDefault());
   $("month").addEventListener("input", updateReportLinks);
   $("verify-again").addEventListener("click", verify);
+  entryList.mount();
   render();
   let me;
   try {
@@ -406,7 +419,7 @@ async function main() {
     $("forbidden").hidden = false;
     return;
   }
-  await Promise.all([verify(), search()]);
+  await Promise.all([verify(), search(), entryList.load(false)]);
 }
 
 main();
