@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(redis-server postgresql chromium poppler-utils sox
+APT_PACKAGES=(redis-server postgresql chromium firefox-esr poppler-utils sox
   # Telephony peers we did not write: sipp (SIPREC), GStreamer and ffmpeg (plain RTP senders)
   sip-tester gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good ffmpeg)
 missing=()
@@ -28,6 +28,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
+
+# The pages' browser tests drive Firefox (WebDriver BiDi) and Chromium with npm puppeteer-core
+# (tests/browser; it downloads no browser).
+if [ ! -d tests/browser/node_modules ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 # Tests start their own redis-server and PostgreSQL on free ports; nothing shared is used.
 export PATH="$PWD/.venv/bin:$PATH"

@@ -21,12 +21,6 @@ from .types import Role
 
 log = logging.getLogger("live")
 
-DEMO_USERS = (
-    ("supervisor", "demo-supervisor", "Sam Supervisor", Role.SUPERVISOR, ("billing", "support", "sales")),
-    ("agent", "agent-1", "Alex Agent", Role.AGENT, ("billing",)),
-    ("auditor", "demo-auditor", "Dana Auditor", Role.AUDITOR, ()),
-)
-
 
 def _session_secret(data_dir: Path) -> str:
     """A per-installation cookie key kept in the data directory (so restarts keep sessions)."""
@@ -133,13 +127,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # A newcomer can point sipp or an SBC on this machine at it: loopback only.
         siprec = {"siprec_listen": f"127.0.0.1:{args.siprec_port}", "siprec_allow": "127.0.0.0/8,::1"}
     settings = _settings(args, demo=True, ingest_loopback_trust=True, policy_file=demo_policy, **siprec)
-    users = UserStore(settings.users_path)
-    links = []
-    for label, user_id, name, role, teams in DEMO_USERS:
-        if any(u.user_id == user_id for u in users.list()):
-            users.remove(user_id)
-        users.add(user_id, role, display_name=name, teams=teams)
-        links.append((label, f"{settings.base_url}/auth/link?token={users.issue_token(user_id)}"))
+    # --- demo sign-in links (live/demo/links.py): stable per data dir, say whom they sign in as
+    from .demo.links import demo_links
+
+    links = demo_links(UserStore(settings.users_path), settings.data_dir, settings.base_url)
 
     async def start_calls() -> Any:
         from .demo.simulator import CallSimulator
@@ -147,8 +138,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         simulator = CallSimulator(f"ws://{settings.host}:{settings.port}/ingest/twilio", calls=args.calls)
         await simulator.start()
         print(f"live demo running at {settings.base_url} with {args.calls} simulated calls")
-        for label, link in links:
-            print(f"{label}: {link}")
+        for link in links:
+            print(f"{link.person.label}: {link.url}")
+            print(f"  {link.who()}")
         if settings.siprec_listen:
             print(f"siprec: sip:{settings.siprec_listen}")
         print("Press Ctrl+C to stop.", flush=True)
@@ -226,12 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default: LIVE_LOG_LEVEL or INFO)")
     sub = parser.add_subparsers(dest="command")
 
-    def common(p: argparse.ArgumentParser) -> None:
+    def common(p: argparse.ArgumentParser, data_default: str = "LIVE_DATA_DIR or ./live-data") -> None:
         p.add_argument("--config", help="TOML settings file (LIVE_* variables override it)")
-        p.add_argument("--data", help="data directory (default: LIVE_DATA_DIR or ./live-data)")
+        p.add_argument("--data", help=f"data directory (default: {data_default})")
 
     demo = sub.add_parser("demo", help="one node with simulated calls and demo users")
-    common(demo)
+    common(demo, "./live-demo-data")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--calls", type=int, default=3, help="simulated calls kept running")

@@ -172,7 +172,30 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     if getattr(args, "data", None):
         overrides["data_dir"] = Path(args.data)
-    return load_settings(os.environ, config, **overrides)
+    settings = load_settings(os.environ, config, **overrides)
+    # --- next to a demo: `live demo` keeps its data in ./live-demo-data
+    if not overrides and _uses_demo_data(settings):
+        print(
+            f"live: no ledger in ./{settings.data_dir}; using the demo's in ./{DEMO_DATA_DIR} "
+            "(give --data to choose)",
+            file=sys.stderr,
+        )
+        return load_settings(os.environ, config, data_dir=DEMO_DATA_DIR)
+    return settings
+
+
+DEMO_DATA_DIR = Path("live-demo-data")
+"""Where ``live demo`` keeps its data by default."""
+
+
+def _uses_demo_data(settings: Settings) -> bool:
+    """The default data directory holds no ledger but the demo's, beside it, does."""
+    return (
+        not settings.ledger_url  # the ledger lives in the data directory
+        and settings.data_dir == Settings().data_dir
+        and not settings.ledger_path.exists()
+        and (DEMO_DATA_DIR / settings.ledger_path.name).is_file()
+    )
 
 
 @asynccontextmanager

@@ -801,7 +801,11 @@ class Monitor:
                 if audible != (leg in heard):
                     self._record_leg(session, leg, audible, reason or legs[leg].reason or "")
         self.notices.listen_started(
-            agent_id=call.agent_id, session_id=session_id, label=session.label, mode=session.notice_mode
+            agent_id=call.agent_id,
+            session_id=session_id,
+            label=session.label,
+            mode=session.notice_mode,
+            purpose=purpose,
         )
         for leg in LEGS:  # only now, with the start on record, may packets flow
             media.leg(leg).attach(queues[leg])

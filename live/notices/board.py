@@ -3,7 +3,8 @@
 Per the agent's notice mode (``live.policy.notice_mode_for``):
 
 * ``live``: while a listen runs, the agent's open pages show an indicator
-  (``{"type": "monitoring", "active": true, "listeners": [label, ...]}``);
+  (``{"type": "monitoring", "active": true, "listeners": [label, ...],
+  "listening": [{"listener": label, "purpose": purpose}, ...]}``);
 * ``after_call``: when the listen ends, a notice "your call at 10:42 was listened to for
   3 min 12 s — purpose: training — by Sam Supervisor";
 * ``digest``: the ended listen waits in the store until the policy's digest schedule, then one
@@ -56,7 +57,8 @@ class NoticeBoard:
         self.ledger = ledger
         self.policy = policy
         self.clock = clock
-        self.watching: dict[str, dict[str, str]] = {}  # agent -> session -> listener label
+        # agent -> session -> (listener label, purpose)
+        self.watching: dict[str, dict[str, tuple[str, str | None]]] = {}
         self._subscribers: dict[str, set[asyncio.Queue[AgentEvent]]] = {}
         self._digest_task: asyncio.Task[None] | None = None
 
@@ -86,8 +88,13 @@ class NoticeBoard:
         return queue, unsubscribe
 
     def monitoring_event(self, agent_id: str) -> AgentEvent:
-        listeners = sorted(self.watching.get(agent_id, {}).values())
-        return {"type": "monitoring", "active": bool(listeners), "listeners": listeners}
+        watched = sorted(self.watching.get(agent_id, {}).values(), key=lambda w: (w[0], w[1] or ""))
+        return {
+            "type": "monitoring",
+            "active": bool(watched),
+            "listeners": [label for label, _ in watched],
+            "listening": [{"listener": label, "purpose": purpose} for label, purpose in watched],
+        }
 
     def _push(self, agent_id: str, event: AgentEvent) -> bool:
         """Queue ``event`` for every open page of the agent; true when one was open."""
@@ -100,9 +107,11 @@ class NoticeBoard:
 
     # --- listens in ------------------------------------------------------------------------
 
-    def listen_started(self, *, agent_id: str, session_id: str, label: str, mode: str | None) -> None:
+    def listen_started(
+        self, *, agent_id: str, session_id: str, label: str, mode: str | None, purpose: str | None = None
+    ) -> None:
         if mode == "live":
-            self.watching.setdefault(agent_id, {})[session_id] = label
+            self.watching.setdefault(agent_id, {})[session_id] = (label, purpose)
             self._push(agent_id, self.monitoring_event(agent_id))
 
     async def listen_ended(

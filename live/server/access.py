@@ -100,6 +100,7 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/audit/proof/consistency"): roles(*AUDITORS, Role.AGENT),
     ("POST", "/api/audit/inconsistency"): roles(Role.AGENT),  # what the agent's page found
     ("GET", "/api/audit/sessions"): roles(*AUDITORS),
+    ("GET", "/api/audit/entries"): roles(*AUDITORS),  # every kind, a page at a time
     ("GET", "/api/audit/verify"): roles(*AUDITORS),
     ("GET", "/api/audit/export"): roles(*AUDITORS, Role.AGENT),
     ("GET", "/api/audit/report"): roles(*AUDITORS),

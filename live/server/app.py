@@ -17,6 +17,7 @@ from . import (
     agent,
     api,
     audit,
+    audit_entries,
     ingest,
     ingest_audiohook,
     ingest_audiosocket,
@@ -178,6 +179,7 @@ def create_app(settings: Settings, *, users: UserStore | None = None, monitor: M
     api.setup(app)
     agent.setup(app)
     audit.setup(app)
+    audit_entries.setup(app)
     ingest.setup(app)
     ingest_audiohook.setup(app)
     ingest_fork.setup(app)

@@ -680,6 +680,49 @@ def _operations() -> list[tuple[str, str, Operation]]:
                 *period,
             ],
         )),
+        ("GET", "/api/audit/entries", _operation(
+            "GET", "/api/audit/entries", "auditEntries", "Every ledger entry, of every kind, newest first.",
+            "audit",
+            {
+                "200": _json(
+                    _obj(
+                        {
+                            "entries": _array(
+                                _obj(
+                                    {
+                                        "seq": _INT,
+                                        "kind": _STR,
+                                        "at": _NUM,
+                                        "at_local": {"type": "string", "format": "date-time"},
+                                        "actor": _STR,
+                                        "agent_id": _nullable("string"),
+                                        "details_erased": _BOOL,
+                                        "fields": {"type": "object"},
+                                    }
+                                )
+                            ),
+                            "next_before": _nullable("integer", description="`before` of the next, older page."),
+                            "tree_size": _INT,
+                            "kinds": _array(_STR),
+                            "timezone": _STR,
+                        }
+                    ),
+                    ok,
+                ),
+                "400": _error(400),
+                "503": _error(503),
+            },
+            description="400 `bad_kind`, `bad_limit`, `bad_seq`, `bad_date`, `bad_timezone`.",
+            parameters=[
+                _query("kind", "Only entries of this kind (`kinds` in the answer lists them)."),
+                _query("actor", "Only this actor's (user id, or `system`; erased details no longer match)."),
+                _query("agent", "Only entries about this agent."),
+                *period,
+                _query("limit", "Entries per page, 1-500 (default 100).", {"type": "string", "pattern": "^[0-9]{1,18}$"}),
+                _query("before", "Only entries below this sequence number (`next_before`).",
+                       {"type": "string", "pattern": "^[0-9]{1,18}$"}),
+            ],
+        )),
         ("GET", "/api/audit/verify", _operation(
             "GET", "/api/audit/verify", "auditVerify", "The whole log rebuilt and checked now.", "audit",
             {

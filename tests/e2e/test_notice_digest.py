@@ -94,12 +94,13 @@ async def test_digest_reaches_a_signed_out_agent_after_a_restart(
             notice = page.locator('[data-testid="notice"]')
             await expect(notice).to_have_count(1, timeout=10_000)
             await expect(notice).to_have_attribute("data-seen", "false")
-            await expect(notice).to_contain_text("2 listen(s) on your calls")
-            await expect(notice).to_contain_text("training")
-            await expect(notice).to_contain_text("quality")
+            await expect(notice).to_contain_text("2 listens on your calls")
+            await expect(notice).to_contain_text("purpose: Training")
+            await expect(notice).to_contain_text("purpose: Quality assurance")
             # The same notice in German.
             await page.locator('[data-testid="lang-switch"] button[data-lang="de"]').click()
-            await expect(notice).to_contain_text("2 Mithör-Vorgang/Vorgänge")
+            await expect(notice).to_contain_text("2 Mithör-Vorgänge")
+            await expect(notice).to_contain_text("Zweck: Qualitätssicherung")
             await notice.locator('[data-testid="seen-button"]').click()
             await expect(notice).to_have_attribute("data-seen", "true", timeout=10_000)
             ledger = server.state.monitor.ledger

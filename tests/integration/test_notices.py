@@ -77,13 +77,19 @@ async def test_live_indicator_while_listened_to(tmp_path: Path) -> None:
                 headers={"Authorization": f"Bearer {server.tokens['agent']}"},
             )
             try:
-                assert await ws.receive_json(timeout=5) == {"type": "monitoring", "active": False, "listeners": []}
+                assert await ws.receive_json(timeout=5) == {
+                    "type": "monitoring",
+                    "active": False,
+                    "listeners": [],
+                    "listening": [],
+                }
                 await wait_call(server, "CA-live")
                 await listener.listen("CA-live", purpose="training")
                 assert await ws.receive_json(timeout=5) == {
                     "type": "monitoring",
                     "active": True,
                     "listeners": ["Sam Supervisor"],
+                    "listening": [{"listener": "Sam Supervisor", "purpose": "training"}],
                 }
                 await listener.stop()
                 assert (await ws.receive_json(timeout=5))["active"] is False

@@ -3,14 +3,15 @@
 // /api/agent/history, and the /api/agent/events WebSocket (reconnects with backoff); on
 // every visit, the ledger check of ./ledger-check.js.
 
-import { I18n, formatDuration } from "../shared/i18n.js";
+import { formatDuration } from "../shared/duration.js";
+import { I18n } from "../shared/i18n.js";
 import { checkLedger } from "./ledger-check.js";
 import { STRINGS } from "./strings.js";
 
 const i18n = new I18n(STRINGS);
 const $ = (id) => document.getElementById(id);
 let csrfToken = null;
-let monitoring = { active: false, listeners: [] };
+let monitoring = { active: false, listeners: [], listening: [] };
 let notices = [];
 let listens = [];
 let ledger = { state: "checking" };
@@ -44,14 +45,38 @@ function localDate(seconds) {
   return new Date(seconds * 1000).toLocaleString(i18n.lang, { dateStyle: "medium", timeStyle: "short" });
 }
 
+function sameDay(a, b) {
+  return new Date(a * 1000).toDateString() === new Date(b * 1000).toDateString();
+}
+
+// Every duration on this page goes through here: one rule (web/shared/duration.js).
+function durationWords(seconds) {
+  return formatDuration(seconds, i18n.lang);
+}
+
+function known(value) {
+  return value !== null && value !== undefined;
+}
+
 // A listen cut by a server crash has no known end, only bounds (ended_after, ended_before):
 // its duration is shown as the shortest and longest it can have been.
 function durationText(item) {
-  if (item.ended_before !== null && item.ended_before !== undefined && item.started_at) {
+  if (known(item.ended_before) && item.started_at) {
     const longest = Math.max(0, item.ended_before - item.started_at);
-    return `${formatDuration(item.duration_s)}–${formatDuration(longest)}`;
+    return `${durationWords(item.duration_s)} – ${durationWords(longest)}`;
   }
-  return formatDuration(item.duration_s);
+  return durationWords(item.duration_s);
+}
+
+// The end of a listen: its time (with the date when another day than the start), the
+// bounds of an end cut by a crash, or "running".
+function endText(listen) {
+  const at = (seconds) => (sameDay(seconds, listen.started_at) ? localTime(seconds) : localDate(seconds));
+  if (known(listen.ended_before)) {
+    return i18n.t("history.endBetween", { after: at(listen.ended_after ?? listen.started_at), before: at(listen.ended_before) });
+  }
+  if (known(listen.ended_at)) return at(listen.ended_at);
+  return listen.duration_s === null || listen.duration_s === undefined ? i18n.t("history.running") : "";
 }
 
 // A listen whose browser never connected (setup-failed) is an attempt: nothing was heard.
@@ -60,7 +85,7 @@ function listenText(item) {
     time: localTime(item.call_started_at),
     duration: durationText(item),
     purpose: i18n.label("purpose", item.purpose),
-    listener: item.listener,
+    listener: i18n.label("listener", item.listener),
   });
 }
 
@@ -70,18 +95,34 @@ function noticeText(notice) {
     const items = notice.listens || [];
     const heard = items.filter((item) => item.reason !== "setup-failed");
     const total = heard.reduce((sum, item) => sum + Number(item.duration_s || 0), 0);
-    const head = i18n.t("notice.digest", { count: items.length, duration: formatDuration(total) });
+    const key = items.length === 1 ? "notice.digest.one" : "notice.digest";
+    const head = i18n.t(key, { count: items.length, duration: durationWords(total) });
     const lines = items.map(listenText);
     return [head, ...lines.map((line) => `– ${line}`)].join("\n");
   }
   return notice.text;
 }
 
+// Who listens and why: one "Sam Supervisor (purpose: Quality assurance)" per listen.
+function listeningText() {
+  const listening = Array.isArray(monitoring.listening)
+    ? monitoring.listening
+    : (monitoring.listeners || []).map((listener) => ({ listener, purpose: null }));
+  return listening
+    .map(({ listener, purpose }) => {
+      const who = i18n.label("listener", listener);
+      return purpose ? i18n.t("indicator.item", { listener: who, purpose: i18n.label("purpose", purpose) }) : who;
+    })
+    .join("; ");
+}
+
 function renderIndicator() {
   const box = $("indicator");
   box.dataset.active = String(Boolean(monitoring.active));
+  const purposes = (monitoring.listening || []).map((item) => item.purpose).filter(Boolean);
+  box.dataset.purposes = [...new Set(purposes)].join(" ");
   $("indicator-text").textContent = monitoring.active
-    ? i18n.t("indicator.on", { listeners: monitoring.listeners.join(", ") })
+    ? i18n.t("indicator.on", { listening: listeningText() })
     : i18n.t("indicator.off");
 }
 
@@ -117,13 +158,30 @@ function renderNotices() {
   }
 }
 
+const HISTORY_COLUMNS = ["start", "end", "duration", "purpose", "listener"];
+
+function historyCells(listen) {
+  return {
+    start: localDate(listen.started_at),
+    end: endText(listen),
+    duration: listen.attempt
+      ? i18n.t("history.attempt")
+      : listen.duration_s === null || listen.duration_s === undefined
+        ? i18n.t("history.running")
+        : durationText(listen),
+    purpose: i18n.label("purpose", listen.purpose),
+    // As the policy discloses it: the server sends the name, or only the role.
+    listener: i18n.label("listener", listen.listener),
+  };
+}
+
 function renderHistory() {
   const body = $("history-body");
   body.replaceChildren();
   if (listens.length === 0) {
     const row = body.insertRow();
     const cell = row.insertCell();
-    cell.colSpan = 4;
+    cell.colSpan = HISTORY_COLUMNS.length;
     cell.className = "muted";
     cell.textContent = i18n.t("history.empty");
     return;
@@ -131,15 +189,15 @@ function renderHistory() {
   for (const listen of listens) {
     const row = body.insertRow();
     row.dataset.testid = "history-row";
-    row.insertCell().textContent = localDate(listen.started_at);
     row.dataset.attempt = String(Boolean(listen.attempt));
-    row.insertCell().textContent = listen.attempt
-      ? i18n.t("history.attempt")
-      : listen.duration_s === null
-        ? i18n.t("history.running")
-        : durationText(listen);
-    row.insertCell().textContent = i18n.label("purpose", listen.purpose);
-    row.insertCell().textContent = listen.listener;
+    row.dataset.purpose = listen.purpose || "";
+    const cells = historyCells(listen);
+    for (const column of HISTORY_COLUMNS) {
+      const cell = row.insertCell();
+      cell.dataset.col = column;
+      cell.dataset.label = i18n.t(`history.${column}`);
+      cell.textContent = cells[column];
+    }
   }
 }
 
@@ -217,7 +275,7 @@ function connect(attempt = 0) {
     }
   });
   ws.addEventListener("close", (event) => {
-    monitoring = { active: false, listeners: [] };
+    monitoring = { active: false, listeners: [], listening: [] };
     renderIndicator();
     if (event.code === 4401 || event.code === 4403) {
       signedOut();

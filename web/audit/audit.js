@@ -2,137 +2,14 @@
 // checkpoint to keep, a search of listen sessions by agent, supervisor and dates, and
 // downloads: an agent's export (PDF, CSV, JSON Lines with proofs) and the monthly
 // works-council report. Data: GET /api/me, /api/audit/verify, /api/audit/checkpoint,
-// /api/audit/sessions; downloads are plain links to /api/audit/export and /api/audit/report.
+// /api/audit/sessions, /api/audit/entries (./entries.js: every entry of every kind);
+// downloads are plain links to /api/audit/export and /api/audit/report.
 // The page only reads (GET), so it needs no CSRF token.
 
-import { I18n, formatDuration } from "../shared/i18n.js";
-
-const STRINGS = {
-  en: {
-    "page.title": "Listen ledger · live",
-    "page.heading": "Listen ledger",
-    "auth.forbidden": "This page is for auditors and administrators.",
-    "integrity.heading": "Log integrity",
-    "integrity.again": "Check again",
-    "integrity.checking": "Checking the log…",
-    "integrity.ok": "The log verifies: {entries} entries, {checkpoints} checkpoints, root {root}",
-    "integrity.bad": "The log does not verify: first bad entry {seq}",
-    "integrity.badNoEntry": "The log does not verify ({count} problems)",
-    "integrity.error": "The log could not be checked ({error}).",
-    "checkpoint.heading": "Signed checkpoint and verifier key",
-    "checkpoint.help": "Keep a copy: with it anyone can later prove that the log was only ever appended to.",
-    "checkpoint.key": "Verifier key",
-    "witnesses.heading": "Witnesses",
-    "witnesses.none": "No witness has cosigned a checkpoint of this log yet: its checkpoints have not left the operator's hands.",
-    "witnesses.seen": "{witness} has seen {size} of {total} entries (cosigned {time})",
-    "search.heading": "Listen sessions",
-    "search.agent": "Agent",
-    "search.supervisor": "Supervisor",
-    "search.from": "From",
-    "search.to": "To",
-    "search.submit": "Search",
-    "search.count": "{count} listen sessions",
-    "search.none": "No listen sessions match.",
-    "search.error": "The search failed ({error}).",
-    "col.started": "Started",
-    "col.duration": "Duration",
-    "col.agent": "Agent",
-    "col.listener": "Listener",
-    "col.purpose": "Purpose",
-    "col.legs": "Legs heard",
-    "col.end": "End",
-    "col.policy": "Policy",
-    "col.entry": "Entry",
-    "running": "running",
-    "erased": "(erased)",
-    "leg.agent": "agent",
-    "leg.caller": "caller",
-    "leg.none": "none",
-    "export.heading": "Export for an agent",
-    "export.help": "Uses the agent and the dates above. Every export is recorded in the ledger.",
-    "export.missing": "Enter an agent above first.",
-    "export.pdf": "PDF",
-    "export.csv": "CSV",
-    "export.jsonl": "JSON Lines with proofs",
-    "report.heading": "Monthly report for the works council",
-    "report.month": "Month",
-    "report.pdf": "PDF with chart",
-    "report.csv": "CSV",
-    "purpose.quality": "quality",
-    "purpose.training": "training",
-    "purpose.coaching": "coaching",
-    "purpose.complaint": "complaint",
-    "reason.stopped": "stopped by the listener",
-    "reason.call-ended": "call ended",
-    "reason.peer-closed": "browser closed",
-    "reason.peer-failed": "connection failed",
-    "reason.shutdown": "server shutdown",
-    "reason.node-lost": "server lost",
-    "reason.setup-failed": "setup failed",
-  },
-  de: {
-    "page.title": "Mithör-Protokoll · live",
-    "page.heading": "Mithör-Protokoll",
-    "auth.forbidden": "Diese Seite ist für Prüfer/innen und Administrator/innen.",
-    "integrity.heading": "Unversehrtheit des Protokolls",
-    "integrity.again": "Erneut prüfen",
-    "integrity.checking": "Das Protokoll wird geprüft…",
-    "integrity.ok": "Das Protokoll ist unversehrt: {entries} Einträge, {checkpoints} Prüfpunkte, Wurzel {root}",
-    "integrity.bad": "Das Protokoll ist nicht unversehrt: erster fehlerhafter Eintrag {seq}",
-    "integrity.badNoEntry": "Das Protokoll ist nicht unversehrt ({count} Probleme)",
-    "integrity.error": "Das Protokoll konnte nicht geprüft werden ({error}).",
-    "checkpoint.heading": "Signierter Prüfpunkt und Prüfschlüssel",
-    "checkpoint.help": "Bewahren Sie eine Kopie auf: Damit kann später jede Person nachweisen, dass das Protokoll nur fortgeschrieben wurde.",
-    "checkpoint.key": "Prüfschlüssel",
-    "witnesses.heading": "Zeugen",
-    "witnesses.none": "Noch kein Zeuge hat einen Prüfpunkt dieses Protokolls gegengezeichnet: Seine Prüfpunkte haben den Betreiber nie verlassen.",
-    "witnesses.seen": "{witness} hat {size} von {total} Einträgen gesehen (gegengezeichnet {time})",
-    "search.heading": "Mithör-Vorgänge",
-    "search.agent": "Agent/in",
-    "search.supervisor": "Teamleitung",
-    "search.from": "Von",
-    "search.to": "Bis",
-    "search.submit": "Suchen",
-    "search.count": "{count} Mithör-Vorgänge",
-    "search.none": "Keine passenden Mithör-Vorgänge.",
-    "search.error": "Die Suche ist fehlgeschlagen ({error}).",
-    "col.started": "Beginn",
-    "col.duration": "Dauer",
-    "col.agent": "Agent/in",
-    "col.listener": "Mithörende Person",
-    "col.purpose": "Zweck",
-    "col.legs": "Gehörte Seiten",
-    "col.end": "Ende",
-    "col.policy": "Richtlinie",
-    "col.entry": "Eintrag",
-    "running": "läuft",
-    "erased": "(gelöscht)",
-    "leg.agent": "Agent/in",
-    "leg.caller": "Anrufer/in",
-    "leg.none": "keine",
-    "export.heading": "Auszug für eine/n Agent/in",
-    "export.help": "Verwendet Agent/in und Datum von oben. Jeder Auszug wird im Protokoll vermerkt.",
-    "export.missing": "Geben Sie oben zuerst eine/n Agent/in ein.",
-    "export.pdf": "PDF",
-    "export.csv": "CSV",
-    "export.jsonl": "JSON Lines mit Nachweisen",
-    "report.heading": "Monatsbericht für den Betriebsrat",
-    "report.month": "Monat",
-    "report.pdf": "PDF mit Diagramm",
-    "report.csv": "CSV",
-    "purpose.quality": "Qualität",
-    "purpose.training": "Schulung",
-    "purpose.coaching": "Coaching",
-    "purpose.complaint": "Beschwerde",
-    "reason.stopped": "von mithörender Person beendet",
-    "reason.call-ended": "Gespräch beendet",
-    "reason.peer-closed": "Browser geschlossen",
-    "reason.peer-failed": "Verbindung fehlgeschlagen",
-    "reason.shutdown": "Server beendet",
-    "reason.node-lost": "Server ausgefallen",
-    "reason.setup-failed": "Aufbau fehlgeschlagen",
-  },
-};
+import { formatDuration } from "../shared/duration.js";
+import { I18n } from "../shared/i18n.js";
+import { EntryList } from "./entries.js";
+import { STRINGS } from "./strings.js";
 
 const i18n = new I18n(STRINGS);
 const $ = (id) => document.getElementById(id);
@@ -141,6 +18,7 @@ let verifyError = null;
 let witnessed = null; // GET /api/audit/checkpoint: { tree_size, witnesses: [...] }
 let sessions = null;
 let searchError = null;
+const entryList = new EntryList({ i18n, getJson, $, onForbidden: () => { $("forbidden").hidden = false; } });
 
 class HttpError extends Error {
   constructor(status, code) {
@@ -303,7 +181,8 @@ function renderSessions() {
     summary.textContent = "";
     return;
   }
-  summary.textContent = sessions.length ? i18n.t("search.count", { count: sessions.length }) : i18n.t("search.none");
+  const many = sessions.length === 1 ? "search.countOne" : "search.count";
+  summary.textContent = sessions.length ? i18n.t(many, { count: sessions.length }) : i18n.t("search.none");
   for (const s of sessions) {
     const row = body.insertRow();
     row.dataset.testid = "session-row";
@@ -312,18 +191,25 @@ function renderSessions() {
     row.insertCell().textContent = localDateTime(s.started_at);
     const duration = row.insertCell();
     duration.className = "number";
-    duration.textContent = s.duration_s === null ? i18n.t("running") : formatDuration(s.duration_s);
-    row.insertCell().textContent = s.agent_id ?? "";
+    duration.textContent = s.duration_s === null ? i18n.t("running") : formatDuration(s.duration_s, i18n.lang);
+    const agent = row.insertCell();
+    agent.className = "id";
+    agent.textContent = s.agent_id ?? "";
     const who = s.listener_name || s.listener_id;
     row.insertCell().textContent = who ? (s.listener_name && s.listener_id ? `${s.listener_name} (${s.listener_id})` : who) : i18n.t("erased");
     row.insertCell().textContent = i18n.label("purpose", s.purpose) || "-";
     row.insertCell().textContent = legsText(s.legs);
     row.insertCell().textContent = s.end_reason ? i18n.label("reason", s.end_reason) : "";
-    row.insertCell().textContent = s.policy_version || "-";
+    const policy = row.insertCell();
+    policy.className = "id";
+    policy.textContent = s.policy_version || "-";
     const entry = row.insertCell();
-    entry.className = "number";
+    entry.className = "number id";
     entry.textContent = String(s.started_seq);
   }
+  // Each cell carries its column's heading, shown beside it on a narrow screen (audit.css).
+  const heads = [...document.querySelectorAll('[data-testid="sessions"] thead th')].map((th) => th.textContent);
+  for (const row of body.rows) [...row.cells].forEach((cell, i) => { cell.dataset.label = heads[i] ?? ""; });
 }
 
 async function search(event) {
@@ -377,6 +263,7 @@ function updateReportLinks() {
 function render() {
   renderIntegrity();
   renderSessions();
+  entryList.render();
   updateExportLinks();
   updateReportLinks();
 }
@@ -391,6 +278,7 @@ async function main() {
   $("report").addEventListener("submit", (event) => event.preventDefault());
   $("month").addEventListener("input", updateReportLinks);
   $("verify-again").addEventListener("click", verify);
+  entryList.mount();
   render();
   let me;
   try {
@@ -406,7 +294,7 @@ async function main() {
     $("forbidden").hidden = false;
     return;
   }
-  await Promise.all([verify(), search()]);
+  await Promise.all([verify(), search(), entryList.load(false)]);
 }
 
 main();

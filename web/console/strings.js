@@ -2,6 +2,8 @@
 // Ids that come from the server (purposes, consent, reasons) are looked up as
 // `purpose.<id>`, `reason.<id>`, `end.<id>`; unknown ids are shown raw.
 
+import { PURPOSES } from "../shared/purposes.js";
+
 export const STRINGS = {
   en: {
     "page.title": "Supervisor console · live",
@@ -112,14 +114,7 @@ export const STRINGS = {
     "end.signed-out": "you were signed out",
     "end.cancelled": "cancelled",
 
-    "purpose.quality": "Quality assurance",
-    "purpose.training": "Training",
-    "purpose.coaching": "Coaching",
-    "purpose.onboarding": "Onboarding",
-    "purpose.complaint": "Complaint review",
-    "purpose.compliance": "Compliance check",
-    "purpose.escalation": "Escalation support",
-    "purpose.fraud": "Fraud investigation",
+    ...PURPOSES.en,
 
     "error.network": "the server could not be reached",
     "error.timeout": "the server did not answer in time",
@@ -278,14 +273,7 @@ export const STRINGS = {
     "end.signed-out": "Sie wurden abgemeldet",
     "end.cancelled": "abgebrochen",
 
-    "purpose.quality": "Qualitätssicherung",
-    "purpose.training": "Schulung",
-    "purpose.coaching": "Coaching",
-    "purpose.onboarding": "Einarbeitung",
-    "purpose.complaint": "Beschwerdeprüfung",
-    "purpose.compliance": "Compliance-Prüfung",
-    "purpose.escalation": "Unterstützung bei Eskalation",
-    "purpose.fraud": "Betrugsermittlung",
+    ...PURPOSES.de,
 
     "error.network": "der Server ist nicht erreichbar",
     "error.timeout": "der Server hat nicht rechtzeitig geantwortet",
