@@ -73,7 +73,7 @@ export class RosterView {
     this.loaded = false;
     this.emptyRow = null;
     this.visibleCount = 0;
-    this.stats = { rowsCreated: 0, rowsRendered: 0, rowsRemoved: 0, rowsTicked: 0, reorders: 0 };
+    this.stats = { rowsCreated: 0, rowsRendered: 0, rowsRemoved: 0, rowsTicked: 0, reorders: 0, snapshotMs: 0 };
     this.inView = new Set();
     this.observer =
       typeof IntersectionObserver === "function"
@@ -94,6 +94,7 @@ export class RosterView {
 
   /** A snapshot replaces everything we knew; rows still running keep their place. */
   replaceAll(calls) {
+    const t0 = performance.now();
     const fresh = new Map((calls || []).map((call) => [call.call_id, call]));
     for (const callId of [...this.rows.keys()]) if (!fresh.has(callId)) this._drop(callId);
     this.calls = fresh;
@@ -111,6 +112,7 @@ export class RosterView {
     }
     for (const call of fresh.values()) this._renderRow(call);
     this._renderSummary();
+    this.stats.snapshotMs = Math.round((performance.now() - t0) * 10) / 10;
   }
 
   upsert(call) {
