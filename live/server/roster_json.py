@@ -9,8 +9,9 @@ roster of hundreds of calls costs one read of the user store.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..auth import UserStore
 from ..model import CallInfo, call_to_json
@@ -35,7 +36,7 @@ class AgentDirectory:
     policy: Policy | None
 
     @classmethod
-    def read(cls, users: UserStore, policy: Policy | None) -> "AgentDirectory":
+    def read(cls, users: UserStore, policy: Policy | None) -> AgentDirectory:
         agents = {
             user.user_id: AgentEntry(
                 user.display_name if user.display_name != user.user_id else "", user.teams

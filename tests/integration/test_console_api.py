@@ -29,18 +29,19 @@ def bearer(server: RunningServer, user: str) -> dict[str, str]:
 
 
 async def get_json(server: RunningServer, user: str, path: str) -> Any:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{server.base_url}{path}", headers=bearer(server, user)) as response:
-            assert response.status == 200, await response.text()
-            return await response.json()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{server.base_url}{path}", headers=bearer(server, user)) as response,
+    ):
+        assert response.status == 200, await response.text()
+        return await response.json()
 
 
 async def post_listen(server: RunningServer, user: str, call_id: str, body: dict[str, Any]) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
-            f"{server.base_url}/api/calls/{call_id}/listen", json=body, headers=bearer(server, user)
-        ) as response:
-            return response.status, await response.json()
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{server.base_url}/api/calls/{call_id}/listen", json=body, headers=bearer(server, user)
+    ) as response:
+        return response.status, await response.json()
 
 
 async def offer_sdp() -> str:
@@ -78,17 +79,19 @@ async def test_roster_names_agents_and_their_teams(tmp_path: Path) -> None:
         assert me["listens_at_once"] == server.settings.listens_per_supervisor == 4
 
         # The roster socket: the snapshot and later events carry the same fields.
-        async with aiohttp.ClientSession() as http:
-            async with http.ws_connect(f"{server.ws_url}/api/events", headers=bearer(server, "sup")) as ws:
-                snapshot = await ws.receive_json()
-                assert {c["call_id"]: c["agent_name"] for c in snapshot["calls"]} == {
-                    "CA-named": "Ada Lovelace",
-                    "CA-param": "Grace Hopper",
-                }
-                await monitor.update_call(CallId("CA-named"), pci_paused=True)
-                updated = await ws.receive_json()
-                assert updated["type"] == "call.updated"
-                assert (updated["call"]["agent_name"], updated["call"]["team"]) == ("Ada Lovelace", "billing")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"{server.ws_url}/api/events", headers=bearer(server, "sup")) as ws,
+        ):
+            snapshot = await ws.receive_json()
+            assert {c["call_id"]: c["agent_name"] for c in snapshot["calls"]} == {
+                "CA-named": "Ada Lovelace",
+                "CA-param": "Grace Hopper",
+            }
+            await monitor.update_call(CallId("CA-named"), pci_paused=True)
+            updated = await ws.receive_json()
+            assert updated["type"] == "call.updated"
+            assert (updated["call"]["agent_name"], updated["call"]["team"]) == ("Ada Lovelace", "billing")
 
 
 async def test_a_listen_resumes_only_ones_own_interrupted_listen_to_the_same_call(tmp_path: Path) -> None:
