@@ -16,6 +16,7 @@ import { I18n } from "../shared/i18n.js";
 import { Api, ApiError, EventStream } from "./api.js";
 import { ListenSession } from "./listen.js";
 import { ListenPanel } from "./panel.js";
+import { PurposeDialog } from "./purpose.js";
 import { QualityProbe } from "./quality.js";
 import { RosterView } from "./roster.js";
 import { agentLabel } from "./rosterquery.js";
@@ -36,13 +37,18 @@ const ui = {
   rosterSection: byId("roster-section"),
   panels: byId("panels"),
   template: byId("panel-template"),
-  dialog: byId("purpose-dialog"),
-  dialogForm: byId("purpose-form"),
-  dialogCall: byId("dialog-call"),
-  purposeSelect: byId("purpose-select"),
-  purposeError: byId("purpose-error"),
-  purposeCancel: byId("purpose-cancel"),
 };
+
+const purposeDialog = new PurposeDialog({
+  dialog: byId("purpose-dialog"),
+  form: byId("purpose-form"),
+  callText: byId("dialog-call"),
+  select: byId("purpose-select"),
+  error: byId("purpose-error"),
+  cancel: byId("purpose-cancel"),
+  i18n,
+  onConfirm: (call, purpose) => startListening(roster.get(call.call_id) || call, purpose),
+});
 
 const QUALITY_EVERY_MS = 2000;
 /** Ends that mean the server went away (restart, node lost), not the call. */
@@ -82,8 +88,6 @@ let everConnected = false;
 let disconnectedSince = null;
 let restarting = false;
 let retryAt = null;
-let pendingCall = null;
-let dialogReturnFocus = null;
 let status = { kind: "info", text: () => i18n.t("status.loading") };
 /** Panels, newest first: {panel, session, cut: null | {cause, resumable, previous, purpose, call}}. */
 const slots = [];
@@ -151,7 +155,7 @@ function showSignedOut() {
   ui.signedOut.hidden = false;
   ui.rosterSection.hidden = true;
   ui.user.hidden = true;
-  if (ui.dialog.open) ui.dialog.close();
+  purposeDialog.close();
   stream.stop();
   for (const slot of liveSlots()) slot.session.stop("signed-out", { notifyServer: false });
   setStatus("warn", () => i18n.t("auth.signedOut"));
@@ -459,19 +463,6 @@ function ensureAudioContext() {
   return audioContext;
 }
 
-function fillPurposes() {
-  const select = ui.purposeSelect;
-  const previous = select.value;
-  const placeholder = new Option(i18n.t("dialog.choose"), "");
-  placeholder.disabled = true;
-  select.replaceChildren(placeholder);
-  for (const purpose of me.purposes) {
-    select.append(new Option(i18n.label("purpose", purpose), purpose));
-  }
-  if (me.purposes.length === 1) select.value = me.purposes[0];
-  else select.value = me.purposes.includes(previous) ? previous : "";
-}
-
 function openPurposeDialog(call, button) {
   if (!me || liveSlots().length >= maxListens()) return;
   if (me.purposes.length === 0) {
@@ -479,59 +470,16 @@ function openPurposeDialog(call, button) {
     return;
   }
   ensureAudioContext();
-  pendingCall = call;
-  dialogReturnFocus = button;
-  ui.purposeSelect.value = "";
-  fillPurposes();
-  ui.dialogCall.textContent = i18n.t("dialog.call", { agent: agentLabel(call) });
-  showPurposeError(false);
-  ui.dialog.showModal();
-  ui.purposeSelect.focus();
+  purposeDialog.open(call, button, me.purposes);
 }
 
 /** The call the open purpose dialog is about has ended: close it and say so. */
 function closeStaleDialog() {
-  if (!ui.dialog.open || !pendingCall || roster.get(pendingCall.call_id)) return;
-  const agent = agentLabel(pendingCall);
-  const focus = dialogReturnFocus;
-  pendingCall = null;
-  ui.dialog.close();
+  const agent = purposeDialog.closeIfGone((callId) => !!roster.get(callId));
+  if (agent === null) return;
   setStatus("warn", () => i18n.t("status.dialogCallEnded", { agent }));
-  (focus?.isConnected ? focus : ui.rosterSection).focus();
+  if (!ui.rosterSection.contains(document.activeElement)) ui.rosterSection.focus();
 }
-
-function showPurposeError(show) {
-  ui.purposeError.hidden = !show;
-  if (show) ui.purposeSelect.setAttribute("aria-invalid", "true");
-  else ui.purposeSelect.removeAttribute("aria-invalid");
-}
-
-ui.dialogForm.addEventListener("submit", (event) => {
-  event.preventDefault();
-  const purpose = ui.purposeSelect.value;
-  if (!purpose) {
-    showPurposeError(true);
-    ui.purposeSelect.focus();
-    return;
-  }
-  const call = roster.get(pendingCall?.call_id) || pendingCall;
-  pendingCall = null;
-  ui.dialog.close();
-  if (call) startListening(call, purpose);
-});
-ui.purposeSelect.addEventListener("change", () => showPurposeError(false));
-// A closed <select> does not submit its form on Enter; here it should.
-ui.purposeSelect.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && !event.isComposing) {
-    event.preventDefault();
-    ui.dialogForm.requestSubmit();
-  }
-});
-ui.purposeCancel.addEventListener("click", () => ui.dialog.close());
-ui.dialog.addEventListener("close", () => {
-  if (pendingCall && dialogReturnFocus?.isConnected) dialogReturnFocus.focus();
-  pendingCall = null;
-});
 
 // --- listening --------------------------------------------------------------------------
 
@@ -739,10 +687,10 @@ document.addEventListener("keydown", (event) => {
   const typing =
     target instanceof HTMLElement &&
     (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
-  if (event.key === "/" && !typing && !ui.dialog.open) {
+  if (event.key === "/" && !typing && !purposeDialog.isOpen) {
     event.preventDefault();
     roster.focusSearch();
-  } else if (event.key === "Escape" && !ui.dialog.open) {
+  } else if (event.key === "Escape" && !purposeDialog.isOpen) {
     const slot = liveSlots()[0];
     if (!slot) return;
     event.preventDefault();
@@ -764,10 +712,7 @@ i18n.onChange(() => {
     slot.panel.render();
     slot.panel.fillOutputs();
   }
-  if (ui.dialog.open && me && pendingCall) {
-    fillPurposes();
-    ui.dialogCall.textContent = i18n.t("dialog.call", { agent: agentLabel(pendingCall) });
-  }
+  purposeDialog.render();
 });
 renderStatus();
 renderConnection();
