@@ -222,7 +222,11 @@ async def test_500_calls_render_once_and_updates_touch_only_their_rows(
         await expect(rows).to_have_count(count, timeout=30_000)
         await expect(page.locator('[data-call-id="CA-0020"] [data-testid="pci-badge"]')).to_be_visible(timeout=30_000)
         after_stats = await page.evaluate("({...window.liveConsole.roster})")
-        touched = {key: after_stats[key] - snapshot_stats[key] for key in after_stats if key != "snapshotMs"}
+        touched = {
+            key: after_stats[key] - snapshot_stats[key]
+            for key in after_stats
+            if key not in ("snapshotMs", "lastTickRows", "rowsTicked")
+        }
         assert touched["rowsCreated"] == 10
         assert touched["rowsRemoved"] == 10
         assert touched["rowsRendered"] <= 20 + 10 + 5, touched  # the updated and the new rows
@@ -232,15 +236,10 @@ async def test_500_calls_render_once_and_updates_touch_only_their_rows(
             x for x in before if x not in ended
         ]
         # Durations tick only in rows on screen (about 20 of 500 at this height).
-        ticked = await page.evaluate("window.liveConsole.roster.rowsTicked")
-        await wait_for(
-            lambda: page.evaluate(f"window.liveConsole.roster.rowsTicked > {ticked}"), 10, "a duration tick"
+        per_tick = await wait_for(
+            lambda: page.evaluate("window.liveConsole.roster.lastTickRows"), 10, "a duration tick on screen"
         )
-        per_tick = await page.evaluate(
-            """() => { const s = window.liveConsole.roster; const before = s.rowsTicked;
-                       return new Promise(r => setTimeout(() => r(s.rowsTicked - before), 1100)); }"""
-        )
-        assert 0 < per_tick <= 200, per_tick  # a second's ticks; never every row of 500
+        assert per_tick <= 100, per_tick  # never every row of 500
 
         # Render cost, measured in the page: a fresh load of the whole roster, and a search.
         figures = await page.evaluate(
@@ -262,7 +261,7 @@ async def test_500_calls_render_once_and_updates_touch_only_their_rows(
             print(
                 f"\n[roster {count} calls] snapshot rendered in {snapshot_stats['snapshotMs']} ms "
                 f"(rows created {snapshot_stats['rowsCreated']}), "
-                f"rows touched by 40 updates {touched}, duration ticks per second {per_tick}, "
+                f"rows touched by 40 updates {touched}, rows ticked per second {per_tick}, "
                 f"search over {count} rows {figures['filtered']:.1f} ms, page DOMContentLoaded {load} ms, "
                 f"update phase {elapsed:.2f} s"
             )

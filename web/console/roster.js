@@ -73,7 +73,7 @@ export class RosterView {
     this.loaded = false;
     this.emptyRow = null;
     this.visibleCount = 0;
-    this.stats = { rowsCreated: 0, rowsRendered: 0, rowsRemoved: 0, rowsTicked: 0, reorders: 0, snapshotMs: 0 };
+    this.stats = { rowsCreated: 0, rowsRendered: 0, rowsRemoved: 0, rowsTicked: 0, reorders: 0, snapshotMs: 0, lastTickRows: 0 };
     this.inView = new Set();
     this.observer =
       typeof IntersectionObserver === "function"
@@ -166,13 +166,16 @@ export class RosterView {
   tick() {
     const now = Date.now() / 1000;
     const ids = this.observer ? this.inView : this.rows.keys();
+    let ticked = 0;
     for (const callId of ids) {
       const entry = this.rows.get(callId);
       const call = this.calls.get(callId);
       if (!entry || !call || entry.row.hidden) continue;
       entry.cells.duration.textContent = formatDuration(now - call.started_at);
-      this.stats.rowsTicked += 1;
+      ticked += 1;
     }
+    this.stats.rowsTicked += ticked;
+    this.stats.lastTickRows = ticked;
   }
 
   /** Everything again (language change): labels, rows, filters, summary. */
