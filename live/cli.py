@@ -101,6 +101,12 @@ async def _run_server(settings: Settings, on_ready: Any = None) -> None:
             extra = await on_ready()
         await stop.wait()
     finally:
+        from .server.state import STATE
+        from .types import EndReason
+
+        # Listens end as `shutdown` first: closing the demo's simulated calls (or the server's
+        # ingest sockets) would otherwise end them as `call-ended`.
+        await app[STATE].monitor.end_listens(EndReason.SHUTDOWN)
         if extra is not None:
             await extra.aclose()
         await runner.cleanup()

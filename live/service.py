@@ -88,6 +88,7 @@ RETENTION_EVERY_S = 3600.0
 RETENTION_FIRST_S = 60.0
 MEDIA_DEMAND_S = 2.0
 SETUP_S = 10.0  # from the answer to a connected peer (ICE and DTLS), else setup-failed
+ENDED_CALLS_KEPT = 1000  # recently ended calls remembered, so a late listen is refused on record
 
 
 NOT_SENT = "not_sent"  # the reason for a leg the source does not send (CallInfo.legs)
@@ -194,6 +195,9 @@ class Monitor:
         self.local_info: dict[CallId, CallInfo] = {}
         self.remote: dict[CallId, RemoteFeed] = {}
         self.sessions: dict[SessionId, ListenSession] = {}
+        # The last calls that ended (oldest first): a listen asked for one of them is a
+        # refusal of a known call, on record, not an unknown call.
+        self.ended_calls: dict[CallId, CallInfo] = {}
         self.refused = 0
         self._unsubscribe: Callable[[], None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -240,9 +244,14 @@ class Monitor:
             self.roster.calls[call.call_id] = call
         self._heartbeat = asyncio.create_task(self._beat(), name="monitor-heartbeat")
 
-    async def stop(self) -> None:
+    async def end_listens(self, reason: EndReason) -> None:
+        """End every listen served here. At shutdown this comes first, before the ingest
+        connections close and end their calls: the ledger says ``shutdown``, not ``call-ended``."""
         for session in list(self.sessions.values()):
-            await self._finish(session, EndReason.SHUTDOWN)
+            await self._finish(session, reason)
+
+    async def stop(self) -> None:
+        await self.end_listens(EndReason.SHUTDOWN)
         for call_id in list(self.local):
             await self.call_ended(call_id)
         for feed in list(self.remote.values()):
@@ -406,6 +415,12 @@ class Monitor:
 
     def _on_event(self, event: BusEvent) -> None:
         before = self.roster.calls.get(event.call.call_id) if isinstance(event, CallUpdated) else None
+        if isinstance(event, CallEnded) and (ended := self.roster.calls.get(event.call_id)) is not None:
+            self.ended_calls[event.call_id] = ended
+            while len(self.ended_calls) > ENDED_CALLS_KEPT:
+                del self.ended_calls[next(iter(self.ended_calls))]
+        elif isinstance(event, CallStarted):
+            self.ended_calls.pop(event.call.call_id, None)
         self.roster.apply(event)
         if before is not None and isinstance(event, CallUpdated):
             self._record_gate_changes(before, event.call)
@@ -706,9 +721,22 @@ class Monitor:
     # --- listening ---------------------------------------------------------------------
 
     async def start_listen(
-        self, actor: Identity, call_id: str, offer_sdp: object, purpose: object
+        self,
+        actor: Identity,
+        call_id: str,
+        offer_sdp: object,
+        purpose: object,
+        *,
+        resumes: str | None = None,
     ) -> tuple[str, ListenSession, dict[LegName, ListenLeg]]:
+        """Decide, record, connect. ``resumes`` names the actor's own earlier listen to this
+        call that a restart or a lost connection interrupted; the new session says so."""
         known = self.roster.calls.get(CallId(call_id))
+        gone = self.ended_calls.get(CallId(call_id)) if known is None else None
+        if gone is not None and self.may_view(actor, gone):
+            raise await self._refuse(
+                Gone("the call ended before listening could start", code="call_ended"), actor, gone, purpose
+            )
         decision = await self.decide(
             actor, Listen(purpose if isinstance(purpose, str) else None), known
         )
@@ -720,6 +748,8 @@ class Monitor:
         assert isinstance(purpose, str)
         if not isinstance(offer_sdp, str):
             raise BadRequest("sdp must be a string", code="bad_sdp")
+        if resumes is not None:
+            await self._check_resumes(actor, call, resumes)
 
         media = self.local.get(call.call_id)
         if media is None:
@@ -768,6 +798,7 @@ class Monitor:
                 team=decision.team,
                 notice_mode=decision.notice_mode,
                 role=actor.role.value,  # public: what agents see once names are erased
+                **({"resumes": resumes} if resumes is not None else {}),
             )
         except LiveError as exc:
             session.ended = True
@@ -821,6 +852,19 @@ class Monitor:
                 SETUP_S, self._setup_expired, session
             )
         return answer, session, legs
+
+    async def _check_resumes(self, actor: Identity, call: CallInfo, resumes: str) -> None:
+        """A listen may resume only an earlier listen of the same person to the same call."""
+        entries = await self.ledger.entries(session_id=resumes)
+        started = next((e for e in entries if e.kind == "listen.started"), None)
+        if (
+            started is None
+            or str(started.fields.get("user_id") or started.actor) != actor.user_id
+            or started.fields.get("call_id") != call.call_id
+        ):
+            raise BadRequest(
+                "resumes must name an earlier listen of yours to this call", code="bad_resumes"
+            )
 
     def _setup_expired(self, session: ListenSession) -> None:
         """The browser had ``SETUP_S`` to connect and did not (it never applied our answer,

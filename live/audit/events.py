@@ -116,6 +116,7 @@ EVENT_KINDS: Mapping[str, EventKind] = MappingProxyType(
                 "team",
                 "notice_mode",
                 "role",
+                "resumes",  # the session this one resumes after a restart or a lost connection
             ),
             _kind(
                 "listen.ended",

@@ -23,8 +23,9 @@ from ..model import (
 from ..policy import SetConsent, SetPci
 from ..types import Consent, Role
 from .access import WS_MESSAGES
+from .roster_json import AgentDirectory
 from .security import check_origin, require
-from .state import STATE
+from .state import STATE, ServerState
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,21 @@ EVENTS_QUEUE = 256
 WS_TOO_SLOW = 4408
 RECHECK_S = 5.0  # an idle socket re-checks its session this often
 SUPERVISOR_ROLES = (Role.SUPERVISOR, Role.ADMIN)
+# RFC 6455 §7.4.1 leaves 1012 to IANA: "Service Restart". The console reads it as "the server
+# is restarting" and offers to resume an interrupted listen.
+WS_SERVICE_RESTART = 1012
+MAX_SESSION_ID = 64
+
+
+class RosterSockets:
+    """The open ``/api/events`` sockets, each by the event that tells it to send what it
+    holds and close with 1012 (shutdown)."""
+
+    def __init__(self) -> None:
+        self.closing: set[asyncio.Event] = set()
+
+
+EVENT_SOCKETS = web.AppKey("event_sockets", RosterSockets)
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -56,9 +72,16 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def event_to_json(event: BusEvent) -> dict[str, Any]:
+def directory(state: ServerState) -> AgentDirectory:
+    return AgentDirectory.read(state.users, state.monitor.policy)
+
+
+def event_to_json(event: BusEvent, agents: AgentDirectory | None = None) -> dict[str, Any]:
+    """An event as ``/api/events`` sends it; with ``agents``, calls carry ``agent_name``
+    and ``team``."""
     if isinstance(event, (CallStarted, CallUpdated)):
-        return {"type": event.kind, "call": call_to_json(event.call)}
+        call = agents.call_json(event.call) if agents is not None else call_to_json(event.call)
+        return {"type": event.kind, "call": call}
     if isinstance(event, CallEnded):
         return {"type": event.kind, "call_id": event.call_id}
     if isinstance(event, ListenStarted):
@@ -91,6 +114,7 @@ async def me(request: web.Request) -> web.Response:
     policy = state.monitor.policy
     body["purposes"] = list(policy.purposes if policy is not None else state.settings.purposes)
     body["policy_version"] = policy.version if policy is not None else None
+    body["listens_at_once"] = state.settings.listens_per_supervisor
     body["ice_servers"] = [
         {k: v for k, v in (("urls", s.urls), ("username", s.username), ("credential", s.credential)) if v}
         for s in state.settings.ice_servers
@@ -103,18 +127,22 @@ async def me(request: web.Request) -> web.Response:
 
 async def list_calls(request: web.Request) -> web.Response:
     identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
-    monitor = request.app[STATE].monitor
-    calls = [call_to_json(c) for c in monitor.calls() if monitor.may_view(identity, c)]
+    state = request.app[STATE]
+    monitor = state.monitor
+    agents = directory(state)
+    calls = [agents.call_json(c) for c in monitor.calls() if monitor.may_view(identity, c)]
     return web.json_response({"calls": calls})
 
 
 async def events(request: web.Request) -> web.WebSocketResponse:
     """Roster WebSocket: a snapshot at once, then every change, in order.
 
-    Only calls the policy lets this person see (``ViewRosterCall``) and events about them."""
+    Only calls the policy lets this person see (``ViewRosterCall``) and events about them.
+    At shutdown the socket sends what it holds, then closes with 1012 (service restart)."""
     identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
     check_origin(request)
-    monitor = request.app[STATE].monitor
+    state = request.app[STATE]
+    monitor = state.monitor
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
     await ws.prepare(request)
     queue: asyncio.Queue[BusEvent] = asyncio.Queue(EVENTS_QUEUE)
@@ -129,14 +157,40 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     unsubscribe = monitor.bus.subscribe(on_event)
     reader = asyncio.create_task(_drain_client(ws, request), name="events-reader")
     too_slow = asyncio.create_task(overflow.wait(), name="events-overflow")
+    closing = asyncio.Event()
+    request.app[EVENT_SOCKETS].closing.add(closing)
+    shutdown = asyncio.create_task(closing.wait(), name="events-shutdown")
     try:
         visible = {c.call_id for c in monitor.calls() if monitor.may_view(identity, c)}
-        snapshot = [call_to_json(c) for c in monitor.calls() if c.call_id in visible]
+        agents = directory(state)
+        snapshot = [agents.call_json(c) for c in monitor.calls() if c.call_id in visible]
         await ws.send_json({"type": "snapshot", "calls": snapshot})
+
+        async def forward(event: BusEvent) -> None:
+            if isinstance(event, (CallStarted, CallUpdated)):
+                if not monitor.may_view(identity, event.call):
+                    if event.call.call_id in visible:  # hidden from now on
+                        visible.discard(event.call.call_id)
+                        await ws.send_json(event_to_json(CallEnded(event.call.call_id, time.time())))
+                    return
+                visible.add(event.call.call_id)
+                await ws.send_json(event_to_json(event, directory(state)))
+                return
+            if event.call_id not in visible:
+                return
+            if isinstance(event, CallEnded):
+                visible.discard(event.call_id)
+            await ws.send_json(event_to_json(event))
+
         while not ws.closed and not reader.done():
+            if closing.is_set():
+                while not queue.empty():
+                    await forward(queue.get_nowait())
+                await ws.close(code=WS_SERVICE_RESTART, message=b"server restarting")
+                break
             getter = asyncio.ensure_future(queue.get())
             done, _ = await asyncio.wait(
-                {getter, reader, too_slow}, timeout=RECHECK_S, return_when=asyncio.FIRST_COMPLETED
+                {getter, reader, too_slow, shutdown}, timeout=RECHECK_S, return_when=asyncio.FIRST_COMPLETED
             )
             if not await guard(request, ws, SUPERVISOR_ROLES):  # signed out, removed, demoted
                 getter.cancel()
@@ -150,26 +204,18 @@ async def events(request: web.Request) -> web.WebSocketResponse:
                 break
             if getter not in done:
                 getter.cancel()
+                if closing.is_set():
+                    continue  # send what is queued, then close with 1012
                 break
-            event = getter.result()
-            if isinstance(event, (CallStarted, CallUpdated)):
-                if not monitor.may_view(identity, event.call):
-                    if event.call.call_id in visible:  # hidden from now on
-                        visible.discard(event.call.call_id)
-                        await ws.send_json(event_to_json(CallEnded(event.call.call_id, time.time())))
-                    continue
-                visible.add(event.call.call_id)
-            elif event.call_id not in visible:
-                continue
-            elif isinstance(event, CallEnded):
-                visible.discard(event.call_id)
-            await ws.send_json(event_to_json(event))
+            await forward(getter.result())
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
+        request.app[EVENT_SOCKETS].closing.discard(closing)
         unsubscribe()
         reader.cancel()
         too_slow.cancel()
+        shutdown.cancel()
         if not ws.closed:
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
     return ws
@@ -222,9 +268,14 @@ async def listen(request: web.Request) -> web.Response:
     body = await read_json(request)
     if body.get("type", "offer") != "offer":
         raise BadRequest("type must be 'offer'", code="bad_sdp")
+    resumes = body.get("resumes")
+    if resumes is not None and (
+        not isinstance(resumes, str) or not resumes or len(resumes) > MAX_SESSION_ID
+    ):
+        raise BadRequest("resumes must be the session id of an interrupted listen", code="bad_resumes")
     monitor = request.app[STATE].monitor
     answer, session, legs = await monitor.start_listen(
-        identity, request.match_info["call_id"], body.get("sdp"), body.get("purpose")
+        identity, request.match_info["call_id"], body.get("sdp"), body.get("purpose"), resumes=resumes
     )
     return web.json_response(
         {
@@ -307,7 +358,16 @@ async def reload_policy(request: web.Request) -> web.Response:
     return web.json_response({"version": policy.version, "sha256": policy.sha256})
 
 
+async def close_event_sockets(app: web.Application) -> None:
+    """At shutdown: each roster socket sends what it holds (the listens just ended as
+    ``shutdown``), then closes with 1012 so consoles know the server is restarting."""
+    for closing in list(app[EVENT_SOCKETS].closing):
+        closing.set()
+
+
 def setup(app: web.Application) -> None:
+    app[EVENT_SOCKETS] = RosterSockets()
+    app.on_shutdown.append(close_event_sockets)
     app.router.add_post("/api/admin/policy/reload", reload_policy)
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/calls", list_calls)

@@ -13,6 +13,7 @@ from ..auth import Revocations, SessionCodec, UserStore
 from ..bus import CallBus, MemoryCallBus
 from ..config import Settings
 from ..service import Monitor
+from ..types import EndReason
 from . import (
     agent,
     api,
@@ -172,7 +173,13 @@ def create_app(settings: Settings, *, users: UserStore | None = None, monitor: M
         finally:
             await state.revocations.stop()
 
+    async def end_listens(app: web.Application) -> None:
+        # First of the shutdown hooks: before ingest connections close and end their calls,
+        # so each listen is on record as ended by the shutdown.
+        await state.monitor.end_listens(EndReason.SHUTDOWN)
+
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(end_listens)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -109,7 +109,15 @@ def _schemas() -> dict[str, Schema]:
                     "description": "The legs the source sends; a leg left out is not sent by the telephony.",
                 },
                 "listeners": _array(_ref("Listener")),
-            }
+            },
+            {
+                "agent_name": {
+                    **_STR,
+                    "description": "The agent's name (user store, else the call's `agent_name` "
+                    "parameter); empty when unknown. Sent to consoles (`/api/calls`, `/api/events`).",
+                },
+                "team": {**_STR, "description": "The agent's team (policy, else user store); may be empty."},
+            },
         ),
         "CallAnswer": _obj({"call": _ref("Call")}),
         "Notice": _obj(
@@ -405,7 +413,8 @@ def _operations() -> list[tuple[str, str, Operation]]:
                             "csrf_token": _nullable(
                                 "string", description="For cookie sessions: send as `X-CSRF-Token`."
                             ),
-                        }
+                        },
+                        {"listens_at_once": {"type": "integer", "description": "Listens one person may run at once."}},
                     ),
                     ok,
                 )
@@ -423,7 +432,7 @@ def _operations() -> list[tuple[str, str, Operation]]:
             "(`{type, call_id, session_id, reason}`), and `{\"type\":\"pong\"}` for a ping.\n\n"
             "Client to server: only `\"ping\"` or `{\"type\":\"ping\"}`; anything else closes "
             "with 4400. Closes with 4401 / 4403 when the session ends or the role no longer "
-            "allows it, 4408 when the client reads too slowly. A foreign `Origin` is refused (403).",
+            "allows it, 4408 when the client reads too slowly, 1012 when the server restarts. A foreign `Origin` is refused (403).",
         )),
         ("POST", "/api/calls/{call_id}/listen", _operation(
             "POST", "/api/calls/{call_id}/listen", "listen", "Start listening: WebRTC offer in, answer out.",
@@ -472,7 +481,15 @@ def _operations() -> list[tuple[str, str, Operation]]:
                         "examples": ["quality", "training"],
                     },
                 },
-                {"type": {"const": "offer", "default": "offer"}},
+                {
+                    "type": {"const": "offer", "default": "offer"},
+                    "resumes": {
+                        "type": "string",
+                        "description": "The session id of your own earlier listen to this call that a "
+                        "restart or a lost connection interrupted; recorded with the new session "
+                        "(400 `bad_resumes` otherwise).",
+                    },
+                },
             ),
         )),
         ("DELETE", "/api/listens/{session_id}", _operation(

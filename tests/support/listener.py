@@ -40,9 +40,12 @@ class Listener:
         self.rtp_timestamps: dict[str, list[int]] = {"agent": [], "caller": []}
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def listen(self, call_id: str, purpose: str = "quality", *, apply_answer: bool = True) -> dict[str, Any]:
+    async def listen(
+        self, call_id: str, purpose: str = "quality", *, apply_answer: bool = True, resumes: str | None = None
+    ) -> dict[str, Any]:
         """Offer, and apply the server's answer unless ``apply_answer`` is false (a browser
-        that went away, or stalled, between its request and the answer)."""
+        that went away, or stalled, between its request and the answer). ``resumes`` names
+        an interrupted listen this one resumes."""
         agent = self.pc.addTransceiver("audio", direction="recvonly")
         caller = self.pc.addTransceiver("audio", direction="recvonly")
         mids: dict[str, str] = {}
@@ -60,7 +63,12 @@ class Listener:
         async with aiohttp.ClientSession() as http:
             async with http.post(
                 f"{self.base_url}/api/calls/{call_id}/listen",
-                json={"sdp": self.pc.localDescription.sdp, "type": "offer", "purpose": purpose},
+                json={
+                    "sdp": self.pc.localDescription.sdp,
+                    "type": "offer",
+                    "purpose": purpose,
+                    **({"resumes": resumes} if resumes is not None else {}),
+                },
                 headers=self.headers,
             ) as response:
                 body = await response.json()

@@ -68,11 +68,16 @@ export class Api {
     return me;
   }
 
-  listen(callId, { sdp, purpose }, signal) {
-    return this.request("POST", `/api/calls/${encodeURIComponent(callId)}/listen`, {
-      body: { sdp, type: "offer", purpose },
-      signal,
-    });
+  /** `resumes`: the session id of an interrupted listen this one resumes (on record). */
+  listen(callId, { sdp, purpose, resumes = null }, signal) {
+    const body = { sdp, type: "offer", purpose };
+    if (resumes) body.resumes = resumes;
+    return this.request("POST", `/api/calls/${encodeURIComponent(callId)}/listen`, { body, signal });
+  }
+
+  /** The signed-in person's running listens, with the packets the server dropped for each. */
+  myListens() {
+    return this.request("GET", "/api/listens");
   }
 
   /** `keepalive` lets the request outlive the page (used on pagehide). */

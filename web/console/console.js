@@ -1,17 +1,25 @@
-// Supervisor console: who am I (/api/me), the live roster (/api/events), and one listen
-// session at a time (listen.js). Everything the user sees is translated through i18n.
+// Supervisor console: who am I (/api/me), the live roster (/api/events), and up to
+// `listens_at_once` listen sessions, each in its own panel (panel.js, listen.js).
+// Everything the user sees is translated through i18n.
 //
-// For automated tests the page keeps `window.liveConsole` current:
-//   { pc, sessionId, legs, state, timings: {requestSent, answerReceived, connected, firstAudio},
-//     callId, purpose, endReason, error, levels: {agent, caller}, me, connection,
-//     lastSessionId }
-// `state` is "idle" before the first listen, then the session's state: "starting",
-// "connecting", "listening", "stopping", "ended" or "failed".
+// A listen cut by a server restart or a lost connection keeps its panel, says which of the
+// two happened and offers to resume: a new listen with the same purpose, on record as
+// resuming the old one (`resumes`).
+//
+// For automated tests the page keeps `window.liveConsole` current. Its top-level fields
+// describe the newest session: { pc, sessionId, legs, state, timings, callId, purpose,
+// endReason, error, levels, lastSessionId }; besides: me, connection, sessions (every
+// panel: {callId, sessionId, state, purpose, interrupted}), roster (render counters),
+// quality ({session_id: {agent, caller, dropped}}).
 
-import { I18n, formatDuration } from "../shared/i18n.js";
+import { I18n } from "../shared/i18n.js";
 import { Api, ApiError, EventStream } from "./api.js";
-import { LEG_ORDER, ListenSession } from "./listen.js";
+import { ListenSession } from "./listen.js";
+import { ListenPanel } from "./panel.js";
+import { PurposeDialog } from "./purpose.js";
+import { QualityProbe } from "./quality.js";
 import { RosterView } from "./roster.js";
+import { agentLabel } from "./rosterquery.js";
 import { STRINGS } from "./strings.js";
 
 const i18n = new I18n(STRINGS);
@@ -27,41 +35,31 @@ const ui = {
   userRole: byId("user-role"),
   signedOut: byId("signed-out"),
   rosterSection: byId("roster-section"),
-  panel: byId("listen-panel"),
-  panelTitle: byId("panel-title"),
-  panelState: byId("panel-state"),
-  panelCall: byId("panel-call"),
-  panelPurpose: byId("panel-purpose"),
-  panelQueue: byId("panel-queue"),
-  panelElapsed: byId("panel-elapsed"),
-  stopButton: byId("stop-button"),
-  dialog: byId("purpose-dialog"),
-  dialogForm: byId("purpose-form"),
-  dialogCall: byId("dialog-call"),
-  purposeSelect: byId("purpose-select"),
-  purposeError: byId("purpose-error"),
-  purposeCancel: byId("purpose-cancel"),
-  legs: Object.fromEntries(
-    LEG_ORDER.map((leg) => {
-      const root = document.querySelector(`[data-leg="${leg}"]`);
-      const part = (name) => root.querySelector(`[data-role="${name}"]`);
-      return [
-        leg,
-        {
-          root,
-          name: part("name"),
-          audibility: part("audibility"),
-          meter: part("meter"),
-          volume: part("volume"),
-          volumeValue: part("volume-value"),
-          audio: part("audio"),
-          shown: 0,
-          announcedAt: 0,
-        },
-      ];
-    }),
-  ),
+  panels: byId("panels"),
+  template: byId("panel-template"),
 };
+
+const purposeDialog = new PurposeDialog({
+  dialog: byId("purpose-dialog"),
+  form: byId("purpose-form"),
+  callText: byId("dialog-call"),
+  select: byId("purpose-select"),
+  error: byId("purpose-error"),
+  cancel: byId("purpose-cancel"),
+  i18n,
+  onConfirm: (call, purpose) => startListening(roster.get(call.call_id) || call, purpose),
+});
+
+const QUALITY_EVERY_MS = 2000;
+/** Ends that mean the server went away (restart, node lost), not the call. */
+const RESTART_ENDS = new Set(["shutdown", "node-lost"]);
+/** Ends that mean the audio path broke: a restart when the server said so, else lost. */
+const BROKEN_ENDS = new Set(["connection-failed", "peer-closed", "connection-lost"]);
+/** Leg reasons that mean "payment pause" (the server says payment-pause). */
+const PAUSE_REASONS = new Set(["payment-pause", "pci-paused", "pci"]);
+/** Close codes of /api/events that announce a restart (RFC 6455 §7.4.1: 1001 going away,
+ *  1012 service restart). */
+const RESTART_CODES = new Set([1001, 1012]);
 
 const hooks = {
   pc: null,
@@ -77,29 +75,45 @@ const hooks = {
   levels: { agent: 0, caller: 0 },
   me: null,
   connection: "connecting",
+  sessions: [],
+  roster: null,
+  quality: {},
 };
 window.liveConsole = hooks;
 
 let me = null;
-let session = null;
 let audioContext = null;
 let signedOut = false;
 let everConnected = false;
 let disconnectedSince = null;
+let restarting = false;
 let retryAt = null;
-let pendingCall = null;
-let dialogReturnFocus = null;
-/** Leg reasons that mean "payment pause" (the server says payment-pause). */
-const PAUSE_REASONS = new Set(["payment-pause", "pci-paused", "pci"]);
 let status = { kind: "info", text: () => i18n.t("status.loading") };
+/** Panels, newest first: {panel, session, cut: null | {cause, resumable, previous, purpose, call}}. */
+const slots = [];
+let sinkId = "";
+/** The newest session: what the top-level test hooks describe. */
+let current = null;
 
 const roster = new RosterView({
   tbody: byId("roster-body"),
   count: byId("roster-count"),
+  shown: byId("roster-shown"),
   container: ui.rosterSection,
+  teamCounts: byId("team-counts"),
+  controls: {
+    search: byId("roster-search"),
+    team: byId("filter-team"),
+    queue: byId("filter-queue"),
+    consent: byId("filter-consent"),
+    listened: byId("filter-listened"),
+    sort: byId("roster-sort"),
+  },
   i18n,
   onListen: openPurposeDialog,
+  onSwitch: switchTo,
 });
+hooks.roster = roster.stats;
 
 // --- status line ------------------------------------------------------------------------
 
@@ -113,10 +127,6 @@ function renderStatus() {
   ui.status.className = `status notice notice-${status.kind}`;
   ui.status.dataset.kind = status.kind;
   ui.status.textContent = status.text();
-}
-
-function agentOf(call) {
-  return call?.agent_id || "?";
 }
 
 /** The user-facing words for an error: ours for a known code (in the page's language),
@@ -145,9 +155,9 @@ function showSignedOut() {
   ui.signedOut.hidden = false;
   ui.rosterSection.hidden = true;
   ui.user.hidden = true;
-  if (ui.dialog.open) ui.dialog.close();
+  purposeDialog.close();
   stream.stop();
-  session?.stop("signed-out", { notifyServer: false });
+  for (const slot of liveSlots()) slot.session.stop("signed-out", { notifyServer: false });
   setStatus("warn", () => i18n.t("auth.signedOut"));
 }
 
@@ -212,12 +222,18 @@ function handleStreamState({ state, delayMs, code, reason }) {
   hooks.connection = state;
   retryAt = state === "waiting" ? Date.now() + delayMs : null;
   renderConnection();
+  refreshResumable();
   if (state !== "waiting") return;
+  if (RESTART_CODES.has(code)) restarting = true;
   disconnectedSince ??= Date.now();
   roster.setStale(true);
   if (signedOut) return;
-  const detail = [code, reason].filter((x) => x !== undefined && x !== null && x !== "").join(": ");
   const seconds = Math.round(delayMs / 1000);
+  if (restarting) {
+    setStatus("warn", () => i18n.t("status.restarting", { seconds }));
+    return;
+  }
+  const detail = [code, reason].filter((x) => x !== undefined && x !== null && x !== "").join(": ");
   setStatus("warn", () =>
     i18n.t("status.disconnected", { detail: detail || i18n.t("conn.stopped"), seconds }),
   );
@@ -225,58 +241,48 @@ function handleStreamState({ state, delayMs, code, reason }) {
 
 function handleEvent(message) {
   switch (message.type) {
-    case "snapshot": {
+    case "snapshot":
       stream.markHealthy();
       roster.replaceAll(Array.isArray(message.calls) ? message.calls : []);
       roster.setStale(false);
-      const wasDisconnected = disconnectedSince !== null;
-      disconnectedSince = null;
-      if (session && !session.done && session.sessionId && !roster.get(session.call.call_id)) {
-        // The call ended while we were not connected.
-        session.stop("call-ended", { notifyServer: false });
-      } else if (session && !session.done) {
-        const call = roster.get(session.call.call_id);
-        if (call) callChanged(call);
-        if (wasDisconnected) restingStatus();
-      } else if (wasDisconnected) {
-        setStatus("ok", () => i18n.t("status.reconnected"));
-      } else if (!everConnected) {
-        setStatus("info", () => i18n.t("status.ready"));
-      }
-      everConnected = true;
+      afterSnapshot();
       break;
-    }
     case "call.started":
     case "call.updated":
       if (message.call && message.call.call_id) {
         roster.upsert(message.call);
-        if (session && !session.done && session.call.call_id === message.call.call_id) {
-          callChanged(message.call);
+        for (const slot of liveSlots()) {
+          if (slot.session.call.call_id === message.call.call_id) callChanged(slot.session, message.call);
         }
+        refreshResumable();
       }
       break;
     case "call.ended":
       roster.remove(message.call_id);
-      if (session && !session.done && session.call.call_id === message.call_id) {
-        session.stop("call-ended", { notifyServer: false });
+      closeStaleDialog();
+      for (const slot of liveSlots()) {
+        if (slot.session.call.call_id === message.call_id) slot.session.stop("call-ended", { notifyServer: false });
       }
+      refreshResumable();
       break;
     case "listen.started":
       roster.addListener(message.call_id, message.listener);
       break;
-    case "listen.ended":
+    case "listen.ended": {
       roster.removeListener(message.call_id, message.session_id);
-      if (session && !session.done && session.sessionId && session.sessionId === message.session_id) {
-        session.stop(message.reason || "stopped", { notifyServer: false });
-      }
+      if (RESTART_ENDS.has(message.reason)) restarting = true;
+      const slot = liveSlots().find((x) => x.session.sessionId && x.session.sessionId === message.session_id);
+      slot?.session.stop(message.reason || "stopped", { notifyServer: false });
       break;
+    }
     case "listen.updated":
       // Optional, if the server reports per-leg audibility changes itself:
       // {"type":"listen.updated","session_id","legs":[{leg,audible,reason}]}.
-      if (session && !session.done && session.sessionId === message.session_id) {
-        session.serverReportsLegs = true;
+      for (const slot of liveSlots()) {
+        if (slot.session.sessionId !== message.session_id) continue;
+        slot.session.serverReportsLegs = true;
         for (const leg of message.legs || []) {
-          session.setLegState(leg.leg, { audible: leg.audible !== false, reason: leg.reason ?? null });
+          slot.session.setLegState(leg.leg, { audible: leg.audible !== false, reason: leg.reason ?? null });
         }
       }
       break;
@@ -285,15 +291,51 @@ function handleEvent(message) {
   }
 }
 
+/** A fresh snapshot: sessions the server no longer serves were cut while we were away. */
+async function afterSnapshot() {
+  const wasDisconnected = disconnectedSince !== null;
+  disconnectedSince = null;
+  closeStaleDialog();
+  const running = liveSlots().filter((slot) => slot.session.sessionId);
+  let served = null;
+  if (wasDisconnected && running.length) {
+    try {
+      served = new Set(((await api.myListens()).listens || []).map((l) => l.session_id));
+    } catch {
+      served = null; // cannot tell: leave them, the peer connection tells if audio stops
+    }
+  }
+  for (const slot of running) {
+    const s = slot.session;
+    const call = roster.get(s.call.call_id);
+    if (served && !served.has(s.sessionId)) {
+      const reason = restarting ? "shutdown" : call ? "connection-lost" : "call-ended";
+      s.stop(reason, { notifyServer: false });
+    } else if (call) {
+      callChanged(s, call);
+    }
+  }
+  if (wasDisconnected && !liveSlots().length && !slots.some((slot) => slot.cut)) {
+    setStatus("ok", () => i18n.t("status.reconnected"));
+  } else if (wasDisconnected) {
+    restingStatus();
+  } else if (!everConnected) {
+    setStatus("info", () => i18n.t("status.ready"));
+  }
+  restarting = false;
+  everConnected = true;
+  refreshResumable();
+}
+
 /**
- * Keep the panel's call details and leg audibility in step with the roster. The server is the
+ * Keep a panel's call details and leg audibility in step with the roster. The server is the
  * authority on what is audible: it answered `legs` (and may send `listen.updated`). Without
  * such updates we follow its documented rules (COMPLIANCE.md items 4 and 5): a payment pause
  * mutes both legs; the caller is heard only with consent granted.
  */
-function callChanged(call) {
+function callChanged(session, call) {
   session.call = call;
-  renderPanel();
+  slotOf(session)?.panel.render();
   if (session.answeredLegs.length === 0) return;
   if (Array.isArray(call.legs)) {
     // The legs the telephony sends (a one-track stream sends one; a second stream adds one).
@@ -320,6 +362,91 @@ function callChanged(call) {
   }
 }
 
+// --- panels -----------------------------------------------------------------------------
+
+function liveSlots() {
+  return slots.filter((slot) => slot.session && !slot.session.done);
+}
+
+function slotOf(session) {
+  return slots.find((slot) => slot.session === session) || null;
+}
+
+function maxListens() {
+  return Math.max(1, Number(me?.listens_at_once) || 1);
+}
+
+function newSlot() {
+  const slot = { panel: null, session: null, cut: null };
+  slot.panel = new ListenPanel({
+    template: ui.template,
+    container: ui.panels,
+    i18n,
+    onStop: () => slot.session?.stop(slot.session.sessionId ? "stopped" : "cancelled"),
+    onResume: () => resume(slot),
+    onDismiss: () => dropSlot(slot, true),
+    onVolume: (leg, value) => slot.session?.setVolume(leg, value),
+    onOutput: (deviceId) => {
+      sinkId = deviceId;
+      for (const other of slots) other.session?.setSink(deviceId);
+    },
+  });
+  slots.unshift(slot);
+  return slot;
+}
+
+function dropSlot(slot, focusRoster) {
+  const index = slots.indexOf(slot);
+  if (index >= 0) slots.splice(index, 1);
+  slot.panel.remove();
+  if (focusRoster) {
+    const button = rowButton(slot.session?.call.call_id);
+    (button || ui.rosterSection).focus();
+  }
+  renderActivity();
+}
+
+function rowButton(callId) {
+  if (!callId) return null;
+  return document.querySelector(
+    `[data-testid="call-row"][data-call-id="${CSS.escape(callId)}"] [data-testid="listen-button"]`,
+  );
+}
+
+/** What the roster's buttons offer, and the test hooks, after any session change. */
+function renderActivity() {
+  const live = liveSlots();
+  roster.setActivity({
+    listening: new Set(live.map((slot) => slot.session.call.call_id)),
+    full: live.length >= maxListens(),
+    switchable: live.length > 0,
+  });
+  hooks.sessions = slots.map((slot) => ({
+    callId: slot.session?.call.call_id ?? null,
+    sessionId: slot.session?.sessionId ?? null,
+    state: slot.cut ? "interrupted" : (slot.session?.state ?? "idle"),
+    purpose: slot.session?.purpose ?? null,
+    interrupted: slot.cut ? slot.cut.cause : null,
+    resumable: slot.cut ? slot.cut.resumable : null,
+  }));
+}
+
+/** A cut listen can be resumed once its call is in the roster and the roster is live. */
+function refreshResumable() {
+  for (const slot of slots) {
+    if (!slot.cut) continue;
+    slot.panel.setResumable(hooks.connection === "open" && !!roster.get(slot.cut.call.call_id));
+  }
+  renderActivity();
+}
+
+function resume(slot) {
+  const cut = slot.cut;
+  const call = cut && roster.get(cut.call.call_id);
+  if (!call || liveSlots().length >= maxListens()) return;
+  startListening(call, cut.purpose, { slot, resumes: cut.previous });
+}
+
 // --- choosing a purpose -----------------------------------------------------------------
 
 function ensureAudioContext() {
@@ -336,104 +463,80 @@ function ensureAudioContext() {
   return audioContext;
 }
 
-function fillPurposes() {
-  const select = ui.purposeSelect;
-  const previous = select.value;
-  const placeholder = new Option(i18n.t("dialog.choose"), "");
-  placeholder.disabled = true;
-  select.replaceChildren(placeholder);
-  for (const purpose of me.purposes) {
-    select.append(new Option(i18n.label("purpose", purpose), purpose));
-  }
-  if (me.purposes.length === 1) select.value = me.purposes[0];
-  else select.value = me.purposes.includes(previous) ? previous : "";
-}
-
 function openPurposeDialog(call, button) {
-  if (!me || (session && !session.done)) return;
+  if (!me || liveSlots().length >= maxListens()) return;
   if (me.purposes.length === 0) {
     setStatus("error", () => i18n.t("status.noPurposes"));
     return;
   }
   ensureAudioContext();
-  pendingCall = call;
-  dialogReturnFocus = button;
-  ui.purposeSelect.value = "";
-  fillPurposes();
-  ui.dialogCall.textContent = i18n.t("dialog.call", { agent: agentOf(call) });
-  showPurposeError(false);
-  ui.dialog.showModal();
-  ui.purposeSelect.focus();
+  purposeDialog.open(call, button, me.purposes);
 }
 
-function showPurposeError(show) {
-  ui.purposeError.hidden = !show;
-  if (show) ui.purposeSelect.setAttribute("aria-invalid", "true");
-  else ui.purposeSelect.removeAttribute("aria-invalid");
+/** The call the open purpose dialog is about has ended: close it and say so. */
+function closeStaleDialog() {
+  const agent = purposeDialog.closeIfGone((callId) => !!roster.get(callId));
+  if (agent === null) return;
+  setStatus("warn", () => i18n.t("status.dialogCallEnded", { agent }));
+  if (!ui.rosterSection.contains(document.activeElement)) ui.rosterSection.focus();
 }
-
-ui.dialogForm.addEventListener("submit", (event) => {
-  event.preventDefault();
-  const purpose = ui.purposeSelect.value;
-  if (!purpose) {
-    showPurposeError(true);
-    ui.purposeSelect.focus();
-    return;
-  }
-  const call = roster.get(pendingCall?.call_id) || pendingCall;
-  pendingCall = null;
-  ui.dialog.close();
-  startListening(call, purpose);
-});
-ui.purposeSelect.addEventListener("change", () => showPurposeError(false));
-// A closed <select> does not submit its form on Enter; here it should.
-ui.purposeSelect.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && !event.isComposing) {
-    event.preventDefault();
-    ui.dialogForm.requestSubmit();
-  }
-});
-ui.purposeCancel.addEventListener("click", () => ui.dialog.close());
-ui.dialog.addEventListener("close", () => {
-  if (pendingCall && dialogReturnFocus?.isConnected) dialogReturnFocus.focus();
-  pendingCall = null;
-});
 
 // --- listening --------------------------------------------------------------------------
 
-function startListening(call, purpose) {
+/** Stop the newest listen and listen to `call` instead, with the same purpose: one step. */
+async function switchTo(call, button) {
+  const slot = liveSlots()[0];
+  if (!slot) {
+    openPurposeDialog(call, button);
+    return;
+  }
   ensureAudioContext();
-  hooks.timings = { requestSent: null, answerReceived: null, connected: null, firstAudio: null };
-  hooks.endReason = null;
-  hooks.error = null;
-  session = new ListenSession({
+  const previous = slot.session;
+  const purpose = previous.purpose;
+  slot.session = null; // its end belongs to no panel now; the panel shows the new call
+  // Stopped first, so the new listen never counts against the server's limit twice.
+  await previous.stop(previous.sessionId ? "stopped" : "cancelled");
+  if (slots.includes(slot)) startListening(roster.get(call.call_id) || call, purpose, { slot });
+}
+
+function startListening(call, purpose, { slot = null, resumes = null } = {}) {
+  ensureAudioContext();
+  const target = slot || newSlot();
+  target.cut = null;
+  const session = new ListenSession({
     api,
     call,
     purpose,
+    resumes,
+    sinkId,
     iceServers: me.ice_servers,
     audioContext,
-    audioContainer: ui.panel.querySelector("[data-role=audio-sink]"),
+    audioContainer: target.panel.audioContainer,
     onChange: sessionChanged,
-    onLevels: renderLevels,
+    onLevels: (s) => {
+      if (s === current) hooks.levels = { ...s.levels };
+      slotOf(s)?.panel.renderLevels(s.levels);
+    },
     onEnd: sessionEnded,
   });
   session.consentAtStart = call.consent;
   session.lastState = null;
-  roster.setActive(call.call_id, true);
-  for (const leg of LEG_ORDER) {
-    const volume = session.volume(leg);
-    ui.legs[leg].volume.value = String(volume);
-    ui.legs[leg].shown = 0;
-  }
+  target.session = session;
+  current = session;
+  hooks.timings = session.timings;
+  hooks.endReason = null;
+  hooks.error = null;
+  target.panel.attach(session);
+  renderActivity();
   sessionChanged(session);
-  ui.panel.hidden = false;
   // Focus the panel heading, not the Stop button: the Enter that confirmed the dialog would
   // otherwise go on to press Stop. Screen readers announce the panel from its heading.
-  ui.panelTitle.focus();
+  target.panel.focus();
   session.start();
 }
 
 function exportSession(s) {
+  if (s !== current) return;
   hooks.pc = s.done ? null : s.pc;
   hooks.sessionId = s.done ? null : s.sessionId;
   if (s.sessionId) hooks.lastSessionId = s.sessionId;
@@ -449,20 +552,26 @@ function exportSession(s) {
 }
 
 function restingStatus() {
-  if (session && !session.done && session.state === "listening") {
-    const agent = agentOf(session.call);
-    setStatus("ok", () => i18n.t("status.listening", { agent }));
+  const live = liveSlots().filter((slot) => slot.session.state === "listening");
+  const cut = slots.find((slot) => slot.cut);
+  if (cut) {
+    setStatus("warn", () => i18n.t(`interrupted.${cut.cut.cause}`));
+  } else if (live.length) {
+    const agents = live.map((slot) => agentLabel(slot.session.call)).join(", ");
+    setStatus("ok", () => i18n.t("status.listening", { agent: agents }));
   } else {
     setStatus("info", () => i18n.t("status.ready"));
   }
 }
 
 function sessionChanged(s) {
-  if (s !== session) return;
   exportSession(s);
-  renderPanel();
+  const slot = slotOf(s);
+  if (!slot) return;
+  slot.panel.render();
+  renderActivity();
   if (s.done) return;
-  const agent = agentOf(s.call);
+  const agent = agentLabel(s.call);
   const key = s.interrupted ? "interrupted" : s.state;
   if (key === s.lastState) return;
   s.lastState = key;
@@ -474,17 +583,33 @@ function sessionChanged(s) {
   else if (key === "interrupted") setStatus("warn", () => i18n.t("status.connInterrupted"));
 }
 
+/** Why a session that was really listening was cut, if a restart or the network did it. */
+function interruptionOf(s) {
+  if (!s.sessionId || !s.startedAt) return null;
+  if (RESTART_ENDS.has(s.endReason)) return "restart";
+  if (BROKEN_ENDS.has(s.endReason)) return restarting ? "restart" : "connection";
+  return null;
+}
+
 function sessionEnded(s) {
-  if (s !== session) return;
   exportSession(s);
-  // Return focus to the roster only if it was in the panel (or was lost with a disabled
-  // Stop button); never take it from wherever else the user is.
+  const slot = slotOf(s);
+  if (!slot) {
+    renderActivity(); // replaced by a switch: its panel already shows the next call
+    return;
+  }
   const active = document.activeElement;
-  const focusWasInPanel = !active || active === document.body || ui.panel.contains(active);
-  ui.panel.hidden = true;
-  roster.setActive(null, false);
-  for (const leg of LEG_ORDER) ui.legs[leg].shown = 0;
-  hooks.levels = { agent: 0, caller: 0 };
+  const focusWasInPanel = !active || active === document.body || slot.panel.contains(active);
+  if (s === current) hooks.levels = { agent: 0, caller: 0 };
+  const cause = interruptionOf(s);
+  if (cause) {
+    slot.cut = { cause, resumable: false, previous: s.sessionId, purpose: s.purpose, call: s.call };
+    slot.panel.interrupt(slot.cut);
+    refreshResumable();
+    setStatus("warn", () => i18n.t(`interrupted.${cause}`));
+    return;
+  }
+  dropSlot(slot, false);
   if (s.error instanceof ApiError && s.error.status === 401) {
     showSignedOut();
   } else if (s.endReason) {
@@ -501,12 +626,7 @@ function sessionEnded(s) {
     const refused = s.error instanceof ApiError && s.error.status >= 400 && s.error.status < 600;
     setStatus("error", () => i18n.t(refused ? "status.refused" : "status.failed", { message }));
   }
-  if (focusWasInPanel) {
-    const row = document.querySelector(
-      `[data-testid="call-row"][data-call-id="${CSS.escape(s.call.call_id)}"] [data-testid="listen-button"]`,
-    );
-    (row || ui.rosterSection).focus();
-  }
+  if (focusWasInPanel) (rowButton(s.call.call_id) || ui.rosterSection).focus();
 }
 
 /** Autoplay rules can refuse playback or keep the meter's AudioContext suspended; the next
@@ -514,117 +634,69 @@ function sessionEnded(s) {
 function checkAudioAllowed() {
   const blocked = () =>
     (audioContext && audioContext.state !== "running") ||
-    [...ui.panel.querySelectorAll("audio")].some((audio) => audio.paused);
+    [...ui.panels.querySelectorAll("audio")].some((audio) => audio.paused);
   setTimeout(() => {
-    if (!blocked() || !session || session.done) return;
+    if (!blocked() || !liveSlots().length) return;
     setStatus("warn", () => i18n.t("status.audioBlocked"));
     document.addEventListener(
       "click",
       () => {
         audioContext?.resume().catch(() => {});
-        for (const audio of ui.panel.querySelectorAll("audio")) audio.play().catch(() => {});
-        if (session && !session.done) restingStatus();
+        for (const audio of ui.panels.querySelectorAll("audio")) audio.play().catch(() => {});
+        if (liveSlots().length) restingStatus();
       },
       { once: true, capture: true },
     );
   }, 500);
 }
 
-ui.stopButton.addEventListener("click", () => {
-  session?.stop(session.sessionId ? "stopped" : "cancelled");
+/** Loss and jitter per leg (getStats) and the server's dropped packets, every 2 s. */
+async function sampleQuality() {
+  const live = liveSlots().filter((slot) => slot.session.state === "listening" && slot.session.pc);
+  if (!live.length) return;
+  let dropped = new Map();
+  try {
+    dropped = new Map(((await api.myListens()).listens || []).map((l) => [l.session_id, l.dropped_packets]));
+  } catch {
+    /* shown again at the next sample */
+  }
+  for (const slot of live) {
+    const s = slot.session;
+    s.probe ??= new QualityProbe(s.pc, () => s.legs);
+    let quality = {};
+    try {
+      quality = await s.probe.sample();
+    } catch {
+      continue; // closed meanwhile
+    }
+    slot.panel.setQuality(quality);
+    if (dropped.has(s.sessionId)) slot.panel.setDropped(Number(dropped.get(s.sessionId)) || 0);
+    hooks.quality[s.sessionId] = { ...quality, dropped: dropped.get(s.sessionId) ?? null };
+  }
+}
+
+window.addEventListener("pagehide", () => {
+  for (const slot of liveSlots()) slot.session.stopOnUnload();
 });
 
-for (const leg of LEG_ORDER) {
-  ui.legs[leg].volume.addEventListener("input", (event) => {
-    const value = Number(event.target.value);
-    session?.setVolume(leg, value);
-    renderVolume(leg, value);
-  });
-}
+// --- keyboard: "/" search, arrows in the roster (roster.js), Enter listen, Esc stop --------
 
-window.addEventListener("pagehide", () => session?.stopOnUnload());
-
-// --- the listen panel -------------------------------------------------------------------
-
-const percent = () => new Intl.NumberFormat(i18n.lang, { style: "percent", maximumFractionDigits: 0 });
-
-function renderVolume(leg, value) {
-  ui.legs[leg].volumeValue.textContent = percent().format(value / 100);
-}
-
-function renderPanel() {
-  const s = session;
-  for (const leg of LEG_ORDER) {
-    const view = ui.legs[leg];
-    const legName = i18n.t(`leg.${leg}`);
-    view.meter.setAttribute("aria-label", i18n.t("leg.level", { leg: legName }));
-    view.volume.setAttribute("aria-label", i18n.t("leg.volumeOf", { leg: legName }));
-    renderVolume(leg, Number(view.volume.value));
+document.addEventListener("keydown", (event) => {
+  if (event.defaultPrevented || event.isComposing || event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  const typing =
+    target instanceof HTMLElement &&
+    (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+  if (event.key === "/" && !typing && !purposeDialog.isOpen) {
+    event.preventDefault();
+    roster.focusSearch();
+  } else if (event.key === "Escape" && !purposeDialog.isOpen) {
+    const slot = liveSlots()[0];
+    if (!slot) return;
+    event.preventDefault();
+    slot.session.stop(slot.session.sessionId ? "stopped" : "cancelled");
   }
-  if (!s) return;
-  const stopping = s.state === "stopping";
-  ui.panel.dataset.state = s.state;
-  ui.panelState.textContent = i18n.t(`state.${s.state}`, null, "");
-  ui.panelState.className = `badge ${s.state === "listening" ? "badge-ok" : "badge-info"}`;
-  ui.panelCall.textContent = i18n.t("panel.to", { agent: agentOf(s.call) });
-  ui.panelPurpose.textContent = i18n.t("panel.purpose", { purpose: i18n.label("purpose", s.purpose) });
-  ui.panelQueue.textContent = s.call.queue ? i18n.t("panel.queue", { queue: s.call.queue }) : "";
-  ui.panelQueue.hidden = !s.call.queue;
-  ui.stopButton.textContent = i18n.t(s.sessionId ? "panel.stop" : "panel.cancel");
-  ui.stopButton.disabled = stopping || s.done;
-  renderElapsed();
-  for (const leg of LEG_ORDER) {
-    const view = ui.legs[leg];
-    const state = s.legs.find((l) => l.leg === leg);
-    view.volume.disabled = s.done;
-    if (!state) {
-      view.root.removeAttribute("data-audible");
-      view.root.removeAttribute("data-reason");
-      view.audibility.className = "badge";
-      view.audibility.textContent = i18n.t("leg.waiting");
-      continue;
-    }
-    view.root.dataset.audible = String(state.audible);
-    view.root.dataset.available = String(state.available !== false);
-    if (state.reason) view.root.dataset.reason = state.reason;
-    else view.root.removeAttribute("data-reason");
-    if (state.available === false) {
-      view.audibility.className = "badge badge-warn";
-      view.audibility.textContent = i18n.t("leg.notSent");
-      continue;
-    }
-    view.audibility.className = `badge ${state.audible ? "badge-ok" : "badge-warn"}`;
-    view.audibility.textContent = state.audible
-      ? i18n.t("leg.audible")
-      : state.reason
-        ? i18n.t("leg.muted", { reason: i18n.label("reason", state.reason) })
-        : i18n.t("leg.mutedPlain");
-  }
-}
-
-function renderElapsed() {
-  const started = session?.startedAt;
-  ui.panelElapsed.textContent = formatDuration(started ? (Date.now() - started) / 1000 : 0);
-}
-
-/** Meter from RMS: -60..0 dBFS mapped to 0..1, quick rise and slow fall so it is readable. */
-function renderLevels(s) {
-  if (s !== session) return;
-  hooks.levels = { ...s.levels };
-  const now = performance.now();
-  for (const leg of LEG_ORDER) {
-    const view = ui.legs[leg];
-    const rms = s.levels[leg] || 0;
-    const db = 20 * Math.log10(Math.max(rms, 1e-6));
-    const level = Math.min(1, Math.max(0, (db + 60) / 60));
-    view.shown = Math.max(level, view.shown * 0.92);
-    view.meter.style.setProperty("--level", view.shown.toFixed(3));
-    if (now - view.announcedAt > 250) {
-      view.announcedAt = now;
-      view.meter.setAttribute("aria-valuenow", String(Math.round(view.shown * 100)));
-    }
-  }
-}
+});
 
 // --- start ------------------------------------------------------------------------------
 
@@ -635,21 +707,25 @@ i18n.onChange(() => {
   renderUser();
   renderConnection();
   roster.render();
-  renderPanel();
-  if (ui.dialog.open && me) {
-    fillPurposes();
-    ui.dialogCall.textContent = i18n.t("dialog.call", { agent: agentOf(pendingCall) });
+  for (const slot of slots) {
+    i18n.apply(slot.panel.root);
+    slot.panel.render();
+    slot.panel.fillOutputs();
   }
+  purposeDialog.render();
 });
 renderStatus();
 renderConnection();
-renderPanel();
 roster.render();
 
 setInterval(() => {
   roster.tick();
-  if (session && !session.done) renderElapsed();
+  for (const slot of liveSlots()) slot.panel.renderElapsed();
   if (hooks.connection === "waiting") renderConnection();
 }, 1000);
+setInterval(sampleQuality, QUALITY_EVERY_MS);
+navigator.mediaDevices?.addEventListener?.("devicechange", () => {
+  for (const slot of slots) slot.panel.fillOutputs();
+});
 
 loadMe();

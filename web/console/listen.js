@@ -128,6 +128,13 @@ class LegOutput {
     }
   }
 
+  setSink(sinkId) {
+    if (typeof this.element.setSinkId !== "function") return;
+    this.element.setSinkId(sinkId).catch(() => {
+      /* device gone or not allowed: the default output keeps playing */
+    });
+  }
+
   /** Root mean square of the latest analyser window, 0..1; null without WebAudio. */
   rms() {
     if (!this.analyser) return null;
@@ -151,6 +158,8 @@ export class ListenSession {
    * @param {import("./api.js").Api} options.api
    * @param {object} options.call CALL from the roster
    * @param {string} options.purpose
+   * @param {string|null} [options.resumes] the session this one resumes (restart, lost connection)
+   * @param {string} [options.sinkId] output device (`setSinkId`), "" for the default
    * @param {Array} options.iceServers `ice_servers` from /api/me
    * @param {AudioContext|null} options.audioContext
    * @param {HTMLElement} options.audioContainer where the <audio> elements go
@@ -163,6 +172,8 @@ export class ListenSession {
       api: options.api,
       call: options.call,
       purpose: options.purpose,
+      resumes: options.resumes ?? null,
+      sinkId: options.sinkId ?? "",
       iceServers: options.iceServers,
       audioContext: options.audioContext,
       audioContainer: options.audioContainer,
@@ -248,7 +259,7 @@ export class ListenSession {
     try {
       answer = await this.api.listen(
         this.call.call_id,
-        { sdp: pc.localDescription.sdp, purpose: this.purpose },
+        { sdp: pc.localDescription.sdp, purpose: this.purpose, resumes: this.resumes },
         timeout.signal,
       );
     } catch (err) {
@@ -301,8 +312,16 @@ export class ListenSession {
         this.pc.getTransceivers().find((t) => t.mid !== null && t.mid === leg.mid) ||
         this.transceivers[index];
       const track = transceiver.receiver.track;
-      this.outputs.set(leg.leg, new LegOutput(leg.leg, track, this.audioContext, this.audioContainer));
+      const output = new LegOutput(leg.leg, track, this.audioContext, this.audioContainer);
+      this.outputs.set(leg.leg, output);
+      if (this.sinkId) output.setSink(this.sinkId);
     }
+  }
+
+  /** Play both legs on output device `sinkId` ("" = the system default). */
+  setSink(sinkId) {
+    this.sinkId = sinkId || "";
+    for (const output of this.outputs.values()) output.setSink(this.sinkId);
   }
 
   _connectionChanged() {
