@@ -27,6 +27,7 @@ from .decide import (
     unannounced,
     within_hours,
 )
+from .listener import ShownListener, shown_listener
 from .model import (
     CallerConsent,
     Exclusion,
@@ -66,6 +67,7 @@ __all__ = [
     "ScopeGrant",
     "SetConsent",
     "SetPci",
+    "ShownListener",
     "StartedListen",
     "SupervisorGrant",
     "Team",
@@ -83,6 +85,7 @@ __all__ = [
     "notice_mode_for",
     "quota_left",
     "quota_state",
+    "shown_listener",
     "read_policy_file",
     "supervisor_scope",
     "unannounced",
