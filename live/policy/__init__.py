@@ -27,7 +27,7 @@ from .decide import (
     unannounced,
     within_hours,
 )
-from .listener import ShownListener, shown_listener
+from .listener import RoleOf, ShownListener, shown_listener
 from .model import (
     CallerConsent,
     Exclusion,
@@ -64,6 +64,7 @@ __all__ = [
     "QuotaState",
     "Quotas",
     "Reason",
+    "RoleOf",
     "ScopeGrant",
     "SetConsent",
     "SetPci",

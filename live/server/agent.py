@@ -13,7 +13,8 @@ from aiohttp import WSCloseCode, web
 
 from ..l10n import LANGUAGES, language_from_header
 from ..notices import localised
-from ..policy import Policy, shown_listener
+from ..policy import Policy, RoleOf, shown_listener
+from ..reports.service import People
 from ..types import EndReason, Role
 from .api import RECHECK_S, _drain_client, guard
 from .security import check_origin, require
@@ -85,13 +86,16 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _history_row(started: dict[str, Any], ended: dict[str, Any] | None, policy: Policy) -> dict[str, Any]:
+def _history_row(
+    started: dict[str, Any], ended: dict[str, Any] | None, policy: Policy, role_of: RoleOf
+) -> dict[str, Any]:
     # What the policy lets agents see of the listener: the name, or only the role.
     shown = shown_listener(
         names=policy.listener_names,
         display_name=_text(started.get("display_name")),
         user_id=_text(started.get("user_id")),
         role=_text(started.get("role")),
+        role_of=role_of,
     )
     return {
         "session_id": started.get("session_id"),
@@ -120,8 +124,10 @@ async def history(request: web.Request) -> web.Response:
     monitor = request.app[STATE].monitor
     entries = await monitor.ledger.entries(agent_id=identity.user_id)
     ended = {e.fields.get("session_id"): e.fields for e in entries if e.kind == "listen.ended"}
+    policy = monitor.current_policy()
+    role_of = People.of(request.app[STATE].users.list).role_of
     rows = [
-        _history_row(e.fields, ended.get(e.fields.get("session_id")), monitor.current_policy())
+        _history_row(e.fields, ended.get(e.fields.get("session_id")), policy, role_of)
         for e in entries
         if e.kind == "listen.started"
     ]
