@@ -3,7 +3,8 @@
 // /api/agent/history, and the /api/agent/events WebSocket (reconnects with backoff); on
 // every visit, the ledger check of ./ledger-check.js.
 
-import { I18n, formatDuration } from "../shared/i18n.js";
+import { clock, clockSpan } from "../shared/duration.js";
+import { I18n } from "../shared/i18n.js";
 import { checkLedger } from "./ledger-check.js";
 import { STRINGS } from "./strings.js";
 
@@ -49,9 +50,9 @@ function localDate(seconds) {
 function durationText(item) {
   if (item.ended_before !== null && item.ended_before !== undefined && item.started_at) {
     const longest = Math.max(0, item.ended_before - item.started_at);
-    return `${formatDuration(item.duration_s)}–${formatDuration(longest)}`;
+    return clockSpan(item.duration_s, longest);
   }
-  return formatDuration(item.duration_s);
+  return clock(item.duration_s);
 }
 
 // A listen whose browser never connected (setup-failed) is an attempt: nothing was heard.
@@ -70,7 +71,7 @@ function noticeText(notice) {
     const items = notice.listens || [];
     const heard = items.filter((item) => item.reason !== "setup-failed");
     const total = heard.reduce((sum, item) => sum + Number(item.duration_s || 0), 0);
-    const head = i18n.t("notice.digest", { count: items.length, duration: formatDuration(total) });
+    const head = i18n.t("notice.digest", { count: items.length, duration: clock(total) });
     const lines = items.map(listenText);
     return [head, ...lines.map((line) => `– ${line}`)].join("\n");
   }

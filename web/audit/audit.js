@@ -5,7 +5,8 @@
 // /api/audit/sessions; downloads are plain links to /api/audit/export and /api/audit/report.
 // The page only reads (GET), so it needs no CSRF token.
 
-import { I18n, formatDuration } from "../shared/i18n.js";
+import { clock } from "../shared/duration.js";
+import { I18n } from "../shared/i18n.js";
 
 const STRINGS = {
   en: {
@@ -312,7 +313,7 @@ function renderSessions() {
     row.insertCell().textContent = localDateTime(s.started_at);
     const duration = row.insertCell();
     duration.className = "number";
-    duration.textContent = s.duration_s === null ? i18n.t("running") : formatDuration(s.duration_s);
+    duration.textContent = s.duration_s === null ? i18n.t("running") : clock(s.duration_s);
     row.insertCell().textContent = s.agent_id ?? "";
     const who = s.listener_name || s.listener_id;
     row.insertCell().textContent = who ? (s.listener_name && s.listener_id ? `${s.listener_name} (${s.listener_id})` : who) : i18n.t("erased");

@@ -8,7 +8,8 @@
 // `state` is "idle" before the first listen, then the session's state: "starting",
 // "connecting", "listening", "stopping", "ended" or "failed".
 
-import { I18n, formatDuration } from "../shared/i18n.js";
+import { clock } from "../shared/duration.js";
+import { I18n } from "../shared/i18n.js";
 import { Api, ApiError, EventStream } from "./api.js";
 import { LEG_ORDER, ListenSession } from "./listen.js";
 import { RosterView } from "./roster.js";
@@ -604,7 +605,7 @@ function renderPanel() {
 
 function renderElapsed() {
   const started = session?.startedAt;
-  ui.panelElapsed.textContent = formatDuration(started ? (Date.now() - started) / 1000 : 0);
+  ui.panelElapsed.textContent = clock(started ? (Date.now() - started) / 1000 : 0);
 }
 
 /** Meter from RMS: -60..0 dBFS mapped to 0..1, quick rise and slow fall so it is readable. */

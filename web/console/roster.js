@@ -1,7 +1,7 @@
 // The roster table: one row per running call, updated in place from `/api/events` so that
 // keyboard focus survives updates. Durations tick from the call's `started_at`.
 
-import { formatDuration } from "../shared/i18n.js";
+import { clock } from "../shared/duration.js";
 
 const CONSENT_BADGE = { granted: "badge-ok", denied: "badge-danger", unknown: "badge" };
 const COLUMNS = 7;
@@ -110,7 +110,7 @@ export class RosterView {
     const now = Date.now() / 1000;
     for (const [callId, { cells }] of this.rows) {
       const call = this.calls.get(callId);
-      if (call) cells.duration.textContent = formatDuration(now - call.started_at);
+      if (call) cells.duration.textContent = clock(now - call.started_at);
     }
   }
 
@@ -196,7 +196,7 @@ export class RosterView {
     cells.agent.textContent = call.agent_id || "—";
     cells.source.textContent = call.source || "";
     cells.queue.textContent = call.queue || t("roster.noQueue");
-    cells.duration.textContent = formatDuration(Date.now() / 1000 - call.started_at);
+    cells.duration.textContent = clock(Date.now() / 1000 - call.started_at);
 
     const consent = ["granted", "denied", "unknown"].includes(call.consent)
       ? call.consent
