@@ -12,6 +12,7 @@ from typing import Any
 
 from ..audit.entry import LedgerEntry
 
+
 @dataclass(frozen=True, slots=True)
 class ListenRecord:
     """One listen session: its ``listen.started`` entry joined with its ``listen.ended``.

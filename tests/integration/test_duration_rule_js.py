@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cases() -> list[dict[str, object]]:
-    seconds = [n / 4 for n in range(0, 500)]  # every quarter second: halves included
+    seconds = [n / 4 for n in range(500)]  # every quarter second: halves included
     seconds += [59.5, 599.5, 3599.49, 3599.5, 3600, 3725.5, 86_399.5, 123_456.7, -1.0]
     return [
         {"seconds": s, "clock": clock(s), "en": spoken(s, "en"), "de": spoken(s, "de")}

@@ -73,11 +73,11 @@ def test_what_the_agent_sees_of_the_listener() -> None:
     def role_of(user_id: str) -> str | None:
         return {"sam": "admin"}.get(user_id)
 
-    named = dict(display_name="Sam S", user_id="sam", role="supervisor")
+    named = {"display_name": "Sam S", "user_id": "sam", "role": "supervisor"}
     assert shown_listener(names=True, **named) == ShownListener("Sam S", False)
     assert shown_listener(names=False, **named) == ShownListener("supervisor", True)
     # No role recorded: the user's role now; erased details: only "listener" remains.
-    unrecorded = dict(display_name=None, user_id="sam", role=None)
+    unrecorded = {"display_name": None, "user_id": "sam", "role": None}
     assert shown_listener(names=False, role_of=role_of, **unrecorded) == ShownListener("admin", True)
-    erased = dict(display_name=None, user_id=None, role=None)
+    erased = {"display_name": None, "user_id": None, "role": None}
     assert shown_listener(names=True, role_of=role_of, **erased) == ShownListener("listener", True)
