@@ -22,38 +22,30 @@ import getpass
 import logging
 import os
 import sys
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from .audit.checkpoint import CheckpointError
-from .audit.disclosure import (
-    FORMATS,
-    LANGUAGES,
-    check_language,
-    collect_disclosure,
-    disclosure_csv,
-    disclosure_pdf,
-    parse_period,
-    record_export,
-    zone_named,
-)
-from .audit.export import export_bundle, verify_bundle
+from .audit.export import verify_bundle
 from .audit.ledger import open_ledger
 from .audit.log import MerkleLedger
 from .audit.proofs import b64
-from .audit.report import (
-    collect_report,
-    load_team_map,
-    parse_month,
-    report_csv,
-    report_pdf,
-)
 from .config import Settings, load_settings
 from .errors import LiveError
+from .l10n import LANGUAGES, check_language
 from .policy import read_policy_file
+from .reports.monthly import load_team_map
+from .reports.periods import parse_month, parse_period, zone_named
+from .reports.service import EXPORT_FORMATS as FORMATS
+from .reports.service import (
+    AuditService,
+    ExportRequest,
+    People,
+    ReportRequest,
+    Requester,
+)
 
 CLI_ROLE = "operator"
 """The ``role`` recorded with exports made on the command line (by whoever runs it)."""
@@ -252,15 +244,13 @@ def _read(path: str) -> str:
         raise LiveError(f"cannot read {path}: {exc}", code="io_error") from exc
 
 
-def _role_lookup(settings: Settings) -> Any:
+def _people(settings: Settings) -> People:
+    """Roles and names from the user store beside the ledger (none if there is no store)."""
     from .auth import UserStore
 
-    users = UserStore(settings.users_path)
-
-    def role_of(user_id: str) -> str | None:
-        return next((u.role.value for u in users.list() if u.user_id == user_id), None)
-
-    return role_of
+    if not settings.users_path.is_file():
+        return People.nobody()
+    return People.of(UserStore(settings.users_path).list)
 
 
 def _say(*lines: str) -> None:
@@ -350,58 +340,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     zone = zone_named(args.tz)
     lang = check_language(args.lang)
     since, until = parse_period(args.start, args.end, zone)
-    role_of = _role_lookup(settings)
     names = (
         args.listener_names
         if args.listener_names is not None
         else read_policy_file(settings.policy_path).listener_names
     )
+    asked = ExportRequest(
+        agent_id=args.agent,
+        format=args.format,
+        zone=zone,
+        lang=lang,
+        since=since,
+        until=until,
+        listener_names=names,
+        include_details=bool(args.listener_names),
+    )
 
-    async def run() -> tuple[str | bytes, int, int]:
+    async def run() -> tuple[bytes, int, int]:
         async with _opened(settings) as ledger:
-            now = time.time()
-            if args.format == "jsonl":
-                bundle = await export_bundle(
-                    ledger,
-                    agent_id=args.agent,
-                    since=since,
-                    until=until,
-                    include_details=bool(args.listener_names),
-                )
-                header = verify_bundle(bundle, ledger.verifier_key())
-                data: str | bytes = bundle
-                count, size = len(header.entries), header.tree_size
-            else:
-                disclosure = await collect_disclosure(
-                    ledger,
-                    args.agent,
-                    since=since,
-                    until=until,
-                    listener_names=names,
-                    role_of=role_of,
-                    generated_at=now,
-                )
-                data = (
-                    disclosure_csv(disclosure, zone)
-                    if args.format == "csv"
-                    else await asyncio.to_thread(disclosure_pdf, disclosure, zone, lang)
-                )
-                count, size = len(disclosure.rows), disclosure.checkpoint.size
-            # On record before it is handed out (an unrecorded export must not exist).
-            await record_export(
-                ledger,
-                actor=_operator(),
-                role=CLI_ROLE,
-                format=args.format,
-                scope="agent",
-                agent_id=args.agent,
-                entries=count,
-                tree_size=size,
-                since=since,
-                until=until,
-                at=now,
-            )
-            return data, count, size
+            service = AuditService(ledger, _people(settings))
+            document = await service.export(asked, Requester(_operator(), CLI_ROLE))
+            return document.body, document.entries, document.tree_size
 
     data, count, size = asyncio.run(run())
     _write(args.out, data)
@@ -483,31 +442,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     month = parse_month(args.month, zone)
     team_map = load_team_map(Path(args.team_map)) if args.team_map else {}
     source = Path(args.team_map).name if args.team_map else "recorded"
+    asked = ReportRequest(
+        month=month, format=args.format, lang=lang, team_map=team_map, team_source=source
+    )
 
-    async def run() -> tuple[str | bytes, int]:
+    async def run() -> tuple[bytes, int]:
         async with _opened(settings) as ledger:
-            now = time.time()
-            report = await collect_report(
-                ledger, month, team_map=team_map, team_source=source, generated_at=now
+            service = AuditService(ledger, _people(settings))
+            document, figures = await service.report_with_figures(
+                asked, Requester(_operator(), CLI_ROLE)
             )
-            data: str | bytes = (
-                report_csv(report)
-                if args.format == "csv"
-                else await asyncio.to_thread(report_pdf, report, lang)
-            )
-            await record_export(
-                ledger,
-                actor=_operator(),
-                role=CLI_ROLE,
-                format=args.format,
-                scope="team-report",
-                entries=report.entries,
-                tree_size=report.checkpoint.size,
-                since=month.since,
-                until=month.until,
-                at=now,
-            )
-            return data, len(report.teams)
+            return document.body, len(figures.teams)
 
     data, teams = asyncio.run(run())
     _write(args.out, data)

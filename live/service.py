@@ -73,6 +73,7 @@ from .policy import (
     month_bounds,
     quota_state,
     read_policy_file,
+    shown_listener,
 )
 from .policy.decide import Action, Decision
 from .policy.quota import QuotaState
@@ -318,8 +319,12 @@ class Monitor:
             return
         f, e = started.fields, ended.fields
         policy = self.current_policy()
-        name = f.get("display_name") or f.get("user_id")
-        label = str(name) if policy.listener_names and name else str(f.get("role") or "supervisor")
+        label = shown_listener(
+            names=policy.listener_names,
+            display_name=str(f.get("display_name") or "") or None,
+            user_id=str(f.get("user_id") or "") or None,
+            role=str(f.get("role") or "") or None,
+        ).text
         started_at = float(f.get("started_at") or started.at)
         mode = f.get("notice_mode")
         try:

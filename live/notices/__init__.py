@@ -6,7 +6,7 @@ agent's notice mode (``live``, ``after_call``, ``digest``) and pushes them, and 
 monitoring indicator, to the agent's open pages.
 """
 
-from .board import AgentEvent, NoticeBoard
+from .board import AgentEvent, NoticeBoard, localised
 from .store import Notice, NoticeStore
 from .text import after_call_text, digest_text, duration_text
 
@@ -18,4 +18,5 @@ __all__ = [
     "after_call_text",
     "digest_text",
     "duration_text",
+    "localised",
 ]

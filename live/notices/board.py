@@ -6,11 +6,12 @@ Per the agent's notice mode (``live.policy.notice_mode_for``):
   (``{"type": "monitoring", "active": true, "listeners": [label, ...],
   "listening": [{"listener": label, "purpose": purpose}, ...]}``);
 * ``after_call``: when the listen ends, a notice "your call at 10:42 was listened to for
-  3 min 12 s — purpose: training — by Sam Supervisor";
+  3 min 12 s — purpose: Training — by Sam Supervisor";
 * ``digest``: the ended listen waits in the store until the policy's digest schedule, then one
   summary notice per agent.
 
-A notice stays in the store until seen. ``notice.delivered`` is appended once, when a notice
+Every notice is stored with its words in English and German (``texts``); each reader gets
+``text`` in their language (``localised``). A notice stays in the store until seen. ``notice.delivered`` is appended once, when a notice
 first reaches the agent (pushed to an open page, or listed by ``GET /api/notices``);
 ``notice.seen`` when the agent acknowledges it.
 """
@@ -27,13 +28,24 @@ from typing import Any, Protocol, TypeAlias
 from ..errors import Forbidden, LiveError, NotFound
 from ..policy import Policy
 from .store import Notice, NoticeStore
-from .text import after_call_text, digest_text
+from .text import after_call_text, digest_text, texts_of
 
 log = logging.getLogger(__name__)
 
 AgentEvent: TypeAlias = dict[str, Any]
 AGENT_QUEUE = 64
 DIGEST_RECHECK_S = 60.0
+
+
+def localised(event: AgentEvent, lang: str) -> AgentEvent:
+    """An agent event for a reader of ``lang``: a notice's ``text`` in that language."""
+    notice = event.get("notice")
+    if event.get("type") != "notice" or not isinstance(notice, dict):
+        return event
+    texts = notice.get("texts")
+    if isinstance(texts, dict) and isinstance(texts.get(lang), str):
+        return {**event, "notice": {**notice, "text": texts[lang]}}
+    return event
 
 
 class EntryRecorder(Protocol):
@@ -133,7 +145,10 @@ class NoticeBoard:
         data = {"session_id": session_id, "call_id": call_id, **item}
         if mode == "after_call":
             zone = self.policy().hours.zone
-            notice = await self.store.add(agent_id, "after_call", after_call_text(data, zone), data, self.clock())
+            texts = texts_of(after_call_text, data, zone)
+            notice = await self.store.add(
+                agent_id, "after_call", texts["en"], {**data, "texts": texts}, self.clock()
+            )
             await self._announce(notice)
         elif mode == "digest":
             await self.store.add_digest_item(agent_id, session_id, data, self.clock())
@@ -143,12 +158,14 @@ class NoticeBoard:
         zone = self.policy().hours.zone
         made = []
         for agent_id, items in (await self.store.take_digest_items()).items():
+            texts = texts_of(digest_text, items, zone)
             data = {
                 "sessions": [i["session_id"] for i in items],
                 "listens": items,
                 "policy_version": self.policy().version,
+                "texts": texts,
             }
-            notice = await self.store.add(agent_id, "digest", digest_text(items, zone), data, self.clock())
+            notice = await self.store.add(agent_id, "digest", texts["en"], data, self.clock())
             await self._announce(notice)
             made.append(notice)
         return made

@@ -45,12 +45,20 @@ class Notice:
     delivered_at: float | None = None
     seen_at: float | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def text_in(self, lang: str) -> str:
+        """The notice's words in ``lang`` where stored (``texts``), else as first written."""
+        texts = self.data.get("texts")
+        if isinstance(texts, dict) and isinstance(texts.get(lang), str):
+            return str(texts[lang])
+        return self.text
+
+    def to_json(self, lang: str | None = None) -> dict[str, Any]:
+        """The notice for its reader: ``text`` in ``lang`` (as first written without one)."""
         return {
             "id": self.notice_id,
             "mode": self.mode,
             "created_at": self.created_at,
-            "text": self.text,
+            "text": self.text if lang is None else self.text_in(lang),
             "delivered_at": self.delivered_at,
             "seen_at": self.seen_at,
             **{k: v for k, v in self.data.items() if k not in ("id", "mode", "text")},

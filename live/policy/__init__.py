@@ -27,6 +27,7 @@ from .decide import (
     unannounced,
     within_hours,
 )
+from .listener import RoleOf, ShownListener, shown_listener
 from .model import (
     CallerConsent,
     Exclusion,
@@ -63,9 +64,11 @@ __all__ = [
     "QuotaState",
     "Quotas",
     "Reason",
+    "RoleOf",
     "ScopeGrant",
     "SetConsent",
     "SetPci",
+    "ShownListener",
     "StartedListen",
     "SupervisorGrant",
     "Team",
@@ -84,6 +87,7 @@ __all__ = [
     "quota_left",
     "quota_state",
     "read_policy_file",
+    "shown_listener",
     "supervisor_scope",
     "unannounced",
     "within_hours",

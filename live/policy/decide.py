@@ -33,6 +33,7 @@ from typing import ClassVar, Protocol, TypeAlias
 from ..errors import BadRequest, Forbidden, LiveError, NotFound
 from ..model import CallInfo
 from ..types import Consent, LegName, Role
+from .listener import shown_listener
 from .model import ANNOUNCED_MODES, NoticeMode, Policy
 from .quota import QuotaState
 
@@ -349,10 +350,14 @@ def notice_mode_for(agent_id: str, policy: Policy) -> NoticeMode:
 
 
 def listener_label(listener: Actor, policy: Policy) -> str:
-    """What agents are shown as the listener: the name, or only the role, as the policy says."""
-    if policy.listener_names:
-        return listener.display_name or listener.user_id
-    return listener.role.value
+    """What agents are shown as the listener: the name, or only the role, as the policy says
+    (``shown_listener``, the one rule)."""
+    return shown_listener(
+        names=policy.listener_names,
+        display_name=listener.display_name,
+        user_id=listener.user_id,
+        role=listener.role.value,
+    ).text
 
 
 def unannounced(policy: Policy) -> bool:

@@ -11,7 +11,10 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
-from ..policy import Policy
+from ..l10n import LANGUAGES, language_from_header
+from ..notices import localised
+from ..policy import Policy, RoleOf, shown_listener
+from ..reports.service import People
 from ..types import EndReason, Role
 from .api import RECHECK_S, _drain_client, guard
 from .security import check_origin, require
@@ -20,12 +23,22 @@ from .state import STATE
 log = logging.getLogger(__name__)
 
 
+def _reader_language(request: web.Request) -> str:
+    """The agent's language, as their page picks it: ``?lang=`` when given, else the
+    browser's ``Accept-Language`` (what ``navigator.language`` reflects)."""
+    asked = request.query.get("lang", "").strip().lower()[:2]
+    if asked in LANGUAGES:
+        return asked
+    return language_from_header(request.headers.get("Accept-Language"))
+
+
 async def agent_events(request: web.Request) -> web.WebSocketResponse:
     """``{"type":"monitoring","active":…,"listeners":[…]}`` at once and on every change, and
     ``{"type":"notice","notice":{…}}`` for each new notice (which counts as delivered)."""
     identity = require(request, (Role.AGENT,))
     check_origin(request)
     board = request.app[STATE].monitor.notices
+    lang = _reader_language(request)
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
     await ws.prepare(request)
     queue, unsubscribe = board.subscribe(identity.user_id)
@@ -44,7 +57,7 @@ async def agent_events(request: web.Request) -> web.WebSocketResponse:
             if getter not in done:
                 getter.cancel()
                 break
-            await ws.send_json(getter.result())
+            await ws.send_json(localised(getter.result(), lang))
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
@@ -59,17 +72,31 @@ async def list_notices(request: web.Request) -> web.Response:
     """The agent's own notices (listing them delivers them: ``notice.delivered``)."""
     identity = require(request, (Role.AGENT,))
     notices = await request.app[STATE].monitor.notices.notices_for(identity.user_id)
-    return web.json_response({"notices": [n.to_json() for n in notices]})
+    lang = _reader_language(request)
+    return web.json_response({"notices": [n.to_json(lang) for n in notices]})
 
 
 async def notice_seen(request: web.Request) -> web.Response:
     identity = require(request, (Role.AGENT,))
     notice = await request.app[STATE].monitor.notices.seen(identity.user_id, request.match_info["notice_id"])
-    return web.json_response({"notice": notice.to_json()})
+    return web.json_response({"notice": notice.to_json(_reader_language(request))})
 
 
-def _history_row(started: dict[str, Any], ended: dict[str, Any] | None, policy: Policy) -> dict[str, Any]:
-    name = started.get("display_name") or started.get("user_id")
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _history_row(
+    started: dict[str, Any], ended: dict[str, Any] | None, policy: Policy, role_of: RoleOf
+) -> dict[str, Any]:
+    # What the policy lets agents see of the listener: the name, or only the role.
+    shown = shown_listener(
+        names=policy.listener_names,
+        display_name=_text(started.get("display_name")),
+        user_id=_text(started.get("user_id")),
+        role=_text(started.get("role")),
+        role_of=role_of,
+    )
     return {
         "session_id": started.get("session_id"),
         "call_id": started.get("call_id"),
@@ -81,8 +108,8 @@ def _history_row(started: dict[str, Any], ended: dict[str, Any] | None, policy: 
         "duration_s": ended.get("duration_s") if ended else None,
         "purpose": started.get("purpose"),
         "legs": started.get("legs"),
-        # What the policy lets agents see of the listener: the name, or only the role.
-        "listener": name if policy.listener_names and name else "supervisor",
+        "listener": shown.text,
+        "listener_is_role": shown.is_role,
         "policy_version": started.get("policy_version"),
         "end_reason": ended.get("reason") if ended else None,
         "heard_s": ended.get("heard_s") if ended else None,
@@ -97,8 +124,10 @@ async def history(request: web.Request) -> web.Response:
     monitor = request.app[STATE].monitor
     entries = await monitor.ledger.entries(agent_id=identity.user_id)
     ended = {e.fields.get("session_id"): e.fields for e in entries if e.kind == "listen.ended"}
+    policy = monitor.current_policy()
+    role_of = People.of(request.app[STATE].users.list).role_of
     rows = [
-        _history_row(e.fields, ended.get(e.fields.get("session_id")), monitor.current_policy())
+        _history_row(e.fields, ended.get(e.fields.get("session_id")), policy, role_of)
         for e in entries
         if e.kind == "listen.started"
     ]

@@ -41,25 +41,25 @@ from typing import Any
 from aiohttp import web
 
 from ..audit.checkpoint import CheckpointError, parse_checkpoint, parse_note, parse_verifier_key, verify_note
-from ..audit.disclosure import (
-    FORMATS,
-    check_language,
-    collect_disclosure,
-    disclosure_csv,
-    disclosure_pdf,
-    join_sessions,
-    local,
-    parse_period,
-    record_export,
-    zone_named,
-)
-from ..audit.export import MEDIA_TYPE, export_bundle, verify_bundle
 from ..audit.log import MerkleLedger
 from ..audit.proofs import b64
-from ..audit.report import collect_report, parse_month, report_csv, report_pdf
 from ..audit.witnessed import BOOK_FILE, CosignatureBook, with_cosignatures
 from ..auth import Identity
-from ..errors import BadRequest, Conflict, Forbidden, LedgerUnavailable, NotFound
+from ..errors import BadRequest, Conflict, Forbidden, LedgerUnavailable, LiveError, NotFound
+from ..l10n import LanguageError, check_language
+from ..reports.periods import PeriodError, local, parse_month, parse_period, zone_named
+from ..reports.service import (
+    EXPORT_FORMATS,
+    REPORT_FORMATS,
+    AuditService,
+    Document,
+    ExportRequest,
+    FormatError,
+    People,
+    ReportRequest,
+    Requester,
+)
+from ..reports.sessions import join_sessions
 from ..types import Role
 from .api import read_json
 from .security import require
@@ -79,7 +79,8 @@ INCONSISTENCY_PROBLEMS = (
 MAX_NOTE_CHARS = 8192
 COSIGNATURES = web.AppKey("cosignatures", CosignatureBook)
 COSIGNATURES_LOCK = web.AppKey("cosignatures_lock", asyncio.Lock)
-MEDIA_TYPES = {"jsonl": MEDIA_TYPE, "csv": "text/csv", "pdf": "application/pdf"}
+REQUEST_ERRORS = (PeriodError, LanguageError, FormatError)
+"""Domain errors about what was asked for: answered 400 with their code."""
 
 
 def _ledger(request: web.Request) -> MerkleLedger:
@@ -116,15 +117,20 @@ def _choice(query: Mapping[str, str], name: str, choices: tuple[str, ...], defau
     return value
 
 
-def _attachment(body: str | bytes, fmt: str, name: str) -> web.Response:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:120]
+def _attachment(document: Document) -> web.Response:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", document.name)[:120]
     response = web.Response(
-        body=body.encode("utf-8") if isinstance(body, str) else body,
-        content_type=MEDIA_TYPES[fmt],
-        charset="utf-8" if fmt != "pdf" else None,
+        body=document.body,
+        content_type=document.media_type,
+        charset="utf-8" if document.format != "pdf" else None,
     )
-    response.headers["Content-Disposition"] = f'attachment; filename="{safe}.{fmt}"'
+    response.headers["Content-Disposition"] = f'attachment; filename="{safe}.{document.format}"'
     return response
+
+
+def _bad_request(exc: LiveError) -> BadRequest:
+    """A domain error about the request's parameters, as the 400 it is over HTTP."""
+    return BadRequest(exc.message, code=exc.code, **exc.fields)
 
 
 # --------------------------------------------------------------------------- checkpoint, proofs
@@ -302,8 +308,11 @@ async def sessions(request: web.Request) -> web.Response:
     details were erased (retention) no longer match it."""
     require(request, AUDITORS)
     query = request.query
-    zone = zone_named(query.get("tz") or None)
-    since, until = parse_period(query.get("from") or None, query.get("to") or None, zone)
+    try:
+        zone = zone_named(query.get("tz") or None)
+        since, until = parse_period(query.get("from") or None, query.get("to") or None, zone)
+    except PeriodError as exc:
+        raise _bad_request(exc) from exc
     agent = query.get("agent", "").strip() or None
     supervisor = query.get("supervisor", "").strip() or None
     ledger = _ledger(request)
@@ -350,13 +359,9 @@ async def verify(request: web.Request) -> web.Response:
 # --------------------------------------------------------------------------- exports, reports
 
 
-def _role_of(request: web.Request) -> Any:
+def _service(request: web.Request) -> AuditService:
     users = request.app[STATE].users
-
-    def role_of(user_id: str) -> str | None:
-        return next((u.role.value for u in users.list() if u.user_id == user_id), None)
-
-    return role_of
+    return AuditService(_ledger(request), People.of(users.list))
 
 
 def _export_agent(identity: Identity, query: Mapping[str, str]) -> str:
@@ -380,60 +385,34 @@ async def export(request: web.Request) -> web.Response:
     identity = require(request, (*AUDITORS, Role.AGENT))
     query = request.query
     agent = _export_agent(identity, query)
-    fmt = _choice(query, "format", FORMATS, "pdf")
-    zone = zone_named(query.get("tz") or None)
-    lang = check_language(query.get("lang") or None)
-    since, until = parse_period(query.get("from") or None, query.get("to") or None, zone)
+    fmt = _choice(query, "format", EXPORT_FORMATS, "pdf")
+    try:
+        zone = zone_named(query.get("tz") or None)
+        lang = check_language(query.get("lang") or None)
+        since, until = parse_period(query.get("from") or None, query.get("to") or None, zone)
+    except REQUEST_ERRORS as exc:
+        raise _bad_request(exc) from exc
     # The policy's [disclosure] listener_names decides what an agent sees of who listened,
     # and is the default for everyone; auditors and admins may ask either way.
     disclosed = request.app[STATE].monitor.current_policy().listener_names
     names = _flag(query, "listener_names") if "listener_names" in query else disclosed
     if names and identity.role is Role.AGENT and not disclosed:
         raise Forbidden("the monitoring policy does not disclose listener names", code="role_forbidden")
-    ledger = _ledger(request)
-    now = time.time()
-    body: str | bytes
-    if fmt == "jsonl":
-        # A bundle with details carries every personal field (callers' too): auditors only.
-        body = await export_bundle(
-            ledger,
-            agent_id=agent,
-            since=since,
-            until=until,
-            include_details=names and identity.role is not Role.AGENT,
-        )
-        checked = verify_bundle(body, ledger.verifier_key())
-        count, size = len(checked.entries), checked.tree_size
-    else:
-        disclosure = await collect_disclosure(
-            ledger,
-            agent,
-            since=since,
-            until=until,
-            listener_names=names,
-            role_of=_role_of(request),
-            generated_at=now,
-        )
-        body = (
-            disclosure_csv(disclosure, zone)
-            if fmt == "csv"
-            else await asyncio.to_thread(disclosure_pdf, disclosure, zone, lang)
-        )
-        count, size = len(disclosure.rows), disclosure.checkpoint.size
-    await record_export(
-        ledger,
-        actor=identity.user_id,
-        role=identity.role.value,
-        format=fmt,
-        scope="agent",
+    asked = ExportRequest(
         agent_id=agent,
-        entries=count,
-        tree_size=size,
+        format=fmt,
+        zone=zone,
+        lang=lang,
         since=since,
         until=until,
-        at=now,
+        listener_names=names,
+        # A bundle with details carries every personal field (callers' too): auditors only.
+        include_details=names and identity.role is not Role.AGENT,
     )
-    return _attachment(body, fmt, f"live-listens-{agent}")
+    document = await _service(request).export(
+        asked, Requester(identity.user_id, identity.role.value)
+    )
+    return _attachment(document)
 
 
 async def report(request: web.Request) -> web.Response:
@@ -441,39 +420,26 @@ async def report(request: web.Request) -> web.Response:
     from the policy in force, else from what each listen recorded."""
     identity = require(request, AUDITORS)
     query = request.query
-    fmt = _choice(query, "format", ("pdf", "csv"), "pdf")
-    zone = zone_named(query.get("tz") or None)
-    lang = check_language(query.get("lang") or None)
-    month = parse_month(query.get("month"), zone)
+    fmt = _choice(query, "format", REPORT_FORMATS, "pdf")
+    try:
+        zone = zone_named(query.get("tz") or None)
+        lang = check_language(query.get("lang") or None)
+        month = parse_month(query.get("month"), zone)
+    except REQUEST_ERRORS as exc:
+        raise _bad_request(exc) from exc
     policy = request.app[STATE].monitor.policy
     team_map = dict(policy.agent_teams) if policy is not None else {}
-    ledger = _ledger(request)
-    now = time.time()
-    collected = await collect_report(
-        ledger,
-        month,
+    asked = ReportRequest(
+        month=month,
+        format=fmt,
+        lang=lang,
         team_map=team_map,
         team_source="policy" if team_map else "recorded",
-        generated_at=now,
     )
-    body: str | bytes = (
-        report_csv(collected)
-        if fmt == "csv"
-        else await asyncio.to_thread(report_pdf, collected, lang)
+    document = await _service(request).report(
+        asked, Requester(identity.user_id, identity.role.value)
     )
-    await record_export(
-        ledger,
-        actor=identity.user_id,
-        role=identity.role.value,
-        format=fmt,
-        scope="team-report",
-        entries=collected.entries,
-        tree_size=collected.checkpoint.size,
-        since=month.since,
-        until=month.until,
-        at=now,
-    )
-    return _attachment(body, fmt, f"live-report-{month.label}")
+    return _attachment(document)
 
 
 def setup(app: web.Application) -> None:

@@ -304,6 +304,9 @@ async def test_exports_for_agents_and_auditors_are_recorded(tmp_path: Path) -> N
         out, _ = await pdftotext.communicate()
         # The built-in policy discloses listener names ([disclosure] listener_names = true).
         assert "3 listen sessions" in out.decode() and "Sam Supervisor" in out.decode()
+        # The agent by their display name from the user store; purposes as the console says.
+        assert "Listening in on the calls of Alex Agent (agent)" in out.decode()
+        assert "Quality assurance" in out.decode()
 
         status, body, response = await get(
             server, "/api/audit/export?format=csv&tz=Europe/Berlin", "agent"

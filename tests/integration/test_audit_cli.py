@@ -185,7 +185,7 @@ def test_export_in_three_formats_and_verify_the_bundle(data: tuple[Path, str]) -
         text=True,
         check=True,
     ).stdout
-    assert "Listens on the calls of agent agent-7" in text and "3 listen sessions" in text
+    assert "Listening in on the calls of agent-7" in text and "3 listen sessions" in text
     assert key in text.replace("\n", "")
 
     # Every export is on record, and the log still verifies.

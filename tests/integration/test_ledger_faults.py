@@ -432,7 +432,7 @@ async def test_a_crash_between_the_end_and_its_notice_gives_the_notice_at_restar
         status, body = await api(server, "GET", "/api/notices")
         assert status == 200
         [notice] = [n for n in body["notices"] if n["session_id"] == session_id]
-        assert "purpose: training" in notice["text"]
+        assert "purpose: Training" in notice["text"]
     async with running_server(data, **settings) as server:  # given once, not at every start
         status, body = await api(server, "GET", "/api/notices")
         assert [n["session_id"] for n in body["notices"]].count(session_id) == 1

@@ -273,7 +273,7 @@ async def test_kill_9_while_listening_is_on_record_with_bounds(tmp_path: Path) -
             notices = (await response.json())["notices"]
         [notice] = notices
         assert notice["session_id"] == session_id
-        assert "until between" in notice["text"] and "purpose: quality" in notice["text"]
+        assert "until between" in notice["text"] and "purpose: Quality assurance" in notice["text"]
     finally:
         assert proc.stop() == 0, proc.log()
 

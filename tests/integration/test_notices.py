@@ -58,8 +58,12 @@ days = 30
     return str(path)
 
 
-async def api(server: RunningServer, method: str, path: str, user: str = "agent") -> tuple[int, Any]:
+async def api(
+    server: RunningServer, method: str, path: str, user: str = "agent", language: str = ""
+) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {server.tokens[user]}"}
+    if language:
+        headers["Accept-Language"] = language
     async with aiohttp.ClientSession() as http, http.request(
         method, f"{server.base_url}{path}", headers=headers
     ) as response:
@@ -132,8 +136,15 @@ async def test_after_call_notice_is_kept_until_seen_across_restarts(tmp_path: Pa
         assert status == 200
         [notice] = body["notices"]
         assert notice["mode"] == "after_call" and notice["seen_at"] is None
-        assert "was listened to for" in notice["text"] and "purpose: training" in notice["text"]
+        assert "was listened to for" in notice["text"] and "purpose: Training" in notice["text"]
         assert "by Sam Supervisor" in notice["text"]
+        # The same notice in the reader's language: the browser's, or ?lang= as the page picks.
+        _, german = await api(server, "GET", "/api/notices", language="de-DE,de;q=0.9,en;q=0.8")
+        [notice_de] = german["notices"]
+        assert notice_de["id"] == notice["id"] and "Zweck: Schulung" in notice_de["text"]
+        assert "mitgehört" in notice_de["text"] and "von: Sam Supervisor" in notice_de["text"]
+        _, asked = await api(server, "GET", "/api/notices?lang=en", language="de")
+        assert asked["notices"][0]["text"] == notice["text"]
         ledger = server.state.monitor.ledger
         [delivered] = await ledger.entries(kind="notice.delivered")
         assert delivered.fields["notice_id"] == notice["id"] and delivered.fields["channel"] == "page"
@@ -169,5 +180,5 @@ async def test_digest_notice_summarises_listens(tmp_path: Path) -> None:
         _, body = await api(server, "GET", "/api/notices")
         [notice] = body["notices"]
         assert notice["id"] == made.notice_id and notice["mode"] == "digest"
-        assert notice["text"].startswith("2 listen(s) on your calls")
+        assert notice["text"].startswith("2 listens on your calls")
         assert await server.state.monitor.notices.run_digest() == []

@@ -12,8 +12,10 @@ import pytest
 
 from live.audit import SqliteLedger
 from live.audit.csvsafe import FORMULA_STARTS, csv_text, safe_cell
-from live.audit.disclosure import collect_disclosure, disclosure_csv, zone_named
-from live.audit.report import collect_report, parse_month, report_csv
+from live.reports.csvfiles import disclosure_csv, report_csv
+from live.reports.disclosure import collect_disclosure
+from live.reports.monthly import collect_report
+from live.reports.periods import parse_month, zone_named
 
 UTC = zone_named("UTC")
 T0 = 1_772_442_000.0  # 2026-03-02 09:00:00 UTC

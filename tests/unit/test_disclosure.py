@@ -14,20 +14,14 @@ from PIL import Image
 
 from live.audit import SqliteLedger
 from live.audit.csvsafe import safe_cell
-from live.audit.disclosure import (
-    CSV_COLUMNS,
-    ListenRecord,
-    collect_disclosure,
-    disclosure_csv,
-    disclosure_pdf,
-    format_duration,
-    join_sessions,
-    listener_label,
-    parse_period,
-    record_export,
-    zone_named,
-)
-from live.errors import BadRequest
+from live.l10n import clock
+from live.policy import ShownListener
+from live.reports.csvfiles import CSV_COLUMNS, disclosure_csv
+from live.reports.disclosure import collect_disclosure, listener_of
+from live.reports.disclosure_pdf import disclosure_pdf
+from live.reports.periods import PeriodError, parse_period, zone_named
+from live.reports.service import AuditService, ExportRequest, People, Requester
+from live.reports.sessions import ListenRecord, join_sessions
 
 # 2026-03-02 09:00:00 UTC (10:00 in Berlin)
 T0 = 1_772_442_000.0
@@ -121,13 +115,13 @@ def test_listener_is_a_role_unless_names_are_asked_for() -> None:
     record = ListenRecord(
         "ls", "CA", "agent-7", 0, T0, "quality", ("agent",), "sam", "Sam S", None, None, None, None
     )
-    assert listener_label(record, names=False, role_of=role_of) == ("supervisor", True)
-    assert listener_label(record, names=True, role_of=role_of) == ("Sam S", False)
+    assert listener_of(record, names=False, role_of=role_of) == ShownListener("supervisor", True)
+    assert listener_of(record, names=True, role_of=role_of) == ShownListener("Sam S", False)
     erased = ListenRecord(
         "ls", "CA", "agent-7", 0, T0, "quality", ("agent",), None, None, None, None, None, None
     )
     # After retention the name is gone: even with names asked for, only a role remains.
-    assert listener_label(erased, names=True, role_of=role_of) == ("listener", True)
+    assert listener_of(erased, names=True, role_of=role_of) == ShownListener("listener", True)
 
 
 async def test_csv_lists_the_agents_sessions_against_the_checkpoint(ledger: SqliteLedger) -> None:
@@ -217,14 +211,16 @@ async def test_pdf_is_readable_and_names_the_checkpoint(
     assert pdf.read_bytes().startswith(b"%PDF")
     assert ink(pdf, tmp_path) > 0.01
     text = pdf_text(pdf)
-    assert "Listens on the calls of agent agent-7" in text
-    assert "3 listen sessions" in text
+    assert "Listening in on the calls of agent-7" in text
+    assert "3 listen sessions, 1:04:10 in all." in text
     lines = text.splitlines()
     first = next(line for line in lines if "2026-03-02" in line and "10:00:00" in line)
-    assert all(word in first for word in ("2:05", "quality", "supervisor", "bv-2026-1"))
+    assert all(
+        word in first for word in ("2:05", "Quality assurance", "supervisor", "bv-2026-1")
+    )
     second = next(line for line in lines if "2026-03-03" in line and "10:00:00" in line)
-    assert all(word in second for word in ("1:02:05", "coaching", "supervisor"))
-    assert any("running" in line and "complaint" in line for line in lines)
+    assert all(word in second for word in ("1:02:05", "Coaching", "supervisor"))
+    assert any("running" in line and "Complaint review" in line for line in lines)
     assert "ls_2" not in text and "Sam" not in text
     assert disclosure.checkpoint.root_b64 in text
     assert ledger.verifier_key() in text.replace("\n", "")
@@ -245,6 +241,7 @@ async def test_pdf_in_german(ledger: SqliteLedger, tmp_path: Path) -> None:
     pdf.write_bytes(disclosure_pdf(disclosure, BERLIN, "de"))
     text = pdf_text(pdf)
     assert "Mithören bei den Gesprächen von agent-8" in text
+    assert "1 Mithör-Vorgang, insgesamt 0:30." in text
     assert "Schulung" in text and "Sam Supervisor" in text
     assert "Prüfschlüssel" in text
 
@@ -266,28 +263,20 @@ async def test_an_empty_disclosure_still_names_the_checkpoint(
     pdf = tmp_path / "empty.pdf"
     pdf.write_bytes(disclosure_pdf(disclosure, UTC))
     text = pdf_text(pdf)
-    assert "Nobody listened to these calls" in text
+    assert "Nobody listened in on these calls" in text
     assert disclosure.checkpoint.root_b64 in text
 
 
 async def test_exports_are_recorded(ledger: SqliteLedger) -> None:
-    seq = await record_export(
-        ledger,
-        actor="dana",
-        role="auditor",
-        format="pdf",
-        scope="agent",
-        agent_id="agent-7",
-        entries=3,
-        tree_size=7,
-        at=T0,
-        since=None,
-        until=T0 + 1,
-    )
+    service = AuditService(ledger, People.nobody(), clock=lambda: T0)
+    asked = ExportRequest(agent_id="agent-7", format="pdf", zone=UTC, until=T0 + 1)
+    document = await service.export(asked, Requester("dana", "auditor"))
     (entry,) = await ledger.entries(kind="export.made")
-    assert entry.seq == seq == 7
+    assert entry.seq == document.recorded_seq == 7
+    assert document.body.startswith(b"%PDF") and document.filename == "live-listens-agent-7.pdf"
     assert entry.public_fields["agent_id"] == "agent-7"
-    assert entry.public_fields["format"] == "pdf" and entry.public_fields["entries"] == 3
+    assert entry.public_fields["format"] == "pdf" and entry.public_fields["entries"] == 1
+    assert entry.public_fields["tree_size"] == 7 and entry.public_fields["role"] == "auditor"
     assert "since" not in entry.public_fields and entry.public_fields["until"] == T0 + 1
     assert entry.actor == "dana" and entry.public_actor == "user"  # the person is a detail
     assert (await ledger.verify()).ok
@@ -299,10 +288,10 @@ def test_periods_and_durations() -> None:
     assert until == 1_774_994_400.0  # 2026-04-01 00:00 CEST: the end day counts in full
     assert parse_period("2026-03-01T12:00:00+00:00", None, BERLIN) == (1_772_366_400.0, None)
     for bad in (("2026-13-01", None), ("yesterday", None), ("2026-03-02", "2026-03-01")):
-        with pytest.raises(BadRequest) as caught:
+        with pytest.raises(PeriodError) as caught:
             parse_period(*bad, UTC)
         assert caught.value.code == "bad_date"
-    with pytest.raises(BadRequest) as caught:
+    with pytest.raises(PeriodError) as caught:
         zone_named("Mars/Olympus")
     assert caught.value.code == "bad_timezone"
-    assert [format_duration(s) for s in (0, 59.6, 125, 3725)] == ["0:00", "1:00", "2:05", "1:02:05"]
+    assert [clock(s) for s in (0, 59.6, 125, 3725)] == ["0:00", "1:00", "2:05", "1:02:05"]

@@ -166,7 +166,7 @@ def test_a_notice_of_a_lost_session_gives_the_bounds() -> None:
     }
     assert after_call_text(item, zone) == (
         "your call at 15:06 was listened to until between 15:06 and 15:16 "
-        "(the server stopped unexpectedly) — purpose: quality — by supervisor"
+        "(the server stopped unexpectedly) — purpose: Quality assurance — by supervisor"
     )
     item["ended_before"] = None
     assert "listened to for 3 s" in after_call_text(item, zone)

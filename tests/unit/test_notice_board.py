@@ -52,7 +52,14 @@ def test_texts() -> None:
     at = datetime(2026, 3, 2, 10, 42, tzinfo=BERLIN).timestamp()
     item = {"call_started_at": at, "duration_s": 192, "purpose": "training", "listener": "QA team"}
     assert after_call_text(item, BERLIN) == (
-        "your call at 10:42 was listened to for 3 min 12 s — purpose: training — by QA team"
+        "your call at 10:42 was listened to for 3 min 12 s — purpose: Training — by QA team"
+    )
+    assert duration_text(192, "de") == "3 Min. 12 Sek." and duration_text(3725, "de") == (
+        "1 Std. 2 Min. 5 Sek."
+    )
+    assert after_call_text({**item, "listener": "supervisor"}, BERLIN, "de") == (
+        "bei Ihrem Gespräch um 10:42 wurde 3 Min. 12 Sek. lang mitgehört — Zweck: Schulung — "
+        "von: Teamleitung"
     )
 
 
@@ -76,7 +83,11 @@ async def test_digest_at_the_schedule_and_kept_in_the_store(tmp_path: Path) -> N
             )
         assert await board.store.of_agent("agent-9") == []
         [digest] = await board.run_digest()
-        assert digest.text.startswith("2 listen(s) on your calls, 2 min 0 s in all")
+        assert digest.text.startswith("2 listens on your calls, 2 min in all:")
+        assert digest.to_json("de")["text"].startswith(
+            "2 Mithör-Vorgänge bei Ihren Gesprächen, insgesamt 2 Min.:"
+        )
+        assert "Zweck: Qualitätssicherung — von: Teamleitung" in digest.text_in("de")
         assert ledger.appended == []  # no page open: not delivered yet
     finally:
         await board.store.aclose()

@@ -13,18 +13,13 @@ from PIL import Image
 
 from live.audit import SqliteLedger
 from live.audit.csvsafe import safe_cell
-from live.audit.disclosure import ListenRecord, duration_text, ended_text, zone_named
 from live.audit.entry import LedgerEntry
-from live.audit.report import (
-    aggregate,
-    collect_report,
-    load_team_map,
-    parse_month,
-    report_csv,
-    report_pdf,
-    team_resolver,
-)
-from live.errors import BadRequest, ConfigError
+from live.errors import ConfigError
+from live.reports.csvfiles import duration_text, ended_text, report_csv
+from live.reports.monthly import aggregate, collect_report, load_team_map, team_resolver
+from live.reports.periods import PeriodError, parse_month, zone_named
+from live.reports.report_pdf import report_pdf
+from live.reports.sessions import ListenRecord
 
 BERLIN = zone_named("Europe/Berlin")
 MARCH = parse_month("2026-03", BERLIN)
@@ -70,7 +65,7 @@ def test_months_are_calendar_months_in_the_time_zone() -> None:
     december = parse_month("2025-12", zone_named("UTC"))
     assert december.until == 1_767_225_600.0  # 2026-01-01 00:00 UTC
     for bad in ("2026-3", "2026-13", "March", "", None):
-        with pytest.raises(BadRequest) as caught:
+        with pytest.raises(PeriodError) as caught:
             parse_month(bad, BERLIN)
         assert caught.value.code == "bad_month"
 

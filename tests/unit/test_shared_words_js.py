@@ -1,6 +1,6 @@
-"""The pages' shared words: one duration rule (web/shared/duration.js) and one table of
-purpose labels (web/shared/purposes.js) that the console, the agent page and the audit page
-all use."""
+"""The pages' shared words: one table of purpose labels (web/shared/purposes.js) that the
+console, the agent page and the audit page all use. (The duration rule is checked against the
+server's in tests/integration/test_duration_rule_js.py.)"""
 
 from __future__ import annotations
 
@@ -19,20 +19,6 @@ def node_json(script: str) -> object:
         [node, "--input-type=module", "-e", script], capture_output=True, text=True, check=True, timeout=30
     ).stdout
     return json.loads(out)
-
-
-def test_durations_round_to_whole_seconds_in_english_and_german() -> None:
-    module = (ROOT / "web/shared/duration.js").as_uri()
-    cases = [3725, 303, 42, 41.5, 59.6, 0, -3, 7200]
-    got = node_json(
-        f"import {{ formatDuration }} from '{module}';"
-        f"const c = {json.dumps(cases)};"
-        "console.log(JSON.stringify({en: c.map((s) => formatDuration(s, 'en')), de: c.map((s) => formatDuration(s, 'de'))}))"
-    )
-    assert got == {
-        "en": ["1 h 02 min", "5 min 03 s", "42 s", "42 s", "1 min 00 s", "0 s", "0 s", "2 h 00 min"],
-        "de": ["1 Std. 02 Min.", "5 Min. 03 Sek.", "42 Sek.", "42 Sek.", "1 Min. 00 Sek.", "0 Sek.", "0 Sek.", "2 Std. 00 Min."],
-    }
 
 
 def test_every_page_names_purposes_with_the_shared_table() -> None:

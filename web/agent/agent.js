@@ -3,7 +3,7 @@
 // /api/agent/history, and the /api/agent/events WebSocket (reconnects with backoff); on
 // every visit, the ledger check of ./ledger-check.js.
 
-import { formatDuration } from "../shared/duration.js";
+import { clock, clockSpan, spoken } from "../shared/duration.js";
 import { I18n } from "../shared/i18n.js";
 import { checkLedger } from "./ledger-check.js";
 import { STRINGS } from "./strings.js";
@@ -49,9 +49,10 @@ function sameDay(a, b) {
   return new Date(a * 1000).toDateString() === new Date(b * 1000).toDateString();
 }
 
-// Every duration on this page goes through here: one rule (web/shared/duration.js).
+// Every duration on this page follows one rule (web/shared/duration.js): m:ss in the
+// history, words in sentences.
 function durationWords(seconds) {
-  return formatDuration(seconds, i18n.lang);
+  return spoken(seconds, i18n.lang);
 }
 
 function known(value) {
@@ -63,9 +64,9 @@ function known(value) {
 function durationText(item) {
   if (known(item.ended_before) && item.started_at) {
     const longest = Math.max(0, item.ended_before - item.started_at);
-    return `${durationWords(item.duration_s)} – ${durationWords(longest)}`;
+    return clockSpan(item.duration_s, longest);
   }
-  return durationWords(item.duration_s);
+  return clock(item.duration_s);
 }
 
 // The end of a listen: its time (with the date when another day than the start), the

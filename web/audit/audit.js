@@ -6,7 +6,7 @@
 // downloads are plain links to /api/audit/export and /api/audit/report.
 // The page only reads (GET), so it needs no CSRF token.
 
-import { formatDuration } from "../shared/duration.js";
+import { clock } from "../shared/duration.js";
 import { I18n } from "../shared/i18n.js";
 import { EntryList } from "./entries.js";
 import { STRINGS } from "./strings.js";
@@ -191,7 +191,7 @@ function renderSessions() {
     row.insertCell().textContent = localDateTime(s.started_at);
     const duration = row.insertCell();
     duration.className = "number";
-    duration.textContent = s.duration_s === null ? i18n.t("running") : formatDuration(s.duration_s, i18n.lang);
+    duration.textContent = s.duration_s === null ? i18n.t("running") : clock(s.duration_s);
     const agent = row.insertCell();
     agent.className = "id";
     agent.textContent = s.agent_id ?? "";

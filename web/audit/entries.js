@@ -2,7 +2,7 @@
 // actor, agent, period), a page at a time ("Show older entries"). Data:
 // GET /api/audit/entries (auditors and admins).
 
-import { formatDuration } from "../shared/duration.js";
+import { clock } from "../shared/duration.js";
 
 export const ENTRY_STRINGS = {
   en: {
@@ -220,7 +220,7 @@ export class EntryList {
   value(name, value) {
     if (value === null || value === undefined) return "-";
     if (TIME_FIELDS.has(name) && typeof value === "number") return this.time(value);
-    if (name === "duration_s" && typeof value === "number") return formatDuration(value, this.i18n.lang);
+    if (name === "duration_s" && typeof value === "number") return clock(value);
     if (name === "purpose") return this.i18n.label("purpose", value);
     if (name === "reason") return this.i18n.label("reason", value);
     if (name === "legs" && Array.isArray(value)) return value.map((leg) => this.i18n.label("leg", leg)).join(", ");

@@ -5,7 +5,7 @@
 // The panel only shows; console.js decides. Callbacks: onStop(), onResume(), onDismiss(),
 // onVolume(leg, percent), onOutput(deviceId).
 
-import { formatDuration } from "../shared/i18n.js";
+import { clock } from "../shared/duration.js";
 import { LEG_ORDER } from "./listen.js";
 import { agentLabel } from "./rosterquery.js";
 
@@ -189,7 +189,7 @@ export class ListenPanel {
     const s = this.session;
     const running = s && !s.done && s.startedAt;
     if (running || !this.interruption) {
-      this.ui.elapsed.textContent = formatDuration(running ? (Date.now() - s.startedAt) / 1000 : 0);
+      this.ui.elapsed.textContent = clock(running ? (Date.now() - s.startedAt) / 1000 : 0);
     }
   }
 

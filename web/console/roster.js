@@ -8,7 +8,7 @@
 // `stats` counts the DOM work (rows created, rendered, removed, ticked) for the e2e test
 // that measures a roster of 500 calls.
 
-import { formatDuration } from "../shared/i18n.js";
+import { clock } from "../shared/duration.js";
 import {
   CONSENTS,
   LISTENED,
@@ -171,7 +171,7 @@ export class RosterView {
       const entry = this.rows.get(callId);
       const call = this.calls.get(callId);
       if (!entry || !call || entry.row.hidden) continue;
-      entry.cells.duration.textContent = formatDuration(now - call.started_at);
+      entry.cells.duration.textContent = clock(now - call.started_at);
       ticked += 1;
     }
     this.stats.rowsTicked += ticked;
@@ -495,7 +495,7 @@ export class RosterView {
     label(cells.team, "col.team", call.team || t("roster.noTeam"));
     label(cells.queue, "col.queue", call.queue || t("roster.noQueue"));
     cells.duration.dataset.label = t("col.duration");
-    cells.duration.textContent = formatDuration(Date.now() / 1000 - call.started_at);
+    cells.duration.textContent = clock(Date.now() / 1000 - call.started_at);
 
     const consent = ["granted", "denied", "unknown"].includes(call.consent) ? call.consent : "unknown";
     cells.consent.dataset.label = t("col.consent");

@@ -1,20 +1,45 @@
-// Durations for people, one rule on every page: round to whole seconds, then
-// "1 h 02 min", "5 min 03 s", "42 s" (German "1 Std. 02 Min.", "5 Min. 03 Sek.", "42 Sek.").
+// How long something lasted, shown the same way on every page and in every document.
+//
+// The rule (the same as live/l10n/durations.py on the server): whole seconds, rounded to the
+// nearest second with halves rounded up, never below zero. Two renderings of those seconds:
+// `clock` (m:ss, or h:mm:ss from one hour on) for tables and timers, and `spoken` (words,
+// per language) for sentences.
 
-const UNITS = {
-  en: { h: "h", min: "min", s: "s" },
-  de: { h: "Std.", min: "Min.", s: "Sek." },
-};
+const UNITS = Object.freeze({
+  en: ["h", "min", "s"],
+  de: ["Std.", "Min.", "Sek."],
+});
 
-/** `seconds` (any number) as text in `lang` ("en" | "de"; anything else is English). */
-export function formatDuration(seconds, lang = "en") {
-  const unit = UNITS[lang] || UNITS.en;
-  const total = Math.max(0, Math.round(Number(seconds) || 0));
-  const hours = Math.floor(total / 3600);
-  const minutes = Math.floor((total % 3600) / 60);
-  const rest = total % 60;
-  const two = (n) => String(n).padStart(2, "0");
-  if (hours > 0) return `${hours} ${unit.h} ${two(minutes)} ${unit.min}`;
-  if (minutes > 0) return `${minutes} ${unit.min} ${two(rest)} ${unit.s}`;
-  return `${rest} ${unit.s}`;
+/** The rule: nearest whole second, halves up, never below zero. */
+export function wholeSeconds(seconds) {
+  const value = Number(seconds);
+  if (!Number.isFinite(value)) return 0;
+  return Math.max(0, Math.floor(value + 0.5));
+}
+
+function parts(seconds) {
+  const s = wholeSeconds(seconds);
+  return [Math.floor(s / 3600), Math.floor((s % 3600) / 60), s % 60];
+}
+
+/** `m:ss`, or `h:mm:ss` from one hour on. */
+export function clock(seconds) {
+  const [hours, minutes, secs] = parts(seconds);
+  const ss = String(secs).padStart(2, "0");
+  if (hours > 0) return `${hours}:${String(minutes).padStart(2, "0")}:${ss}`;
+  return `${minutes}:${ss}`;
+}
+
+/** `m:ss–m:ss`: a duration known only within bounds (a listen cut by a server crash). */
+export function clockSpan(shortest, longest) {
+  return `${clock(shortest)}–${clock(longest)}`;
+}
+
+/** `3 min 12 s`, `1 h 2 min` (German `3 Min. 12 Sek.`): zero parts left out, `0 s` for none. */
+export function spoken(seconds, lang = "en") {
+  const units = UNITS[lang] || UNITS.en;
+  const words = parts(seconds)
+    .map((value, index) => (value ? `${value} ${units[index]}` : ""))
+    .filter(Boolean);
+  return words.join(" ") || `0 ${units[2]}`;
 }
