@@ -18,11 +18,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ..audit.disclosure import local, parse_period, zone_named
 from ..audit.entry import LedgerEntry
 from ..audit.events import EVENT_KINDS
 from ..errors import BadRequest
-from .audit import AUDITORS, _int, _ledger
+from ..reports.periods import PeriodError, local, parse_period, zone_named
+from .audit import AUDITORS, _bad_request, _int, _ledger
 from .security import require
 
 PAGE_DEFAULT = 100
@@ -57,8 +57,11 @@ async def entries(request: web.Request) -> web.Response:
         )
     actor = query.get("actor", "").strip() or None
     agent = query.get("agent", "").strip() or None
-    zone = zone_named(query.get("tz") or None)
-    since, until = parse_period(query.get("from") or None, query.get("to") or None, zone)
+    try:
+        zone = zone_named(query.get("tz") or None)
+        since, until = parse_period(query.get("from") or None, query.get("to") or None, zone)
+    except PeriodError as exc:
+        raise _bad_request(exc) from exc
     limit = _int(query, "limit", "bad_limit", required=False)
     if limit is None:
         limit = PAGE_DEFAULT
