@@ -10,8 +10,8 @@
 * ``report``: the works-council report for one month, per team (``pdf`` with a bar chart,
   or ``csv``); recorded like an export.
 
-``register(subparsers)`` adds ``audit`` to the ``live`` command; ``python -m live.cli_audit``
-runs the same commands on their own (``python -m live.cli_audit verify --data DIR``).
+``register(subparsers)`` adds ``audit`` to the ``live`` command
+(``python -m live.cli audit verify --data DIR``).
 """
 
 from __future__ import annotations
@@ -19,17 +19,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import logging
-import os
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from .audit.checkpoint import CheckpointError
-from .audit.disclosure import (
+from ..audit.checkpoint import CheckpointError
+from ..audit.disclosure import (
     FORMATS,
     LANGUAGES,
     check_language,
@@ -40,20 +38,21 @@ from .audit.disclosure import (
     record_export,
     zone_named,
 )
-from .audit.export import export_bundle, verify_bundle
-from .audit.ledger import open_ledger
-from .audit.log import MerkleLedger
-from .audit.proofs import b64
-from .audit.report import (
+from ..audit.export import export_bundle, verify_bundle
+from ..audit.ledger import open_ledger
+from ..audit.log import MerkleLedger
+from ..audit.proofs import b64
+from ..audit.report import (
     collect_report,
     load_team_map,
     parse_month,
     report_csv,
     report_pdf,
 )
-from .config import Settings, load_settings
-from .errors import LiveError
-from .policy import read_policy_file
+from ..config import Settings
+from ..errors import LiveError
+from ..policy import read_policy_file
+from .runtime import add_settings_options, settings_of
 
 CLI_ROLE = "operator"
 """The ``role`` recorded with exports made on the command line (by whoever runs it)."""
@@ -68,15 +67,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "audit", help="verify the listen ledger, export disclosures, works-council reports"
     )
     add_commands(audit)
+    audit.set_defaults(log_default="WARNING")  # a tool: its output is the result
     return audit  # type: ignore[no-any-return]
 
 
 def add_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", help="TOML settings file (LIVE_* variables override it)")
-        p.add_argument("--data", help="data directory (default: LIVE_DATA_DIR or ./live-data)")
+    common = add_settings_options
 
     def people(p: argparse.ArgumentParser) -> None:
         p.add_argument("--tz", default="UTC", help="time zone of dates and times (default UTC)")
@@ -165,14 +163,10 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    """Settings as ``live.cli`` reads them (``LIVE_*`` over ``--config``; ``--data`` wins),
-    without its side effect of creating a session key: these commands need none, and must
-    not create a data directory where there is no ledger."""
-    config = Path(args.config) if getattr(args, "config", None) else None
-    overrides: dict[str, Any] = {}
-    if getattr(args, "data", None):
-        overrides["data_dir"] = Path(args.data)
-    return load_settings(os.environ, config, **overrides)
+    """Settings as every ``live`` command reads them (``LIVE_*`` over ``--config``; ``--data``
+    wins). These commands create no session key: they must not create a data directory
+    where there is no ledger."""
+    return settings_of(args)
 
 
 @asynccontextmanager
@@ -180,7 +174,8 @@ async def _opened(settings: Settings) -> AsyncIterator[MerkleLedger]:
     """The configured ledger, opened without its checkpoint timer (a tool, not a server).
 
     Refuses to create a ledger or a signing key that is not there."""
-    embedded = not settings.ledger_url or settings.ledger_url.startswith("sqlite:///")
+    url = settings.ledger.url.get_secret_value()
+    embedded = not url or url.startswith("sqlite:///")
     if embedded and not settings.ledger_path.is_file():
         raise LiveError(f"there is no ledger at {settings.ledger_path}", code="no_ledger")
     if not settings.ledger_key_path.is_file():
@@ -188,11 +183,11 @@ async def _opened(settings: Settings) -> AsyncIterator[MerkleLedger]:
             f"the ledger signing key {settings.ledger_key_path} is missing", code="no_key"
         )
     ledger = open_ledger(
-        settings.ledger_url,
+        url,
         settings.ledger_path,
         key_path=settings.ledger_key_path,
-        origin=settings.ledger_origin or None,
-        checkpoint_every=settings.ledger_checkpoint_every,
+        origin=settings.ledger.origin or None,
+        checkpoint_every=settings.ledger.checkpoint_every,
         checkpoint_interval_s=0,
     )
     async with ledger:
@@ -230,7 +225,7 @@ def _read(path: str) -> str:
 
 
 def _role_lookup(settings: Settings) -> Any:
-    from .auth import UserStore
+    from ..auth import UserStore
 
     users = UserStore(settings.users_path)
 
@@ -269,8 +264,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     held = [_held_checkpoint(path) for path in args.checkpoint or ()]
-    keys = tuple(args.key or settings.trusted_key_list)
-    witnesses = tuple(args.witness or settings.witness_list)
+    keys = tuple(args.key or settings.ledger.trusted_keys)
+    witnesses = tuple(args.witness or settings.ledger.witnesses)
 
     async def run() -> tuple[Any, str, str]:
         async with _opened(settings) as ledger:
@@ -280,7 +275,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     trust_key_file=not keys,
                     held_checkpoints=held,
                     witnesses=witnesses,
-                    checkpoint_interval_s=float(settings.ledger_checkpoint_interval_s),
+                    checkpoint_interval_s=float(settings.ledger.checkpoint_interval_s),
                 )
             except CheckpointError as exc:
                 raise LiveError(f"bad --key or --witness: {exc.message}", code="bad_key") from exc
@@ -391,7 +386,7 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
     text = _read(args.file)
     key = args.key or (_read(args.key_file).strip() if args.key_file else None)
     if key is None:
-        trusted = load_settings(os.environ, None).trusted_key_list
+        trusted = settings_of(args).ledger.trusted_keys
         key = trusted[0] if trusted else None
     report = verify_bundle(text, key)
     print(report.summary())
@@ -490,33 +485,3 @@ def cmd_report(args: argparse.Namespace) -> int:
     _write(args.out, data)
     _say(f"report for {month.label}: {teams} team(s) written to {args.out}")
     return 0
-
-
-# --------------------------------------------------------------------------- standalone
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run a parsed command; a ``LiveError`` is one line on stderr and exit status 1."""
-    try:
-        return int(args.func(args))
-    except LiveError as exc:
-        print(f"live: {exc.message}", file=sys.stderr)
-        return 1
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="live audit", description="The listen ledger: verify, export, report."
-    )
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default)")
-    add_commands(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=(args.log_level or os.environ.get("LIVE_LOG_LEVEL", "WARNING")).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    return run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
