@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config.private import create_private_file
+from ..config.private import replace_private_file
 from ..errors import BadRequest, Conflict, NotFound
 from ..types import Role
 from .identity import Identity
@@ -118,11 +118,8 @@ class UserStore:
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
         payload = {"users": {uid: u.to_json() for uid, u in sorted(self._users.items())}}
-        tmp.unlink(missing_ok=True)  # a crash's leftover: the new file is created private
-        create_private_file(tmp, json.dumps(payload, indent=2).encode("utf-8"))
-        tmp.replace(self.path)
+        replace_private_file(self.path, json.dumps(payload, indent=2).encode("utf-8"))
         self._by_token = {digest: u.user_id for u in self._users.values() for digest in u.tokens}
         self._stamp = self._file_stamp()
 
