@@ -28,12 +28,16 @@ def add_settings_options(
     (``live users --data D list`` and ``live users list --data D`` both work)."""
     default: Any = argparse.SUPPRESS if nested else None
     parser.add_argument(
-        "--config", default=default, help="TOML settings file (LIVE_* variables override it)"
+        "--config",
+        default=default,
+        metavar="FILE",
+        help="TOML settings file (LIVE_* variables override it)",
     )
     where = data_default or "LIVE_DATA_DIR or ./live-data"
     parser.add_argument(
         "--data",
         default=argparse.SUPPRESS if nested else data_default,
+        metavar="DIR",
         help=f"data directory (default: {where})",
     )
 
