@@ -20,6 +20,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ..config.private import create_private_file, private_temporary
 from .checkpoint import CheckpointError, CheckpointSigner, VerifierKey, parse_verifier_key
 from .entry import entry_signing_message
 
@@ -69,13 +70,8 @@ def load_or_create_key(path: Path, name: str) -> LogKey:
 def replace_key_file(path: Path, pem: bytes) -> None:
     """Atomically replace the key file with ``pem`` (mode 0600; the old key is kept beside
     it as ``<name>.<random>.old`` so checkpoints it signed can still be re-checked)."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    temporary = private_temporary(path, pem)
     try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(pem)
-            file.flush()
-            os.fsync(file.fileno())
         if path.exists():  # keep the old key; the file name never goes missing
             os.link(path, path.with_name(f"{path.name}.{secrets.token_hex(4)}.old"))
         os.replace(temporary, path)
@@ -91,20 +87,9 @@ def _create(path: Path) -> bytes:
         serialization.NoEncryption(),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(pem)
-            file.flush()
-            os.fsync(file.fileno())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            # Another process created it first: use theirs, so both sign with one key.
-            return path.read_bytes()
-    finally:
-        temporary.unlink(missing_ok=True)
+    if not create_private_file(path, pem):
+        # Another process created it first: use theirs, so both sign with one key.
+        return path.read_bytes()
     _fsync_directory(path.parent)
     log.info("created the ledger signing key %s", path)
     return pem

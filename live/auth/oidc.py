@@ -87,7 +87,7 @@ class OidcSettings:
 
     issuer: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)  # never in a log line
     redirect_uri: str
     role_claim: str = "live_role"
     teams_claim: str = "live_teams"

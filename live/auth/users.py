@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config.private import replace_private_file
 from ..errors import BadRequest, Conflict, NotFound
 from ..types import Role
 from .identity import Identity
@@ -117,11 +118,8 @@ class UserStore:
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
         payload = {"users": {uid: u.to_json() for uid, u in sorted(self._users.items())}}
-        tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-        os.chmod(tmp, 0o600)
-        tmp.replace(self.path)
+        replace_private_file(self.path, json.dumps(payload, indent=2).encode("utf-8"))
         self._by_token = {digest: u.user_id for u in self._users.values() for digest in u.tokens}
         self._stamp = self._file_stamp()
 

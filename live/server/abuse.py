@@ -98,14 +98,14 @@ class AbuseLimits:
     @classmethod
     def from_settings(cls, settings: Settings) -> AbuseLimits:
         return cls(
-            signin=RateLimit(settings.signin_failures_per_minute, settings.signin_failures_per_minute),
-            bad_token=RateLimit(settings.bad_tokens_per_minute, settings.bad_tokens_per_minute),
-            listen=RateLimit(settings.listens_per_minute, settings.listens_per_minute),
-            ws_per_user=settings.ws_per_user,
-            ws_total=settings.ws_total,
-            ingest_connections=settings.ingest_connections,
-            listens_per_supervisor=settings.listens_per_supervisor,
-            trusted_proxies=frozenset(p.strip() for p in settings.trusted_proxies.split(",") if p.strip()),
+            signin=RateLimit(settings.limits.signin_failures_per_minute, settings.limits.signin_failures_per_minute),
+            bad_token=RateLimit(settings.limits.bad_tokens_per_minute, settings.limits.bad_tokens_per_minute),
+            listen=RateLimit(settings.limits.listens_per_minute, settings.limits.listens_per_minute),
+            ws_per_user=settings.limits.ws_per_user,
+            ws_total=settings.limits.ws_total,
+            ingest_connections=settings.limits.ingest_connections,
+            listens_per_supervisor=settings.limits.listens_per_supervisor,
+            trusted_proxies=frozenset(settings.limits.trusted_proxies),
         )
 
     def client_address(self, request: web.Request) -> str:

@@ -114,7 +114,7 @@ async def me(request: web.Request) -> web.Response:
     policy = state.monitor.policy
     body["purposes"] = list(policy.purposes if policy is not None else state.settings.purposes)
     body["policy_version"] = policy.version if policy is not None else None
-    body["listens_at_once"] = state.settings.listens_per_supervisor
+    body["listens_at_once"] = state.settings.limits.listens_per_supervisor
     body["ice_servers"] = [
         {k: v for k, v in (("urls", s.urls), ("username", s.username), ("credential", s.credential)) if v}
         for s in state.settings.ice_servers

@@ -73,18 +73,18 @@ def make_bus(settings: Settings) -> CallBus:
     if settings.redis_url:
         from ..bus.redis import RedisCallBus
 
-        return RedisCallBus(settings.redis_url, settings.effective_node_id)
+        return RedisCallBus(settings.redis_url.get_secret_value(), settings.effective_node_id)
     return MemoryCallBus()
 
 
 def make_ledger(settings: Settings) -> Ledger:
     return open_ledger(
-        settings.ledger_url,
+        settings.ledger.url.get_secret_value(),
         settings.ledger_path,
         key_path=settings.ledger_key_path,
-        origin=settings.ledger_origin or None,
-        checkpoint_every=settings.ledger_checkpoint_every,
-        checkpoint_interval_s=float(settings.ledger_checkpoint_interval_s),
+        origin=settings.ledger.origin or None,
+        checkpoint_every=settings.ledger.checkpoint_every,
+        checkpoint_interval_s=float(settings.ledger.checkpoint_interval_s),
     )
 
 
@@ -156,9 +156,9 @@ def create_app(settings: Settings, *, users: UserStore | None = None, monitor: M
         monitor=monitor,
         users=users or UserStore(settings.users_path),
         # Without a configured secret, sessions last as long as this process.
-        sessions=SessionCodec(settings.session_secret or secrets.token_hex(32), settings.session_ttl_s),
+        sessions=SessionCodec(settings.session.secret.get_secret_value() or secrets.token_hex(32), settings.session.ttl_s),
         limits=AbuseLimits.from_settings(settings),
-        revocations=RevocationService(Revocations(settings.data_dir / "sessions.sqlite3"), settings.redis_url),
+        revocations=RevocationService(Revocations(settings.data_dir / "sessions.sqlite3"), settings.redis_url.get_secret_value()),
     )
     app[STATE] = state
 

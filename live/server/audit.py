@@ -178,7 +178,7 @@ async def add_cosignature(request: web.Request) -> web.Response:
             "checkpoint, cosignature and witness_key are required strings", code="bad_cosignature"
         )
     assert isinstance(note, str) and isinstance(line, str) and isinstance(witness_key, str)
-    allowed = request.app[STATE].settings.witness_list
+    allowed = request.app[STATE].settings.ledger.witnesses
     if allowed and witness_key.strip() not in allowed:
         raise Forbidden("this witness key is not in LIVE_LEDGER_WITNESSES", code="unknown_witness")
     ledger = _ledger(request)
@@ -344,11 +344,11 @@ async def verify(request: web.Request) -> web.Response:
     require(request, AUDITORS)
     ledger = _ledger(request)
     settings = request.app[STATE].settings
-    interval = float(settings.ledger_checkpoint_interval_s)
-    witnesses = settings.witness_list
+    interval = float(settings.ledger.checkpoint_interval_s)
+    witnesses = settings.ledger.witnesses
     witnessed = await asyncio.to_thread(request.app[COSIGNATURES].read) if witnesses else []
     report = await ledger.verify(
-        trusted_keys=settings.trusted_key_list,
+        trusted_keys=settings.ledger.trusted_keys,
         held_checkpoints=[w.note for w in witnessed if w.witness_key in witnesses],
         witnesses=witnesses,
         checkpoint_interval_s=interval,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..config import Settings
-from ..errors import ConfigError, LiveError, Unauthorized
+from ..errors import LiveError, Unauthorized
 from ..ingest.joined import JoinedCalls
 from ..ingest.twilio import TwilioStream
 from .security import is_loopback
@@ -70,15 +70,7 @@ def ingest_secrets(settings: Settings) -> dict[str, str]:
     """Every accepted ingest secret by the name of its source (``ingest_secrets`` is
     ``sbc-a=secret,sbc-b=secret``; the single ``ingest_secret`` is the source ``default``).
     One secret per sending system, so one can be withdrawn without touching the others."""
-    secrets: dict[str, str] = {}
-    if settings.ingest_secret:
-        secrets["default"] = settings.ingest_secret
-    for pair in filter(None, (p.strip() for p in settings.ingest_secrets.split(","))):
-        name, sep, secret = pair.partition("=")
-        if not sep or not name.strip() or not secret.strip():
-            raise ConfigError("ingest_secrets: each entry is source=secret", setting="ingest_secrets")
-        secrets[name.strip()] = secret.strip()
-    return secrets
+    return {name: secret.get_secret_value() for name, secret in settings.ingest.secrets_by_source.items()}
 
 
 def authenticate_ingest(request: web.Request) -> str:
@@ -97,9 +89,9 @@ def authenticate_ingest(request: web.Request) -> str:
                 matched = name
         if matched:
             return f"secret:{matched}"
-    if twilio_signature_valid(request, settings.twilio_auth_token):
+    if twilio_signature_valid(request, settings.ingest.twilio_auth_token.get_secret_value()):
         return "twilio-signature"
-    if settings.ingest_loopback_trust and is_loopback(request):
+    if settings.ingest.loopback_trust and is_loopback(request):
         return "loopback"
     state.ingest.refused += 1
     raise Unauthorized("ingest needs a shared secret or a valid Twilio signature", code="ingest_unauthenticated")
@@ -115,7 +107,7 @@ async def twilio(request: web.Request) -> web.WebSocketResponse:
     state = request.app[STATE]
     how = authenticate_ingest(request)
     log.info("twilio ingest connected (%s)", how)
-    ws = web.WebSocketResponse(max_msg_size=state.settings.max_ingest_message, heartbeat=30)
+    ws = web.WebSocketResponse(max_msg_size=state.settings.ingest.max_message, heartbeat=30)
     await ws.prepare(request)
     state.ingest.accepted += 1
     twilio_ingest = request.app[TWILIO]
@@ -152,7 +144,6 @@ async def twilio(request: web.Request) -> web.WebSocketResponse:
 
 def setup(app: web.Application) -> None:
     state = app[STATE]
-    ingest_secrets(state.settings)  # a malformed list fails at start, not at the first call
     app[TWILIO] = TwilioIngest(JoinedCalls(state.monitor))
     state.metric_sources.append(app[TWILIO].metric_lines)
     app.router.add_get("/ingest/twilio", twilio)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hmac
 import logging
 import time
@@ -33,7 +32,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from ..config import Settings
-from ..errors import ConfigError, Unauthorized
+from ..errors import Unauthorized
 from ..ingest import httpsig
 from ..ingest.audiohook_calls import AudioHookCalls
 from ..ingest.audiohook_session import AudioHookSession, CallKeys, Handshake
@@ -46,36 +45,16 @@ log = logging.getLogger(__name__)
 CLOSE_FLUSH_S = 2.0  # how long the last messages (closed, disconnect) may take to be written
 
 
-def _pairs(text: str, setting: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for item in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise ConfigError(f"{setting}: each entry is name=value", setting=setting)
-        pairs[name.strip()] = value.strip()
-    return pairs
-
-
 class AudioHookAuth:
     """The handshake check: API key, then the signature where a client secret is set."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.keys = _pairs(settings.audiohook_api_keys, "audiohook_api_keys")
-        self.secrets: dict[str, bytes] = {}
-        for name, encoded in _pairs(settings.audiohook_client_secrets, "audiohook_client_secrets").items():
-            if name not in self.keys:
-                raise ConfigError(
-                    f"audiohook_client_secrets: {name!r} is not a key name of audiohook_api_keys",
-                    setting="audiohook_client_secrets",
-                )
-            try:
-                self.secrets[name] = base64.b64decode(encoded, validate=True)
-            except (binascii.Error, ValueError):
-                raise ConfigError(
-                    f"audiohook_client_secrets: the secret of {name!r} is not base64",
-                    setting="audiohook_client_secrets",
-                ) from None
+        self.keys = {name: key.get_secret_value() for name, key in settings.audiohook.api_keys.items()}
+        self.secrets = {  # base64 and key names checked by the settings
+            name: base64.b64decode(secret.get_secret_value())
+            for name, secret in settings.audiohook.client_secrets.items()
+        }
         self.nonces = httpsig.NonceCache()
         self.refused: dict[str, int] = {}
         public = urlsplit(settings.public_url) if settings.public_url else None
@@ -85,7 +64,7 @@ class AudioHookAuth:
         """How the sender proved itself (``key:<name>``, ``signature:<name>``, ``loopback``)."""
         offered = request.headers.get("X-API-KEY", "")
         if not offered:
-            if self.settings.ingest_loopback_trust and is_loopback(request):
+            if self.settings.ingest.loopback_trust and is_loopback(request):
                 return "loopback"
             self._refuse(request, "no_api_key", "AudioHook needs an X-API-KEY")
         matched = ""
@@ -208,7 +187,7 @@ async def audiohook(request: web.Request) -> web.WebSocketResponse:
         correlation_id=request.headers.get("Audiohook-Correlation-Id", "").strip(),
     )
     log.info("audiohook session %s connected (%s)", handshake.session_id or "(no id)", how)
-    ws = web.WebSocketResponse(max_msg_size=state.settings.max_ingest_message, heartbeat=30)
+    ws = web.WebSocketResponse(max_msg_size=state.settings.ingest.max_message, heartbeat=30)
     await ws.prepare(request)
     state.ingest.accepted += 1
     writer = _Writer(ws)
@@ -244,13 +223,9 @@ async def audiohook(request: web.Request) -> web.WebSocketResponse:
 def setup(app: web.Application) -> None:
     state = app[STATE]
     settings = state.settings
-    auth = AudioHookAuth(settings)  # a malformed key or secret list fails at start
-    if settings.audiohook_reconnect_grace_s < 0:
-        raise ConfigError(
-            "setting audiohook_reconnect_grace_s must not be negative", setting="audiohook_reconnect_grace_s"
-        )
-    calls = AudioHookCalls(state.monitor, linger_s=float(settings.audiohook_reconnect_grace_s))
-    keys = CallKeys(settings.audiohook_agent_key, settings.audiohook_queue_key, settings.audiohook_consent_key)
+    auth = AudioHookAuth(settings)
+    calls = AudioHookCalls(state.monitor, linger_s=float(settings.audiohook.reconnect_grace_s))
+    keys = CallKeys(settings.audiohook.agent_key, settings.audiohook.queue_key, settings.audiohook.consent_key)
     ingest = AudioHookIngest(auth, calls, keys)
     app[AUDIOHOOK] = ingest
     state.metric_sources.append(ingest.metrics)

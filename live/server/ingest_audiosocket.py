@@ -9,6 +9,7 @@ has no authentication, so only loopback and the addresses or networks of
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,7 +22,7 @@ from ..ingest.audiosocket import AudioSocketStream
 from ..ingest.joined import JoinedCalls
 from ..ingest.sip.transport import parse_hostport
 from ..types import LegName
-from .ingest_sip import allow_checker, parse_allow
+from .ingest_sip import allow_checker
 from .state import STATE
 
 log = logging.getLogger(__name__)
@@ -115,21 +116,22 @@ class AudioSocketServer:
             await server.wait_closed()
 
 
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1"))
+"""Who may always connect to AudioSocket, besides ``audiosocket_allow``."""
+
 AUDIOSOCKET: web.AppKey[AudioSocketServer] = web.AppKey("live_audiosocket", AudioSocketServer)
 
 
 def setup(app: web.Application) -> None:
     state = app[STATE]
     settings = state.settings
-    if not settings.audiosocket_listen:
+    if not settings.audiosocket.listen:
         return
-    host, port = parse_hostport(settings.audiosocket_listen, "audiosocket_listen")
+    host, port = parse_hostport(settings.audiosocket.listen, "audiosocket_listen")
     if port == 65535:
         raise ConfigError("setting audiosocket_listen: the agent's port (port + 1) must exist", setting="audiosocket_listen")
-    check = allow_checker(
-        parse_allow("127.0.0.0/8,::1," + settings.audiosocket_allow, setting="audiosocket_allow")
-    )
-    server = AudioSocketServer(JoinedCalls(state.monitor), check, settings.ingest_connections)
+    check = allow_checker(LOOPBACK + settings.audiosocket.allow)
+    server = AudioSocketServer(JoinedCalls(state.monitor), check, settings.limits.ingest_connections)
     state.metric_sources.append(server.metric_lines)
 
     async def listening(app: web.Application) -> AsyncIterator[None]:

@@ -98,7 +98,7 @@ async def fork(request: web.Request) -> web.WebSocketResponse:
         raise NotFound(f"no fork kind {request.match_info['kind']!r}: {', '.join(KINDS)}", code="unknown_fork")
     how = authenticate_fork(request)
     log.info("%s fork connected (%s)", kind.name, how)
-    ws = web.WebSocketResponse(protocols=SUBPROTOCOLS, max_msg_size=state.settings.max_ingest_message, heartbeat=30)
+    ws = web.WebSocketResponse(protocols=SUBPROTOCOLS, max_msg_size=state.settings.ingest.max_message, heartbeat=30)
     await ws.prepare(request)
     state.ingest.accepted += 1
     forks = request.app[FORKS]

@@ -37,12 +37,12 @@ def rtp_hosts(settings: Settings) -> tuple[str, str]:
     (``0.0.0.0``) binds RTP likewise and advertises ``LIVE_RTP_ADDRESS``, or else this
     machine's name as resolved here (set ``LIVE_RTP_ADDRESS`` behind NAT).
     """
-    sip_host = settings.siprec_listen.rpartition(":")[0].strip("[]") if settings.siprec_listen else ""
+    sip_host = settings.siprec.listen.rpartition(":")[0].strip("[]") if settings.siprec.listen else ""
     host = next((h for h in (sip_host, settings.host) if _specific(h)), "")
     if host == "localhost":
         host = "127.0.0.1"
     bind = host or "0.0.0.0"
-    advertised = settings.rtp_address or host
+    advertised = settings.rtp.address or host
     if not advertised:
         try:
             advertised = socket.gethostbyname(socket.gethostname())
@@ -103,8 +103,8 @@ def setup(app: web.Application) -> None:
     state = app[STATE]
     settings = state.settings
     bind, _advertised = rtp_hosts(settings)
-    state.rtp_pool = RtpPortPool(parse_port_range(settings.rtp_ports), bind)
-    calls = PlainRtpCalls(state.monitor, state.rtp_pool, timeout_s=float(settings.rtp_timeout_s))
+    state.rtp_pool = RtpPortPool(parse_port_range(settings.rtp.ports), bind)
+    calls = PlainRtpCalls(state.monitor, state.rtp_pool, timeout_s=float(settings.rtp.timeout_s))
     app[RTP_CALLS] = calls
 
     def metrics() -> list[str]:

@@ -10,12 +10,12 @@ import ipaddress
 import logging
 import re
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from aiohttp import web
 
 from ..auth import UserStore
-from ..config import Settings
+from ..config import Network, Settings
 from ..errors import ConfigError, NotFound
 from ..ingest.rtp import LegStats
 from ..ingest.sip.digest import DigestAuthenticator
@@ -30,21 +30,8 @@ from .state import STATE
 
 log = logging.getLogger(__name__)
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-
-def parse_allow(value: str, setting: str = "siprec_allow") -> list[Network]:
-    """``10.0.0.5, 192.168.10.0/24, ::1``: the sources that may send."""
-    networks: list[Network] = []
-    for item in filter(None, (x.strip() for x in value.split(","))):
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError as exc:
-            raise ConfigError(f"setting {setting}: {exc}", setting=setting) from exc
-    return networks
-
-
-def allow_checker(networks: list[Network]) -> Callable[[str], bool]:
+def allow_checker(networks: Sequence[Network]) -> Callable[[str], bool]:
     def allowed(host: str) -> bool:
         try:
             address = ipaddress.ip_address(host.split("%", 1)[0])
@@ -57,29 +44,19 @@ def allow_checker(networks: list[Network]) -> Callable[[str], bool]:
     return allowed
 
 
-def parse_users(value: str) -> dict[str, str]:
-    users: dict[str, str] = {}
-    for item in filter(None, (x.strip() for x in value.split(","))):
-        user, sep, password = item.partition("=")
-        if not sep or not user or not password:
-            raise ConfigError("setting siprec_digest: each entry is user=password", setting="siprec_digest")
-        users[user.strip()] = password.strip()
-    return users
-
-
 def agent_rules(settings: Settings) -> AgentRules:
     pattern = None
-    if settings.siprec_agent_aor:
+    if settings.siprec.agent_aor:
         try:
-            pattern = re.compile(settings.siprec_agent_aor)
+            pattern = re.compile(settings.siprec.agent_aor)
         except re.error as exc:
             raise ConfigError(f"setting siprec_agent_aor: {exc}", setting="siprec_agent_aor") from exc
     return AgentRules(
         agent_aor=pattern,
-        agent_label=settings.siprec_agent_label,
-        call_id_header=settings.siprec_call_id_header,
-        queue_header=settings.siprec_queue_header,
-        consent_header=settings.siprec_consent_header,
+        agent_label=settings.siprec.agent_label,
+        call_id_header=settings.siprec.call_id_header,
+        queue_header=settings.siprec.queue_header,
+        consent_header=settings.siprec.consent_header,
     )
 
 
@@ -99,25 +76,25 @@ def known_agent_check(monitor: Monitor, users: UserStore) -> Callable[[str], boo
 
 
 def _tls(settings: Settings, host: str, port: int) -> tuple[tuple[str, int], ssl.SSLContext] | None:
-    if not (settings.siprec_tls_cert and settings.siprec_tls_key):
+    if not (settings.siprec.tls_cert and settings.siprec.tls_key):
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(settings.siprec_tls_cert, settings.siprec_tls_key)
-    if settings.siprec_tls_listen:
-        return parse_hostport(settings.siprec_tls_listen, "siprec_tls_listen"), context
+    context.load_cert_chain(settings.siprec.tls_cert, settings.siprec.tls_key)
+    if settings.siprec.tls_listen:
+        return parse_hostport(settings.siprec.tls_listen, "siprec_tls_listen"), context
     return (host, port + 1 if port else 0), context
 
 
 def setup(app: web.Application) -> None:
     state = app[STATE]
     settings = state.settings
-    if not settings.siprec_listen:
+    if not settings.siprec.listen:
         return
-    listen = parse_hostport(settings.siprec_listen, "siprec_listen")
-    networks = parse_allow(settings.siprec_allow)
+    listen = parse_hostport(settings.siprec.listen, "siprec_listen")
+    networks = settings.siprec.allow
     if not networks:
         log.warning("SIPREC is on but LIVE_SIPREC_ALLOW is empty: every recording client is refused")
-    digest_users = parse_users(settings.siprec_digest)
+    digest_users = {user: password.get_secret_value() for user, password in settings.siprec.digest.items()}
     tls = _tls(settings, *listen)
     _bind, advertised = rtp_hosts(settings)
     assert state.rtp_pool is not None, "ingest_rtp.setup must run first"
@@ -137,8 +114,8 @@ def setup(app: web.Application) -> None:
         known_agent=known_agent_check(state.monitor, state.users),
         allowed=allow_checker(networks),
         digest=DigestAuthenticator(digest_users) if digest_users else None,
-        rtp_timeout_s=float(settings.rtp_timeout_s),
-        session_expires_s=settings.siprec_session_expires_s,
+        rtp_timeout_s=float(settings.rtp.timeout_s),
+        session_expires_s=settings.siprec.session_expires_s,
     )
     server = SipServer(srs)
     state.siprec = server
@@ -168,7 +145,7 @@ def setup(app: web.Application) -> None:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await server.start(listen, tls=tls)
         srs.start()
-        log.info("SIPREC listening on %s (%s)", settings.siprec_listen, ", ".join(f"{k} {v}" for k, v in server.ports.items()))
+        log.info("SIPREC listening on %s (%s)", settings.siprec.listen, ", ".join(f"{k} {v}" for k, v in server.ports.items()))
         yield
         await server.close()
         await srs.close()

@@ -13,7 +13,6 @@ from ..errors import Forbidden, Unauthorized
 from ..auth.oidc import OidcClient, OidcSettings
 from .oidc_routes import CALLBACK_PATH, setup_oidc_routes
 from ..config import Settings
-from ..errors import ConfigError
 from ..types import Role
 from .abuse import check_user_signin
 from .api import read_json
@@ -44,7 +43,7 @@ async def start_session(
     response.set_cookie(
         SESSION_COOKIE,
         cookie,
-        max_age=state.settings.session_ttl_s,
+        max_age=state.settings.session.ttl_s,
         httponly=True,
         samesite="Strict",
         secure=request.secure or state.settings.public_url.startswith("https://"),
@@ -67,7 +66,7 @@ async def sign_in_link(request: web.Request) -> web.StreamResponse:
 async def sign_in_methods(request: web.Request) -> web.Response:
     """What the sign-in page offers: links and passwords always, OIDC when configured."""
     settings = request.app[STATE].settings
-    return web.json_response({"link": True, "password": True, "oidc": bool(settings.oidc_issuer)})
+    return web.json_response({"link": True, "password": True, "oidc": bool(settings.oidc.issuer)})
 
 
 async def sign_in(request: web.Request) -> web.Response:
@@ -121,24 +120,18 @@ async def index_page(request: web.Request) -> web.StreamResponse:
 
 def setup_oidc(app: web.Application, settings: Settings) -> None:
     """Mount ``/auth/oidc/login`` and ``/auth/oidc/callback`` when an issuer is configured."""
-    if not settings.oidc_issuer:
+    if not settings.oidc.issuer:
         return
-    role_map: dict[str, str] = {}
-    for pair in filter(None, (p.strip() for p in settings.oidc_role_map.split(","))):
-        value, sep, role = pair.rpartition("=")
-        if not sep or not value:
-            raise ConfigError(f"oidc_role_map: {pair!r} is not claim-value=role", setting="oidc_role_map")
-        role_map[value.strip()] = role.strip()
-    redirect_uri = settings.oidc_redirect_uri or f"{settings.base_url}{CALLBACK_PATH}"
+    redirect_uri = settings.oidc.redirect_uri or f"{settings.base_url}{CALLBACK_PATH}"
     oidc = OidcSettings(
-        issuer=settings.oidc_issuer,
-        client_id=settings.oidc_client_id,
-        client_secret=settings.oidc_client_secret,
+        issuer=settings.oidc.issuer,
+        client_id=settings.oidc.client_id,
+        client_secret=settings.oidc.client_secret.get_secret_value(),
         redirect_uri=redirect_uri,
-        role_claim=settings.oidc_role_claim,
-        teams_claim=settings.oidc_teams_claim,
-        role_map=role_map,
-        scopes=tuple(settings.oidc_scopes.split()),
+        role_claim=settings.oidc.role_claim,
+        teams_claim=settings.oidc.teams_claim,
+        role_map=settings.oidc.role_map,
+        scopes=settings.oidc.scopes,
     )
 
     async def start_oidc_session(request: web.Request, response: web.StreamResponse, identity: Identity) -> None:
@@ -154,7 +147,7 @@ def setup_oidc(app: web.Application, settings: Settings) -> None:
         start_oidc_session,
         redirect_uri,
         landing=lambda identity: HOME_BY_ROLE.get(identity.role, "/"),
-        cookie_secret=settings.session_secret or None,
+        cookie_secret=settings.session.secret.get_secret_value() or None,
     )
 
 

@@ -20,9 +20,9 @@ T0 = 1_772_442_000.0
 
 
 def audit(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``live audit ARGS`` (run as ``python -m live.cli_audit``, which is the same parser)."""
+    """``live audit ARGS`` (run as ``python -m live.cli audit``)."""
     return subprocess.run(
-        [sys.executable, "-m", "live.cli_audit", *args],
+        [sys.executable, "-m", "live.cli", "audit", *args],
         capture_output=True,
         text=True,
         input=stdin,

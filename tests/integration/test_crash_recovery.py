@@ -44,7 +44,7 @@ class Tracked:
 def audit_verify(data_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVE_")}
     return subprocess.run(
-        [sys.executable, "-m", "live.cli_audit", "verify", "--data", str(data_dir)],
+        [sys.executable, "-m", "live.cli", "audit", "verify", "--data", str(data_dir)],
         capture_output=True,
         text=True,
         env=env,

@@ -14,7 +14,7 @@ import aiohttp
 
 from live.audit.checkpoint import verify_note
 from live.audit.cosignature import WitnessSigner, cosignatures
-from live.cli_witness import WitnessRefused, witness_once
+from live.cli.witness import WitnessRefused, witness_once
 from tests.support.server import running_server
 
 T0 = 1_772_442_000.0
@@ -97,7 +97,8 @@ async def test_a_rewritten_log_is_refused_and_the_kept_checkpoint_catches_it(
     command = [
         sys.executable,
         "-m",
-        "live.cli_audit",
+        "live.cli",
+        "audit",
         "verify",
         "--data",
         str(node),

@@ -10,8 +10,8 @@
 * ``report``: the works-council report for one month, per team (``pdf`` with a bar chart,
   or ``csv``); recorded like an export.
 
-``register(subparsers)`` adds ``audit`` to the ``live`` command; ``python -m live.cli_audit``
-runs the same commands on their own (``python -m live.cli_audit verify --data DIR``).
+``register(subparsers)`` adds ``audit`` to the ``live`` command
+(``python -m live.cli audit verify --data DIR``).
 """
 
 from __future__ import annotations
@@ -19,33 +19,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import logging
-import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from .audit.checkpoint import CheckpointError
-from .audit.export import verify_bundle
-from .audit.ledger import open_ledger
-from .audit.log import MerkleLedger
-from .audit.proofs import b64
-from .config import Settings, load_settings
-from .errors import LiveError
-from .l10n import LANGUAGES, check_language
-from .policy import read_policy_file
-from .reports.monthly import load_team_map
-from .reports.periods import parse_month, parse_period, zone_named
-from .reports.service import EXPORT_FORMATS as FORMATS
-from .reports.service import (
+from ..audit.checkpoint import CheckpointError
+from ..audit.export import verify_bundle
+from ..audit.ledger import open_ledger
+from ..audit.log import MerkleLedger
+from ..audit.proofs import b64
+from ..config import Settings
+from ..errors import LiveError
+from ..l10n import LANGUAGES, check_language
+from ..policy import read_policy_file
+from ..reports.monthly import load_team_map
+from ..reports.periods import parse_month, parse_period, zone_named
+from ..reports.service import EXPORT_FORMATS as FORMATS
+from ..reports.service import (
     AuditService,
     ExportRequest,
     People,
     ReportRequest,
     Requester,
 )
+from .runtime import add_settings_options, settings_of
 
 CLI_ROLE = "operator"
 """The ``role`` recorded with exports made on the command line (by whoever runs it)."""
@@ -60,15 +59,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "audit", help="verify the listen ledger, export disclosures, works-council reports"
     )
     add_commands(audit)
+    audit.set_defaults(log_default="WARNING")  # a tool: its output is the result
     return audit  # type: ignore[no-any-return]
 
 
 def add_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", help="TOML settings file (LIVE_* variables override it)")
-        p.add_argument("--data", help="data directory (default: LIVE_DATA_DIR or ./live-data)")
+    common = add_settings_options
 
     def people(p: argparse.ArgumentParser) -> None:
         p.add_argument("--tz", default="UTC", help="time zone of dates and times (default UTC)")
@@ -157,22 +155,18 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    """Settings as ``live.cli`` reads them (``LIVE_*`` over ``--config``; ``--data`` wins),
-    without its side effect of creating a session key: these commands need none, and must
-    not create a data directory where there is no ledger."""
-    config = Path(args.config) if getattr(args, "config", None) else None
-    overrides: dict[str, Any] = {}
-    if getattr(args, "data", None):
-        overrides["data_dir"] = Path(args.data)
-    settings = load_settings(os.environ, config, **overrides)
+    """Settings as every ``live`` command reads them (``LIVE_*`` over ``--config``; ``--data``
+    wins). These commands create no session key: they must not create a data directory
+    where there is no ledger."""
+    settings = settings_of(args)
     # --- next to a demo: `live demo` keeps its data in ./live-demo-data
-    if not overrides and _uses_demo_data(settings):
+    if not getattr(args, "data", None) and _uses_demo_data(settings):
         print(
             f"live: no ledger in ./{settings.data_dir}; using the demo's in ./{DEMO_DATA_DIR} "
             "(give --data to choose)",
             file=sys.stderr,
         )
-        return load_settings(os.environ, config, data_dir=DEMO_DATA_DIR)
+        return settings.model_copy(update={"data_dir": DEMO_DATA_DIR})
     return settings
 
 
@@ -183,8 +177,8 @@ DEMO_DATA_DIR = Path("live-demo-data")
 def _uses_demo_data(settings: Settings) -> bool:
     """The default data directory holds no ledger but the demo's, beside it, does."""
     return (
-        not settings.ledger_url  # the ledger lives in the data directory
-        and settings.data_dir == Settings().data_dir
+        not settings.ledger.url  # the ledger lives in the data directory
+        and settings.data_dir == Settings.model_fields["data_dir"].default
         and not settings.ledger_path.exists()
         and (DEMO_DATA_DIR / settings.ledger_path.name).is_file()
     )
@@ -195,7 +189,8 @@ async def _opened(settings: Settings) -> AsyncIterator[MerkleLedger]:
     """The configured ledger, opened without its checkpoint timer (a tool, not a server).
 
     Refuses to create a ledger or a signing key that is not there."""
-    embedded = not settings.ledger_url or settings.ledger_url.startswith("sqlite:///")
+    url = settings.ledger.url.get_secret_value()
+    embedded = not url or url.startswith("sqlite:///")
     if embedded and not settings.ledger_path.is_file():
         raise LiveError(f"there is no ledger at {settings.ledger_path}", code="no_ledger")
     if not settings.ledger_key_path.is_file():
@@ -203,11 +198,11 @@ async def _opened(settings: Settings) -> AsyncIterator[MerkleLedger]:
             f"the ledger signing key {settings.ledger_key_path} is missing", code="no_key"
         )
     ledger = open_ledger(
-        settings.ledger_url,
+        url,
         settings.ledger_path,
         key_path=settings.ledger_key_path,
-        origin=settings.ledger_origin or None,
-        checkpoint_every=settings.ledger_checkpoint_every,
+        origin=settings.ledger.origin or None,
+        checkpoint_every=settings.ledger.checkpoint_every,
         checkpoint_interval_s=0,
     )
     async with ledger:
@@ -246,7 +241,7 @@ def _read(path: str) -> str:
 
 def _people(settings: Settings) -> People:
     """Roles and names from the user store beside the ledger (none if there is no store)."""
-    from .auth import UserStore
+    from ..auth import UserStore
 
     if not settings.users_path.is_file():
         return People.nobody()
@@ -282,8 +277,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     held = [_held_checkpoint(path) for path in args.checkpoint or ()]
-    keys = tuple(args.key or settings.trusted_key_list)
-    witnesses = tuple(args.witness or settings.witness_list)
+    keys = tuple(args.key or settings.ledger.trusted_keys)
+    witnesses = tuple(args.witness or settings.ledger.witnesses)
 
     async def run() -> tuple[Any, str, str]:
         async with _opened(settings) as ledger:
@@ -293,7 +288,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     trust_key_file=not keys,
                     held_checkpoints=held,
                     witnesses=witnesses,
-                    checkpoint_interval_s=float(settings.ledger_checkpoint_interval_s),
+                    checkpoint_interval_s=float(settings.ledger.checkpoint_interval_s),
                 )
             except CheckpointError as exc:
                 raise LiveError(f"bad --key or --witness: {exc.message}", code="bad_key") from exc
@@ -373,7 +368,7 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
     text = _read(args.file)
     key = args.key or (_read(args.key_file).strip() if args.key_file else None)
     if key is None:
-        trusted = load_settings(os.environ, None).trusted_key_list
+        trusted = settings_of(args).ledger.trusted_keys
         key = trusted[0] if trusted else None
     report = verify_bundle(text, key)
     print(report.summary())
@@ -458,33 +453,3 @@ def cmd_report(args: argparse.Namespace) -> int:
     _write(args.out, data)
     _say(f"report for {month.label}: {teams} team(s) written to {args.out}")
     return 0
-
-
-# --------------------------------------------------------------------------- standalone
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run a parsed command; a ``LiveError`` is one line on stderr and exit status 1."""
-    try:
-        return int(args.func(args))
-    except LiveError as exc:
-        print(f"live: {exc.message}", file=sys.stderr)
-        return 1
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="live audit", description="The listen ledger: verify, export, report."
-    )
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default)")
-    add_commands(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=(args.log_level or os.environ.get("LIVE_LOG_LEVEL", "WARNING")).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    return run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

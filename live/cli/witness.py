@@ -21,17 +21,18 @@ import argparse
 import asyncio
 import base64
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .audit.checkpoint import CheckpointError, parse_verifier_key, verify_note
-from .audit.cosignature import WitnessSigner, add_signature_lines
-from .audit.merkle import ProofError, verify_consistency
-from .audit.witnessed import write_atomically
-from .errors import LiveError
+from ..audit.checkpoint import CheckpointError, parse_verifier_key, verify_note
+from ..audit.cosignature import WitnessSigner, add_signature_lines
+from ..audit.merkle import ProofError, verify_consistency
+from ..audit.witnessed import write_atomically
+from ..config.private import create_private_file
+from ..errors import LiveError
+from .runtime import settings_of
 
 log = logging.getLogger("live.witness")
 
@@ -71,12 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_keygen(args: argparse.Namespace) -> int:
     signer = WitnessSigner.generate(args.name)
     out = Path(args.out)
-    try:
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise LiveError(f"{out} exists; not overwriting a key", code="io_error") from None
-    with os.fdopen(fd, "wb") as file:
-        file.write(signer.to_pem())
+    if not create_private_file(out, signer.to_pem()):
+        raise LiveError(f"{out} exists; not overwriting a key", code="io_error")
     Path(f"{out}.pub").write_text(signer.key.encode() + "\n", encoding="utf-8")
     print(signer.key.encode())
     print(f"private key in {out}, witness key (give it to verifiers) in {out}.pub", file=sys.stderr)
@@ -164,7 +161,7 @@ async def witness_once(
 def cmd_witness(args: argparse.Namespace) -> int:
     import aiohttp
 
-    token = args.token or os.environ.get("LIVE_WITNESS_TOKEN", "")
+    token = args.token or settings_of(args).witness_token.get_secret_value()
     missing = [
         n
         for n, v in (

@@ -1,0 +1,7 @@
+"""``python -m live.cli``: the ``live`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
