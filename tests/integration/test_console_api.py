@@ -76,7 +76,7 @@ async def test_roster_names_agents_and_their_teams(tmp_path: Path) -> None:
         assert [(c["agent_name"], c["team"]) for c in bare] == [("", "sales")]
 
         me = await get_json(server, "sup", "/api/me")
-        assert me["listens_at_once"] == server.settings.listens_per_supervisor == 4
+        assert me["listens_at_once"] == server.settings.limits.listens_per_supervisor == 4
 
         # The roster socket: the snapshot and later events carry the same fields.
         async with (
