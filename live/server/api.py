@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
-from ..errors import BadRequest, LiveError, PayloadTooLarge
+from ..errors import LiveError
 from ..model import (
     BusEvent,
     CallEnded,
@@ -22,38 +22,33 @@ from ..model import (
 )
 from ..policy import SetConsent, SetPci
 from ..types import Consent, Role
-from .access import WS_MESSAGES
-from .security import check_origin, require
+from .bodies import answer
+from .route import SUPERVISORS, Reply, Route, Rule, entry_of, path_param, roles, takes
+from .schemas import (
+    Call,
+    CallAnswer,
+    Calls,
+    ConsentChange,
+    IceServer,
+    ListenAnswer,
+    ListenLeg,
+    ListenOffer,
+    ListenStopped,
+    Me,
+    PciChange,
+    PolicyInForce,
+    RunningListen,
+    RunningListens,
+)
+from .security import require
 from .state import STATE
 
 log = logging.getLogger(__name__)
 
-MAX_JSON_BODY = 64 * 1024
 EVENTS_QUEUE = 256
 WS_TOO_SLOW = 4408
 RECHECK_S = 5.0  # an idle socket re-checks its session this often
 SUPERVISOR_ROLES = (Role.SUPERVISOR, Role.ADMIN)
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
-        raise PayloadTooLarge(f"request body over {MAX_JSON_BODY} bytes")
-    # read(n) returns what has arrived so far, not n bytes: read until the end of the body.
-    raw = bytearray()
-    while len(raw) <= MAX_JSON_BODY:
-        chunk = await request.content.read(MAX_JSON_BODY + 1 - len(raw))
-        if not chunk:
-            break
-        raw += chunk
-    if len(raw) > MAX_JSON_BODY:
-        raise PayloadTooLarge(f"request body over {MAX_JSON_BODY} bytes")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
-        raise BadRequest("the body must be JSON", code="bad_json") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", code="bad_json")
-    return body
 
 
 def event_to_json(event: BusEvent) -> dict[str, Any]:
@@ -87,25 +82,29 @@ def event_to_json(event: BusEvent) -> dict[str, Any]:
 async def me(request: web.Request) -> web.Response:
     identity = require(request)
     state = request.app[STATE]
-    body: dict[str, Any] = identity.to_json()
     policy = state.monitor.policy
-    body["purposes"] = list(policy.purposes if policy is not None else state.settings.purposes)
-    body["policy_version"] = policy.version if policy is not None else None
-    body["ice_servers"] = [
-        {k: v for k, v in (("urls", s.urls), ("username", s.username), ("credential", s.credential)) if v}
-        for s in state.settings.ice_servers
-    ]
-    body["csrf_token"] = (
-        state.sessions.csrf_token(identity.session_id) if identity.via == "session" else None
+    return answer(
+        Me(
+            user_id=identity.user_id,
+            display_name=identity.display_name,
+            role=identity.role,
+            teams=list(identity.teams),
+            purposes=list(policy.purposes if policy is not None else state.settings.purposes),
+            policy_version=policy.version if policy is not None else None,
+            ice_servers=[
+                IceServer(**{k: v for k, v in (("urls", s.urls), ("username", s.username), ("credential", s.credential)) if v})
+                for s in state.settings.ice_servers
+            ],
+            csrf_token=state.sessions.csrf_token(identity.session_id) if identity.via == "session" else None,
+        )
     )
-    return web.json_response(body)
 
 
 async def list_calls(request: web.Request) -> web.Response:
     identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
     monitor = request.app[STATE].monitor
-    calls = [call_to_json(c) for c in monitor.calls() if monitor.may_view(identity, c)]
-    return web.json_response({"calls": calls})
+    calls = [Call.model_validate(call_to_json(c)) for c in monitor.calls() if monitor.may_view(identity, c)]
+    return answer(Calls(calls=calls))
 
 
 async def events(request: web.Request) -> web.WebSocketResponse:
@@ -113,7 +112,6 @@ async def events(request: web.Request) -> web.WebSocketResponse:
 
     Only calls the policy lets this person see (``ViewRosterCall``) and events about them."""
     identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
-    check_origin(request)
     monitor = request.app[STATE].monitor
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
     await ws.prepare(request)
@@ -202,10 +200,11 @@ async def guard(request: web.Request, ws: web.WebSocketResponse, roles: tuple[Ro
 
 
 async def _drain_client(ws: web.WebSocketResponse, request: web.Request) -> None:
-    """Read what a browser sends: only the message types ``WS_MESSAGES`` lists for this
-    socket, each checked against the session and role again before it is answered; anything
-    else closes the socket with 4400."""
-    allowed = WS_MESSAGES[request.match_info.route.resource.canonical]  # type: ignore[union-attr]
+    """Read what a browser sends: only the message types this socket's route lists
+    (``Route.messages``), each checked against the session and role again before it is
+    answered; anything else closes the socket with 4400."""
+    entry = entry_of(request)
+    allowed = entry.messages if isinstance(entry, Route) else {}
     async for message in ws:
         kind = _message_type(message)
         if kind is None or kind not in allowed:
@@ -217,31 +216,28 @@ async def _drain_client(ws: web.WebSocketResponse, request: web.Request) -> None
             await ws.send_json({"type": "pong"})
 
 
-async def listen(request: web.Request) -> web.Response:
+async def listen(request: web.Request, body: ListenOffer) -> web.Response:
     identity = require(request, (Role.SUPERVISOR,))
-    body = await read_json(request)
-    if body.get("type", "offer") != "offer":
-        raise BadRequest("type must be 'offer'", code="bad_sdp")
     monitor = request.app[STATE].monitor
-    answer, session, legs = await monitor.start_listen(
-        identity, request.match_info["call_id"], body.get("sdp"), body.get("purpose")
+    sdp, session, legs = await monitor.start_listen(
+        identity, request.match_info["call_id"], body.sdp, body.purpose
     )
-    return web.json_response(
-        {
-            "sdp": answer,
-            "type": "answer",
-            "session_id": session.session_id,
-            "legs": [
-                {
-                    "leg": leg,
-                    "mid": session.peer.mids.get(leg),
-                    "audible": state.audible,
-                    "available": state.available,  # false: the telephony does not send it
-                    "reason": state.reason,
-                }
+    return answer(
+        ListenAnswer(
+            sdp=sdp,
+            type="answer",
+            session_id=session.session_id,
+            legs=[
+                ListenLeg(
+                    leg=leg,
+                    mid=session.peer.mids.get(leg),
+                    audible=state.audible,
+                    available=state.available,  # false: the telephony does not send it
+                    reason=state.reason,
+                )
                 for leg, state in legs.items()
             ],
-        },
+        ),
         status=201,
     )
 
@@ -249,74 +245,176 @@ async def listen(request: web.Request) -> web.Response:
 async def stop_listen(request: web.Request) -> web.Response:
     identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
     session = await request.app[STATE].monitor.stop_listen(identity, request.match_info["session_id"])
-    return web.json_response(
-        {"session_id": session.session_id, "ended": True, "duration_s": round(time.time() - session.started_at, 3)}
+    return answer(
+        ListenStopped(session_id=session.session_id, ended=True, duration_s=round(time.time() - session.started_at, 3))
     )
 
 
 async def my_listens(request: web.Request) -> web.Response:
     identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
     sessions = request.app[STATE].monitor.sessions_of(identity)
-    return web.json_response(
-        {
-            "listens": [
-                {
-                    "session_id": s.session_id,
-                    "call_id": s.call_id,
-                    "purpose": s.purpose,
-                    "started_at": s.started_at,
-                    "dropped_packets": sum(q.dropped for q in s.queues.values()),
-                }
+    return answer(
+        RunningListens(
+            listens=[
+                RunningListen(
+                    session_id=s.session_id,
+                    call_id=s.call_id,
+                    purpose=s.purpose,
+                    started_at=s.started_at,
+                    dropped_packets=sum(q.dropped for q in s.queues.values()),
+                )
                 for s in sessions
             ]
-        }
+        )
     )
 
 
-async def set_consent(request: web.Request) -> web.Response:
+async def set_consent(request: web.Request, body: ConsentChange) -> web.Response:
     """Record the caller's consent: CTI integrations (admin) and the call's agent freely,
     a supervisor only ``denied`` (the policy's rule, ``live.policy.decide``)."""
     identity = require(request, (Role.ADMIN, Role.AGENT, Role.SUPERVISOR))
-    body = await read_json(request)
-    value = body.get("consent")
-    if not isinstance(value, str) or value not in {c.value for c in Consent}:  # {} is unhashable
-        raise BadRequest("consent must be granted, denied or unknown", code="bad_consent")
     call = await request.app[STATE].monitor.change_call(
-        identity, request.match_info["call_id"], SetConsent(Consent(value))
+        identity, request.match_info["call_id"], SetConsent(Consent(body.consent))
     )
-    return web.json_response({"call": call_to_json(call)})
+    return answer(CallAnswer(call=Call.model_validate(call_to_json(call))))
 
 
-async def set_pci(request: web.Request) -> web.Response:
+async def set_pci(request: web.Request, body: PciChange) -> web.Response:
     """Enter or leave a payment pause: CTI (admin) and the call's agent freely, a supervisor
     may only start one (the policy's rule)."""
     identity = require(request, (Role.ADMIN, Role.AGENT, Role.SUPERVISOR))
-    body = await read_json(request)
-    if not isinstance(body.get("paused"), bool):
-        raise BadRequest("paused must be true or false", code="bad_pci")
     call = await request.app[STATE].monitor.change_call(
-        identity, request.match_info["call_id"], SetPci(body["paused"])
+        identity, request.match_info["call_id"], SetPci(body.paused)
     )
-    return web.json_response({"call": call_to_json(call)})
+    return answer(CallAnswer(call=Call.model_validate(call_to_json(call))))
 
 
 async def reload_policy(request: web.Request) -> web.Response:
     """Read the policy file again (admin); 400 with the problems keeps the previous policy."""
     identity = require(request, (Role.ADMIN,))
     policy = await request.app[STATE].monitor.reload_policy(actor=identity.user_id)
-    return web.json_response({"version": policy.version, "sha256": policy.sha256})
+    return answer(PolicyInForce(version=policy.version, sha256=policy.sha256))
 
 
-def setup(app: web.Application) -> None:
-    app.router.add_post("/api/admin/policy/reload", reload_policy)
-    app.router.add_get("/api/me", me)
-    app.router.add_get("/api/calls", list_calls)
-    app.router.add_get("/api/events", events)
-    app.router.add_post("/api/calls/{call_id}/listen", listen)
-    app.router.add_delete("/api/listens/{session_id}", stop_listen)
-    app.router.add_get("/api/listens", my_listens)
-    app.router.add_post("/api/calls/{call_id}/consent", set_consent)
-    app.router.add_post("/api/calls/{call_id}/pci", set_pci)
+CALL_ID = path_param("call_id", "A live call's id, as in `GET /api/calls`.")
+CALL_STATE = roles(Role.ADMIN, Role.AGENT, Role.SUPERVISOR)
 
-
-__all__ = ["setup", "LiveError"]
+ROUTES = (
+    Route(
+        method="GET",
+        path="/api/me",
+        handler=me,
+        rule=Rule("signed_in"),
+        operation_id="me",
+        summary="Who is signed in, and what the console needs.",
+        tag="supervisors",
+        replies=(Reply(200, "OK", Me),),
+    ),
+    Route(
+        method="GET",
+        path="/api/calls",
+        handler=list_calls,
+        rule=roles(*SUPERVISORS),
+        operation_id="listCalls",
+        summary="The live calls the policy lets the caller see.",
+        tag="supervisors",
+        replies=(Reply(200, "OK", Calls),),
+    ),
+    Route(
+        method="GET",
+        path="/api/events",
+        handler=events,
+        rule=roles(*SUPERVISORS, websocket=True),
+        operation_id="rosterEvents",
+        summary="Roster changes, live.",
+        tag="supervisors",
+        description="Server to client: `{\"type\":\"snapshot\",\"calls\":[Call]}` at once, then "
+        "`call.started` / `call.updated` (`{type, call}`), `call.ended` (`{type, call_id}`), "
+        "`listen.started` (`{type, call_id, legs, listener}`), `listen.ended` "
+        "(`{type, call_id, session_id, reason}`), and `{\"type\":\"pong\"}` for a ping.\n\n"
+        "Client to server: only `\"ping\"` or `{\"type\":\"ping\"}`; anything else closes "
+        "with 4400. Closes with 4401 / 4403 when the session ends or the role no longer "
+        "allows it, 4408 when the client reads too slowly. A foreign `Origin` is refused (403).",
+        same_origin=True,
+        messages={"ping": SUPERVISORS},
+    ),
+    Route(
+        method="POST",
+        path="/api/calls/{call_id}/listen",
+        handler=takes(ListenOffer, listen),
+        rule=roles(Role.SUPERVISOR, listen=True),  # admins administer, they do not listen
+        operation_id="listen",
+        summary="Start listening: WebRTC offer in, answer out.",
+        tag="supervisors",
+        description="Refusals are put on record. 400 `bad_sdp` / `purpose_required` / "
+        "`purpose_not_allowed`, 403 with the policy's reason, 404 `unknown_call`, 410 "
+        "`call_ended`, 503 `ledger_unavailable` (fail closed).",
+        params=(CALL_ID,),
+        replies=(Reply(201, "Listening: the start is on record in the ledger.", ListenAnswer),),
+        errors=(404, 410, 503),
+        limit="listen",
+    ),
+    Route(
+        method="DELETE",
+        path="/api/listens/{session_id}",
+        handler=stop_listen,
+        rule=roles(*SUPERVISORS),
+        operation_id="stopListen",
+        summary="Stop a listen session.",
+        tag="supervisors",
+        description="The listener, or an admin. 404 `unknown_session` (not on this node).",
+        params=(path_param("session_id", "The listen session's id."),),
+        replies=(Reply(200, "OK", ListenStopped),),
+        errors=(404,),
+    ),
+    Route(
+        method="GET",
+        path="/api/listens",
+        handler=my_listens,
+        rule=roles(*SUPERVISORS),
+        operation_id="myListens",
+        summary="The caller's own running listen sessions.",
+        tag="supervisors",
+        replies=(Reply(200, "OK", RunningListens),),
+    ),
+    # Call state: CTI integrations (admin tokens), the call's agent, supervisors (the policy
+    # narrows what each may change).
+    Route(
+        method="POST",
+        path="/api/calls/{call_id}/consent",
+        handler=takes(ConsentChange, set_consent),
+        rule=CALL_STATE,
+        operation_id="setConsent",
+        summary="Record the caller's consent.",
+        tag="calls",
+        description="CTI (admin) and the call's agent freely; a supervisor only `denied`.",
+        params=(CALL_ID,),
+        replies=(Reply(200, "The call as it is now.", CallAnswer),),
+        errors=(404,),
+    ),
+    Route(
+        method="POST",
+        path="/api/calls/{call_id}/pci",
+        handler=takes(PciChange, set_pci),
+        rule=CALL_STATE,
+        operation_id="setPci",
+        summary="Enter or leave a payment (PCI) pause.",
+        tag="calls",
+        description="CTI (admin) and the call's agent freely; a supervisor may only start one.",
+        params=(CALL_ID,),
+        replies=(Reply(200, "The call as it is now.", CallAnswer),),
+        errors=(404,),
+    ),
+    Route(
+        method="POST",
+        path="/api/admin/policy/reload",
+        handler=reload_policy,
+        rule=roles(Role.ADMIN),
+        operation_id="reloadPolicy",
+        summary="Read the monitoring policy file again.",
+        tag="admin",
+        description="400 `bad_policy` with `problems`: the previous policy stays in force.",
+        replies=(Reply(200, "The policy now in force.", PolicyInForce),),
+        errors=(400,),
+    ),
+)
