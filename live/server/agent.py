@@ -17,7 +17,7 @@ from .api import RECHECK_S, _drain_client, guard
 from .bodies import answer
 from .route import Reply, Route, path_param, roles
 from .schemas import AgentHistory, HistoryRow, Notice, NoticeAnswer, Notices
-from .security import require
+from .security import check_origin, require
 from .state import STATE
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ ROUTES = (
         "(which counts as delivered), `{\"type\":\"pong\"}` for a ping.\n\n"
         "Client to server: only `\"ping\"` or `{\"type\":\"ping\"}`; anything else closes with "
         "4400. Closes with 4401 / 4403 when the session ends or the role no longer allows it.",
-        same_origin=True,
+        checks=(check_origin,),
         messages={"ping": (Role.AGENT,)},
     ),
     Route(

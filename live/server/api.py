@@ -40,7 +40,7 @@ from .schemas import (
     RunningListen,
     RunningListens,
 )
-from .security import require
+from .security import check_origin, require
 from .state import STATE
 
 log = logging.getLogger(__name__)
@@ -335,7 +335,7 @@ ROUTES = (
         "Client to server: only `\"ping\"` or `{\"type\":\"ping\"}`; anything else closes "
         "with 4400. Closes with 4401 / 4403 when the session ends or the role no longer "
         "allows it, 4408 when the client reads too slowly. A foreign `Origin` is refused (403).",
-        same_origin=True,
+        checks=(check_origin,),
         messages={"ping": SUPERVISORS},
     ),
     Route(

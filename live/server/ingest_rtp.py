@@ -79,7 +79,6 @@ def leg_metrics(source: str, stats: dict[LegName, list[LegStats]]) -> list[str]:
 
 
 async def announce(request: web.Request, body: RtpCallRequest) -> web.Response:
-    authenticate_ingest(request)
     announcement = parse_announcement(body.model_dump(exclude_none=True))
     calls = request.app[RTP_CALLS]
     call = await calls.announce(announcement)
@@ -92,7 +91,6 @@ async def announce(request: web.Request, body: RtpCallRequest) -> web.Response:
 
 
 async def end(request: web.Request) -> web.Response:
-    authenticate_ingest(request)
     await request.app[RTP_CALLS].end(request.match_info["call_id"], "deleted")
     return web.Response(status=204)
 
@@ -136,6 +134,7 @@ ROUTES = (
         path="/api/ingest/rtp/calls",
         handler=takes(RtpCallRequest, announce),
         rule=INGEST,
+        checks=(authenticate_ingest,),
         operation_id="ingestRtpAnnounce",
         summary="Announce a call sent as plain RTP.",
         tag="ingest",
@@ -151,6 +150,7 @@ ROUTES = (
         path="/api/ingest/rtp/calls/{call_id}",
         handler=end,
         rule=INGEST,
+        checks=(authenticate_ingest,),
         operation_id="ingestRtpEnd",
         summary="End a call announced as plain RTP.",
         tag="ingest",

@@ -84,12 +84,10 @@ def _security(rule: Rule, method: str) -> list[dict[str, list[str]]]:
 
 
 def _implied_errors(route: Route) -> set[int]:
-    """The error answers the route's rule, body, origin check and the abuse limits imply."""
+    """The error answers the route's rule, body and the abuse limits imply."""
     implied = {429, *route.errors}  # unknown bearer tokens from one address; per-route limits
     if route.body is not None:
         implied |= {400, 413}
-    if route.same_origin:
-        implied.add(403)  # bad_origin
     if route.rule.kind in ("roles", "signed_in"):
         implied |= {401, 403}
     elif route.rule.kind == "ingest":

@@ -21,7 +21,7 @@ from .bodies import answer
 from .errors import Handler
 from .route import PAGE, PUBLIC, SIGNED_IN, Entry, Param, Reply, Route, Static, takes
 from .schemas import SignedIn, SignedOut, SignIn, SignInMethods
-from .security import SESSION_COOKIE, identify, require
+from .security import SESSION_COOKIE, check_origin, identify, require
 from .state import STATE
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ ROUTES: tuple[Entry, ...] = (
         ),
         errors=(401, 403),
         limit="signin",
-        same_origin=True,
+        checks=(check_origin,),
     ),
     Route(
         method="GET",

@@ -22,7 +22,6 @@ from pydantic import BaseModel
 from ..types import Role
 from .bodies import read_body
 from .errors import Handler
-from .security import check_origin
 
 Kind = Literal["public", "page", "signed_in", "roles", "ingest"]
 Limit = Literal["signin", "listen"]
@@ -123,7 +122,9 @@ class Route:
     replies: tuple[Reply, ...] = ()
     errors: tuple[int, ...] = ()  # documented error statuses beyond those the rule implies
     limit: Limit | None = None
-    same_origin: bool = False  # a foreign page may not call it (login CSRF, cross-site sockets)
+    # Run in order before the handler reads anything: a browser's Origin (``check_origin``),
+    # a telephony sender's credentials (``authenticate_ingest``).
+    checks: tuple[Callable[[web.Request], object], ...] = ()
     messages: Mapping[str, tuple[Role, ...]] = field(default_factory=dict)  # a WebSocket's client messages
     optional: str | None = None  # documented, but mounted only when this feature is configured
     when: Callable[[web.Application], bool] | None = None  # mounted only when this holds
@@ -201,12 +202,13 @@ def entry_of(request: web.Request) -> Entry | None:
     return table.entries.get(route_key(route))
 
 
-def _same_origin(handler: Handler) -> Handler:
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        check_origin(request)
+def _checked(handler: Handler, checks: tuple[Callable[[web.Request], object], ...]) -> Handler:
+    async def checked(request: web.Request) -> web.StreamResponse:
+        for check in checks:
+            check(request)
         return await handler(request)
 
-    return guarded
+    return checked
 
 
 def mount(app: web.Application, entries: Iterable[Entry]) -> None:
@@ -219,7 +221,7 @@ def mount(app: web.Application, entries: Iterable[Entry]) -> None:
             continue
         if entry.when is not None and not entry.when(app):
             continue
-        handler = _same_origin(entry.handler) if entry.same_origin else entry.handler
+        handler = _checked(entry.handler, entry.checks) if entry.checks else entry.handler
         if entry.method == "GET":
             app.router.add_get(entry.path, handler)
         else:
