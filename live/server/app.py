@@ -23,10 +23,10 @@ from . import (
     ingest_sip,
     pages,
 )
-from .revocation import RevocationService
 from .abuse import AbuseLimits, abuse_middleware
 from .access import access_middleware
 from .errors import Handler, error_middleware
+from .revocation import RevocationService
 from .routes import mount_all
 from .state import STATE, ServerState
 

@@ -40,7 +40,13 @@ from typing import Any
 
 from aiohttp import web
 
-from ..audit.checkpoint import CheckpointError, parse_checkpoint, parse_note, parse_verifier_key, verify_note
+from ..audit.checkpoint import (
+    CheckpointError,
+    parse_checkpoint,
+    parse_note,
+    parse_verifier_key,
+    verify_note,
+)
 from ..audit.disclosure import (
     FORMATS,
     check_language,

@@ -178,4 +178,4 @@ ROUTES = (
     ),
 )
 
-__all__ = ["setup", "ROUTES", "Unauthorized"]
+__all__ = ["ROUTES", "Unauthorized", "setup"]

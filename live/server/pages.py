@@ -10,15 +10,14 @@ from pathlib import Path
 from aiohttp import web
 
 from ..auth import Identity
-from ..errors import Forbidden, Unauthorized
 from ..auth.oidc import OidcClient, OidcSettings
-from .oidc_routes import CALLBACK_PATH, install_oidc
 from ..config import Settings
-from ..errors import ConfigError
+from ..errors import ConfigError, Forbidden, Unauthorized
 from ..types import Role
 from .abuse import check_user_signin
 from .bodies import answer
 from .errors import Handler
+from .oidc_routes import CALLBACK_PATH, install_oidc
 from .route import PAGE, PUBLIC, SIGNED_IN, Entry, Param, Reply, Route, Static, takes
 from .schemas import SignedIn, SignedOut, SignIn, SignInMethods
 from .security import SESSION_COOKIE, check_origin, identify, require

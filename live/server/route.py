@@ -94,7 +94,7 @@ class JsonBody(Generic[B]):
     """A handler that takes a JSON body: decoded and validated through ``model`` (400 with
     the field and a code on bad input) before ``handler`` sees it."""
 
-    __slots__ = ("model", "handler")
+    __slots__ = ("handler", "model")
 
     def __init__(self, model: type[B], handler: Callable[[web.Request, B], Awaitable[web.StreamResponse]]) -> None:
         self.model = model

@@ -15,7 +15,18 @@ from typing import Any
 from aiohttp import web
 
 from ..types import Role
-from . import agent, api, audit_routes, health, ingest, ingest_audiohook, ingest_fork, ingest_rtp, oidc_routes, pages
+from . import (
+    agent,
+    api,
+    audit_routes,
+    health,
+    ingest,
+    ingest_audiohook,
+    ingest_fork,
+    ingest_rtp,
+    oidc_routes,
+    pages,
+)
 from .access import check_routes
 from .openapi import OPENAPI_PATH, build_document
 from .route import PUBLIC, ROUTE_TABLE, Entry, Reply, Route, RouteTable, Rule, mount

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, Field, NonNegativeInt
 
@@ -69,7 +69,7 @@ class ConsistencyProof(Open):
 
 class InconsistencyReport(RequestBody):
     error_code = "bad_checkpoint"
-    error_codes = {"problem": "bad_problem"}
+    error_codes: ClassVar[dict[str, str]] = {"problem": "bad_problem"}
 
     problem: Problem
     kept: Note | None = Field(
