@@ -29,8 +29,8 @@ from aiohttp import web
 
 from ..config import Settings
 from ..errors import ServiceUnavailable, TooManyRequests, Unauthorized
-from .access import rule_for
 from .errors import Handler
+from .route import Route, entry_of
 from .security import identify
 from .state import STATE
 
@@ -133,7 +133,7 @@ class AbuseLimits:
 
 
 def _failed_signin(request: web.Request, response: web.StreamResponse | None, error: Exception | None) -> bool:
-    if request.path == "/auth/link":
+    if request.method == "GET":  # a sign-in link answers with a redirect, to an error or home
         location = response.headers.get("Location", "") if response is not None else ""
         return "error=" in location
     status = getattr(error, "status", None) if error is not None else (response.status if response else None)
@@ -174,11 +174,12 @@ async def abuse_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def _limited(
     request: web.Request, handler: Handler, limits: AbuseLimits, address: str, now: float
 ) -> web.StreamResponse:
-    resource = request.match_info.route.resource
-    route = (request.method, resource.canonical if resource is not None else "")
-    if route in (("POST", "/auth/signin"), ("GET", "/auth/link")):
+    entry = entry_of(request)
+    if not isinstance(entry, Route):
+        return await handler(request)
+    if entry.limit == "signin":
         return await _signin(request, handler, limits, address, now)
-    if route == ("POST", "/api/calls/{call_id}/listen"):
+    if entry.limit == "listen":
         identity = identify(request)
         if identity is not None:
             if wait := limits.listen.retry_after(identity.user_id, now):
@@ -197,9 +198,8 @@ async def _limited(
                 )
             with _holding(limits.listens_starting, key):
                 return await handler(request)
-    rule = rule_for(request)
-    if rule is not None and rule.websocket:
-        return await _connection(request, handler, limits, rule.kind == "ingest")
+    if entry.rule.websocket:
+        return await _connection(request, handler, limits, entry.rule.kind == "ingest")
     return await handler(request)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
-from ..errors import BadRequest, LiveError, PayloadTooLarge
+from ..errors import LiveError
 from ..model import (
     BusEvent,
     CallEnded,
@@ -22,14 +22,30 @@ from ..model import (
 )
 from ..policy import SetConsent, SetPci
 from ..types import Consent, Role
-from .access import WS_MESSAGES
+from .bodies import answer
+from .route import SUPERVISORS, Reply, Route, Rule, entry_of, path_param, roles, takes
+from .schemas import (
+    Call,
+    CallAnswer,
+    Calls,
+    ConsentChange,
+    IceServer,
+    ListenAnswer,
+    ListenLeg,
+    ListenOffer,
+    ListenStopped,
+    Me,
+    PciChange,
+    PolicyInForce,
+    RunningListen,
+    RunningListens,
+)
 from .roster_json import AgentDirectory
 from .security import check_origin, require
 from .state import STATE, ServerState
 
 log = logging.getLogger(__name__)
 
-MAX_JSON_BODY = 64 * 1024
 EVENTS_QUEUE = 256
 WS_TOO_SLOW = 4408
 RECHECK_S = 5.0  # an idle socket re-checks its session this often
@@ -37,7 +53,6 @@ SUPERVISOR_ROLES = (Role.SUPERVISOR, Role.ADMIN)
 # RFC 6455 §7.4.1 leaves 1012 to IANA: "Service Restart". The console reads it as "the server
 # is restarting" and offers to resume an interrupted listen.
 WS_SERVICE_RESTART = 1012
-MAX_SESSION_ID = 64
 
 
 class RosterSockets:
@@ -49,27 +64,6 @@ class RosterSockets:
 
 
 EVENT_SOCKETS = web.AppKey("event_sockets", RosterSockets)
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
-        raise PayloadTooLarge(f"request body over {MAX_JSON_BODY} bytes")
-    # read(n) returns what has arrived so far, not n bytes: read until the end of the body.
-    raw = bytearray()
-    while len(raw) <= MAX_JSON_BODY:
-        chunk = await request.content.read(MAX_JSON_BODY + 1 - len(raw))
-        if not chunk:
-            break
-        raw += chunk
-    if len(raw) > MAX_JSON_BODY:
-        raise PayloadTooLarge(f"request body over {MAX_JSON_BODY} bytes")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
-        raise BadRequest("the body must be JSON", code="bad_json") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", code="bad_json")
-    return body
 
 
 def directory(state: ServerState) -> AgentDirectory:
@@ -110,19 +104,23 @@ def event_to_json(event: BusEvent, agents: AgentDirectory | None = None) -> dict
 async def me(request: web.Request) -> web.Response:
     identity = require(request)
     state = request.app[STATE]
-    body: dict[str, Any] = identity.to_json()
     policy = state.monitor.policy
-    body["purposes"] = list(policy.purposes if policy is not None else state.settings.purposes)
-    body["policy_version"] = policy.version if policy is not None else None
-    body["listens_at_once"] = state.settings.limits.listens_per_supervisor
-    body["ice_servers"] = [
-        {k: v for k, v in (("urls", s.urls), ("username", s.username), ("credential", s.credential)) if v}
-        for s in state.settings.ice_servers
-    ]
-    body["csrf_token"] = (
-        state.sessions.csrf_token(identity.session_id) if identity.via == "session" else None
+    return answer(
+        Me(
+            user_id=identity.user_id,
+            display_name=identity.display_name,
+            role=identity.role,
+            teams=list(identity.teams),
+            purposes=list(policy.purposes if policy is not None else state.settings.purposes),
+            policy_version=policy.version if policy is not None else None,
+            listens_at_once=state.settings.limits.listens_per_supervisor,
+            ice_servers=[
+                IceServer(**{k: v for k, v in (("urls", s.urls), ("username", s.username), ("credential", s.credential)) if v})
+                for s in state.settings.ice_servers
+            ],
+            csrf_token=state.sessions.csrf_token(identity.session_id) if identity.via == "session" else None,
+        )
     )
-    return web.json_response(body)
 
 
 async def list_calls(request: web.Request) -> web.Response:
@@ -130,8 +128,8 @@ async def list_calls(request: web.Request) -> web.Response:
     state = request.app[STATE]
     monitor = state.monitor
     agents = directory(state)
-    calls = [agents.call_json(c) for c in monitor.calls() if monitor.may_view(identity, c)]
-    return web.json_response({"calls": calls})
+    calls = [Call.model_validate(agents.call_json(c)) for c in monitor.calls() if monitor.may_view(identity, c)]
+    return answer(Calls(calls=calls))
 
 
 async def events(request: web.Request) -> web.WebSocketResponse:
@@ -140,7 +138,6 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     Only calls the policy lets this person see (``ViewRosterCall``) and events about them.
     At shutdown the socket sends what it holds, then closes with 1012 (service restart)."""
     identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
-    check_origin(request)
     state = request.app[STATE]
     monitor = state.monitor
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
@@ -248,10 +245,11 @@ async def guard(request: web.Request, ws: web.WebSocketResponse, roles: tuple[Ro
 
 
 async def _drain_client(ws: web.WebSocketResponse, request: web.Request) -> None:
-    """Read what a browser sends: only the message types ``WS_MESSAGES`` lists for this
-    socket, each checked against the session and role again before it is answered; anything
-    else closes the socket with 4400."""
-    allowed = WS_MESSAGES[request.match_info.route.resource.canonical]  # type: ignore[union-attr]
+    """Read what a browser sends: only the message types this socket's route lists
+    (``Route.messages``), each checked against the session and role again before it is
+    answered; anything else closes the socket with 4400."""
+    entry = entry_of(request)
+    allowed = entry.messages if isinstance(entry, Route) else {}
     async for message in ws:
         kind = _message_type(message)
         if kind is None or kind not in allowed:
@@ -263,36 +261,28 @@ async def _drain_client(ws: web.WebSocketResponse, request: web.Request) -> None
             await ws.send_json({"type": "pong"})
 
 
-async def listen(request: web.Request) -> web.Response:
+async def listen(request: web.Request, body: ListenOffer) -> web.Response:
     identity = require(request, (Role.SUPERVISOR,))
-    body = await read_json(request)
-    if body.get("type", "offer") != "offer":
-        raise BadRequest("type must be 'offer'", code="bad_sdp")
-    resumes = body.get("resumes")
-    if resumes is not None and (
-        not isinstance(resumes, str) or not resumes or len(resumes) > MAX_SESSION_ID
-    ):
-        raise BadRequest("resumes must be the session id of an interrupted listen", code="bad_resumes")
     monitor = request.app[STATE].monitor
-    answer, session, legs = await monitor.start_listen(
-        identity, request.match_info["call_id"], body.get("sdp"), body.get("purpose"), resumes=resumes
+    sdp, session, legs = await monitor.start_listen(
+        identity, request.match_info["call_id"], body.sdp, body.purpose, resumes=body.resumes
     )
-    return web.json_response(
-        {
-            "sdp": answer,
-            "type": "answer",
-            "session_id": session.session_id,
-            "legs": [
-                {
-                    "leg": leg,
-                    "mid": session.peer.mids.get(leg),
-                    "audible": state.audible,
-                    "available": state.available,  # false: the telephony does not send it
-                    "reason": state.reason,
-                }
+    return answer(
+        ListenAnswer(
+            sdp=sdp,
+            type="answer",
+            session_id=session.session_id,
+            legs=[
+                ListenLeg(
+                    leg=leg,
+                    mid=session.peer.mids.get(leg),
+                    audible=state.audible,
+                    available=state.available,  # false: the telephony does not send it
+                    reason=state.reason,
+                )
                 for leg, state in legs.items()
             ],
-        },
+        ),
         status=201,
     )
 
@@ -300,62 +290,55 @@ async def listen(request: web.Request) -> web.Response:
 async def stop_listen(request: web.Request) -> web.Response:
     identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
     session = await request.app[STATE].monitor.stop_listen(identity, request.match_info["session_id"])
-    return web.json_response(
-        {"session_id": session.session_id, "ended": True, "duration_s": round(time.time() - session.started_at, 3)}
+    return answer(
+        ListenStopped(session_id=session.session_id, ended=True, duration_s=round(time.time() - session.started_at, 3))
     )
 
 
 async def my_listens(request: web.Request) -> web.Response:
     identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
     sessions = request.app[STATE].monitor.sessions_of(identity)
-    return web.json_response(
-        {
-            "listens": [
-                {
-                    "session_id": s.session_id,
-                    "call_id": s.call_id,
-                    "purpose": s.purpose,
-                    "started_at": s.started_at,
-                    "dropped_packets": sum(q.dropped for q in s.queues.values()),
-                }
+    return answer(
+        RunningListens(
+            listens=[
+                RunningListen(
+                    session_id=s.session_id,
+                    call_id=s.call_id,
+                    purpose=s.purpose,
+                    started_at=s.started_at,
+                    dropped_packets=sum(q.dropped for q in s.queues.values()),
+                )
                 for s in sessions
             ]
-        }
+        )
     )
 
 
-async def set_consent(request: web.Request) -> web.Response:
+async def set_consent(request: web.Request, body: ConsentChange) -> web.Response:
     """Record the caller's consent: CTI integrations (admin) and the call's agent freely,
     a supervisor only ``denied`` (the policy's rule, ``live.policy.decide``)."""
     identity = require(request, (Role.ADMIN, Role.AGENT, Role.SUPERVISOR))
-    body = await read_json(request)
-    value = body.get("consent")
-    if not isinstance(value, str) or value not in {c.value for c in Consent}:  # {} is unhashable
-        raise BadRequest("consent must be granted, denied or unknown", code="bad_consent")
     call = await request.app[STATE].monitor.change_call(
-        identity, request.match_info["call_id"], SetConsent(Consent(value))
+        identity, request.match_info["call_id"], SetConsent(Consent(body.consent))
     )
-    return web.json_response({"call": call_to_json(call)})
+    return answer(CallAnswer(call=Call.model_validate(call_to_json(call))))
 
 
-async def set_pci(request: web.Request) -> web.Response:
+async def set_pci(request: web.Request, body: PciChange) -> web.Response:
     """Enter or leave a payment pause: CTI (admin) and the call's agent freely, a supervisor
     may only start one (the policy's rule)."""
     identity = require(request, (Role.ADMIN, Role.AGENT, Role.SUPERVISOR))
-    body = await read_json(request)
-    if not isinstance(body.get("paused"), bool):
-        raise BadRequest("paused must be true or false", code="bad_pci")
     call = await request.app[STATE].monitor.change_call(
-        identity, request.match_info["call_id"], SetPci(body["paused"])
+        identity, request.match_info["call_id"], SetPci(body.paused)
     )
-    return web.json_response({"call": call_to_json(call)})
+    return answer(CallAnswer(call=Call.model_validate(call_to_json(call))))
 
 
 async def reload_policy(request: web.Request) -> web.Response:
     """Read the policy file again (admin); 400 with the problems keeps the previous policy."""
     identity = require(request, (Role.ADMIN,))
     policy = await request.app[STATE].monitor.reload_policy(actor=identity.user_id)
-    return web.json_response({"version": policy.version, "sha256": policy.sha256})
+    return answer(PolicyInForce(version=policy.version, sha256=policy.sha256))
 
 
 async def close_event_sockets(app: web.Application) -> None:
@@ -366,17 +349,130 @@ async def close_event_sockets(app: web.Application) -> None:
 
 
 def setup(app: web.Application) -> None:
+    """The roster sockets' registry, closed at shutdown (the routes come from ``ROUTES``)."""
     app[EVENT_SOCKETS] = RosterSockets()
     app.on_shutdown.append(close_event_sockets)
-    app.router.add_post("/api/admin/policy/reload", reload_policy)
-    app.router.add_get("/api/me", me)
-    app.router.add_get("/api/calls", list_calls)
-    app.router.add_get("/api/events", events)
-    app.router.add_post("/api/calls/{call_id}/listen", listen)
-    app.router.add_delete("/api/listens/{session_id}", stop_listen)
-    app.router.add_get("/api/listens", my_listens)
-    app.router.add_post("/api/calls/{call_id}/consent", set_consent)
-    app.router.add_post("/api/calls/{call_id}/pci", set_pci)
 
 
-__all__ = ["setup", "LiveError"]
+CALL_ID = path_param("call_id", "A live call's id, as in `GET /api/calls`.")
+CALL_STATE = roles(Role.ADMIN, Role.AGENT, Role.SUPERVISOR)
+
+ROUTES = (
+    Route(
+        method="GET",
+        path="/api/me",
+        handler=me,
+        rule=Rule("signed_in"),
+        operation_id="me",
+        summary="Who is signed in, and what the console needs.",
+        tag="supervisors",
+        replies=(Reply(200, "OK", Me),),
+    ),
+    Route(
+        method="GET",
+        path="/api/calls",
+        handler=list_calls,
+        rule=roles(*SUPERVISORS),
+        operation_id="listCalls",
+        summary="The live calls the policy lets the caller see.",
+        tag="supervisors",
+        replies=(Reply(200, "OK", Calls),),
+    ),
+    Route(
+        method="GET",
+        path="/api/events",
+        handler=events,
+        rule=roles(*SUPERVISORS, websocket=True),
+        operation_id="rosterEvents",
+        summary="Roster changes, live.",
+        tag="supervisors",
+        description="Server to client: `{\"type\":\"snapshot\",\"calls\":[Call]}` at once, then "
+        "`call.started` / `call.updated` (`{type, call}`), `call.ended` (`{type, call_id}`), "
+        "`listen.started` (`{type, call_id, legs, listener}`), `listen.ended` "
+        "(`{type, call_id, session_id, reason}`), and `{\"type\":\"pong\"}` for a ping.\n\n"
+        "Client to server: only `\"ping\"` or `{\"type\":\"ping\"}`; anything else closes "
+        "with 4400. Closes with 4401 / 4403 when the session ends or the role no longer "
+        "allows it, 4408 when the client reads too slowly. A foreign `Origin` is refused (403).",
+        checks=(check_origin,),
+        messages={"ping": SUPERVISORS},
+    ),
+    Route(
+        method="POST",
+        path="/api/calls/{call_id}/listen",
+        handler=takes(ListenOffer, listen),
+        rule=roles(Role.SUPERVISOR, listen=True),  # admins administer, they do not listen
+        operation_id="listen",
+        summary="Start listening: WebRTC offer in, answer out.",
+        tag="supervisors",
+        description="Refusals are put on record. 400 `bad_sdp` / `purpose_required` / "
+        "`purpose_not_allowed`, 403 with the policy's reason, 404 `unknown_call`, 410 "
+        "`call_ended`, 503 `ledger_unavailable` (fail closed).",
+        params=(CALL_ID,),
+        replies=(Reply(201, "Listening: the start is on record in the ledger.", ListenAnswer),),
+        errors=(404, 410, 503),
+        limit="listen",
+    ),
+    Route(
+        method="DELETE",
+        path="/api/listens/{session_id}",
+        handler=stop_listen,
+        rule=roles(*SUPERVISORS),
+        operation_id="stopListen",
+        summary="Stop a listen session.",
+        tag="supervisors",
+        description="The listener, or an admin. 404 `unknown_session` (not on this node).",
+        params=(path_param("session_id", "The listen session's id."),),
+        replies=(Reply(200, "OK", ListenStopped),),
+        errors=(404,),
+    ),
+    Route(
+        method="GET",
+        path="/api/listens",
+        handler=my_listens,
+        rule=roles(*SUPERVISORS),
+        operation_id="myListens",
+        summary="The caller's own running listen sessions.",
+        tag="supervisors",
+        replies=(Reply(200, "OK", RunningListens),),
+    ),
+    # Call state: CTI integrations (admin tokens), the call's agent, supervisors (the policy
+    # narrows what each may change).
+    Route(
+        method="POST",
+        path="/api/calls/{call_id}/consent",
+        handler=takes(ConsentChange, set_consent),
+        rule=CALL_STATE,
+        operation_id="setConsent",
+        summary="Record the caller's consent.",
+        tag="calls",
+        description="CTI (admin) and the call's agent freely; a supervisor only `denied`.",
+        params=(CALL_ID,),
+        replies=(Reply(200, "The call as it is now.", CallAnswer),),
+        errors=(404,),
+    ),
+    Route(
+        method="POST",
+        path="/api/calls/{call_id}/pci",
+        handler=takes(PciChange, set_pci),
+        rule=CALL_STATE,
+        operation_id="setPci",
+        summary="Enter or leave a payment (PCI) pause.",
+        tag="calls",
+        description="CTI (admin) and the call's agent freely; a supervisor may only start one.",
+        params=(CALL_ID,),
+        replies=(Reply(200, "The call as it is now.", CallAnswer),),
+        errors=(404,),
+    ),
+    Route(
+        method="POST",
+        path="/api/admin/policy/reload",
+        handler=reload_policy,
+        rule=roles(Role.ADMIN),
+        operation_id="reloadPolicy",
+        summary="Read the monitoring policy file again.",
+        tag="admin",
+        description="400 `bad_policy` with `problems`: the previous policy stays in force.",
+        replies=(Reply(200, "The policy now in force.", PolicyInForce),),
+        errors=(400,),
+    ),
+)

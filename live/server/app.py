@@ -15,23 +15,21 @@ from ..config import Settings
 from ..service import Monitor
 from ..types import EndReason
 from . import (
-    agent,
     api,
     audit,
-    audit_entries,
     ingest,
     ingest_audiohook,
     ingest_audiosocket,
     ingest_fork,
     ingest_rtp,
     ingest_sip,
-    openapi,
     pages,
 )
-from .revocation import RevocationService
 from .abuse import AbuseLimits, abuse_middleware
-from .access import access_middleware, check_routes
+from .access import access_middleware
 from .errors import Handler, error_middleware
+from .revocation import RevocationService
+from .routes import mount_all
 from .state import STATE, ServerState
 
 log = logging.getLogger(__name__)
@@ -88,63 +86,6 @@ def make_ledger(settings: Settings) -> Ledger:
     )
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    if not state.ready:
-        return web.json_response({"status": "starting"}, status=503)
-    reason = state.monitor.unready_reason()
-    if reason is not None:  # listens would be refused (fail closed): take no traffic
-        return web.json_response({"status": "unavailable", "reason": reason}, status=503)
-    return web.json_response({"status": "ready", "node_id": state.monitor.node_id})
-
-
-async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format: what an operator watches."""
-    state = request.app[STATE]
-    monitor = state.monitor
-    queues = [q for s in monitor.sessions.values() for q in s.queues.values()]
-    received = sum(m.agent.received + m.caller.received for m in monitor.local.values())
-    lines = [
-        "# TYPE live_calls gauge",
-        f"live_calls{{scope=\"node\"}} {len(monitor.local)}",
-        f"live_calls{{scope=\"cluster\"}} {len(monitor.roster.calls)}",
-        "# TYPE live_listen_sessions gauge",
-        f"live_listen_sessions {len(monitor.sessions)}",
-        "# TYPE live_packets_ingested_total counter",
-        f"live_packets_ingested_total {received}",
-        "# TYPE live_packets_delivered_total counter",
-        f"live_packets_delivered_total {sum(q.delivered for q in queues)}",
-        "# TYPE live_packets_dropped_total counter",
-        f"live_packets_dropped_total {sum(q.dropped for q in queues)}",
-        "# TYPE live_ledger_spooled gauge",
-        f"live_ledger_spooled {monitor.spool.waiting}",
-        "# TYPE live_ledger_writable gauge",
-        f"live_ledger_writable {0 if monitor.spool.problem else 1}",
-        "# TYPE live_listen_refused_total counter",
-        f"live_listen_refused_total {monitor.refused}",
-        "# TYPE live_ingest_connections_total counter",
-        f"live_ingest_connections_total{{result=\"accepted\"}} {state.ingest.accepted}",
-        f"live_ingest_connections_total{{result=\"refused\"}} {state.ingest.refused}",
-        "# TYPE live_ingest_frames_rejected_total counter",
-        f"live_ingest_frames_rejected_total {state.ingest.rejected_frames}",
-        "# TYPE live_ingest_protocol_errors_total counter",
-        f"live_ingest_protocol_errors_total {state.ingest.protocol_errors}",
-        "# TYPE live_abuse_refused_total counter",
-        *(f"live_abuse_refused_total{{limit=\"{what}\"}} {count}" for what, count in sorted(state.limits.refused.items())),
-        "# TYPE live_websockets gauge",
-        f"live_websockets {state.limits.open_ws_total}",
-        "# TYPE live_packets_late_total counter",
-        f"live_packets_late_total {sum(m.agent.late + m.caller.late for m in monitor.local.values())}",
-    ]
-    for source in state.metric_sources:
-        lines.extend(source())
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
-
-
 def create_app(settings: Settings, *, users: UserStore | None = None, monitor: Monitor | None = None) -> web.Application:
     """The whole server as an aiohttp application; the monitor starts and stops with it."""
     app = web.Application(middlewares=[security_headers, error_middleware, abuse_middleware, access_middleware], client_max_size=64 * 1024)
@@ -180,13 +121,9 @@ def create_app(settings: Settings, *, users: UserStore | None = None, monitor: M
 
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(end_listens)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    # What the routes need (their state, lifecycles, metrics); the routes come from the table.
     api.setup(app)
-    agent.setup(app)
     audit.setup(app)
-    audit_entries.setup(app)
     ingest.setup(app)
     ingest_audiohook.setup(app)
     ingest_fork.setup(app)
@@ -194,6 +131,5 @@ def create_app(settings: Settings, *, users: UserStore | None = None, monitor: M
     ingest_rtp.setup(app)  # before ingest_sip: it owns the RTP port pool both use
     ingest_sip.setup(app)
     pages.setup(app)
-    openapi.setup(app)
-    check_routes(app)
+    mount_all(app)
     return app

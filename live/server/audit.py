@@ -41,6 +41,7 @@ from typing import Any
 from aiohttp import web
 
 from ..audit.checkpoint import CheckpointError, parse_checkpoint, parse_note, parse_verifier_key, verify_note
+from ..audit.export import verify_bundle
 from ..audit.log import MerkleLedger
 from ..audit.proofs import b64
 from ..audit.witnessed import BOOK_FILE, CosignatureBook, with_cosignatures
@@ -61,22 +62,26 @@ from ..reports.service import (
 )
 from ..reports.sessions import join_sessions
 from ..types import Role
-from .api import read_json
+from .bodies import answer
+from .route import AUDITORS
+from .schemas_audit import (
+    Checkpoint,
+    ConsistencyProof,
+    CosignatureIn,
+    Cosigned,
+    InclusionProof,
+    InconsistencyReport,
+    ListenRecord,
+    Recorded,
+    Sessions,
+    Verified,
+    Witnessed,
+)
 from .security import require
 from .state import STATE
 
 log = logging.getLogger(__name__)
 
-AUDITORS = (Role.AUDITOR, Role.ADMIN)
-INCONSISTENCY_PROBLEMS = (
-    "key_changed",  # the verifier key differs from the one the page pinned
-    "bad_signature",  # the served checkpoint is not signed by the served key
-    "origin_changed",  # the served checkpoint is of another log
-    "shrunk",  # the served tree is smaller than the kept one
-    "inconsistent",  # the consistency proof does not link the kept root to the served one
-)
-"""What an agent's page may report (web/agent/ledger-check.js)."""
-MAX_NOTE_CHARS = 8192
 COSIGNATURES = web.AppKey("cosignatures", CosignatureBook)
 COSIGNATURES_LOCK = web.AppKey("cosignatures_lock", asyncio.Lock)
 REQUEST_ERRORS = (PeriodError, LanguageError, FormatError)
@@ -144,40 +149,29 @@ async def checkpoint(request: web.Request) -> web.Response:
     key = ledger.verifier_key()
     cp = verify_note(note, key)
     witnessed = await asyncio.to_thread(request.app[COSIGNATURES].read)
-    return web.json_response(
-        {
-            "checkpoint": with_cosignatures(note, witnessed),
-            "verifier_key": key,
-            "origin": cp.origin,
-            "tree_size": cp.size,
-            "root": b64(cp.root),
-            "witnesses": [
-                {
-                    "witness": w.name,
-                    "witness_key": w.witness_key,
-                    "tree_size": w.tree_size,
-                    "timestamp": w.timestamp,
-                }
+    return answer(
+        Checkpoint(
+            checkpoint=with_cosignatures(note, witnessed),
+            verifier_key=key,
+            origin=cp.origin,
+            tree_size=cp.size,
+            root=b64(cp.root),
+            witnesses=[
+                Witnessed(witness=w.name, witness_key=w.witness_key, tree_size=w.tree_size, timestamp=w.timestamp)
                 for w in sorted(witnessed, key=lambda w: w.name)
             ],
-        }
+        )
     )
 
 
-async def add_cosignature(request: web.Request) -> web.Response:
+async def add_cosignature(request: web.Request, body: CosignatureIn) -> web.Response:
     """``{checkpoint, cosignature, witness_key}``: store a witness's cosignature line
     (c2sp.org/tlog-cosignature) of a checkpoint this node signed. 400 ``bad_checkpoint``
     when it does not verify; 403 ``unknown_witness`` when ``LIVE_LEDGER_WITNESSES`` lists
     witnesses and this is not one; 409 ``witness_rollback`` when the witness had cosigned a
     larger tree."""
     require(request, AUDITORS)
-    body = await read_json(request)
-    note, line, witness_key = (body.get(k) for k in ("checkpoint", "cosignature", "witness_key"))
-    if not all(isinstance(v, str) and v for v in (note, line, witness_key)):
-        raise BadRequest(
-            "checkpoint, cosignature and witness_key are required strings", code="bad_cosignature"
-        )
-    assert isinstance(note, str) and isinstance(line, str) and isinstance(witness_key, str)
+    note, line, witness_key = body.checkpoint, body.cosignature, body.witness_key
     allowed = request.app[STATE].settings.ledger.witnesses
     if allowed and witness_key.strip() not in allowed:
         raise Forbidden("this witness key is not in LIVE_LEDGER_WITNESSES", code="unknown_witness")
@@ -191,9 +185,7 @@ async def add_cosignature(request: web.Request) -> web.Response:
             if exc.fields.get("rollback"):
                 raise Conflict(exc.message, code="witness_rollback") from exc
             raise
-    return web.json_response(
-        {"witness": entry.name, "tree_size": entry.tree_size, "timestamp": entry.timestamp}
-    )
+    return answer(Cosigned(witness=entry.name, tree_size=entry.tree_size, timestamp=entry.timestamp))
 
 
 async def inclusion_proof(request: web.Request) -> web.Response:
@@ -219,7 +211,7 @@ async def inclusion_proof(request: web.Request) -> web.Response:
     body: dict[str, Any] = {**proof.to_json(), "leaf": entry.leaf().decode("utf-8")}
     if note is not None:
         body["checkpoint"] = note
-    return web.json_response(body)
+    return answer(InclusionProof.model_validate(body))
 
 
 async def consistency_proof(request: web.Request) -> web.Response:
@@ -238,20 +230,14 @@ async def consistency_proof(request: web.Request) -> web.Response:
     body: dict[str, Any] = proof.to_json()
     if note is not None:
         body["checkpoint"] = note
-    return web.json_response(body)
+    return answer(ConsistencyProof.model_validate(body))
 
 
-def _note_size(body: Mapping[str, Any], name: str, *, optional: bool = False) -> tuple[str | None, int | None]:
+def _note_size(note: str | None, name: str) -> tuple[str | None, int | None]:
     """A signed checkpoint note from the body, and its tree size. Parsed, not verified: the
     kept one may be signed by a key the log no longer uses, which is what is reported."""
-    note = body.get(name)
-    if note is None and optional:
+    if note is None:
         return None, None
-    if not isinstance(note, str) or not note or len(note) > MAX_NOTE_CHARS:
-        raise BadRequest(
-            f"{name} must be a signed checkpoint note of at most {MAX_NOTE_CHARS} characters",
-            code="bad_checkpoint",
-        )
     try:
         size = parse_checkpoint(parse_note(note).text).size
     except CheckpointError as exc:
@@ -259,21 +245,16 @@ def _note_size(body: Mapping[str, Any], name: str, *, optional: bool = False) ->
     return note, size
 
 
-async def report_inconsistency(request: web.Request) -> web.Response:
+async def report_inconsistency(request: web.Request, body: InconsistencyReport) -> web.Response:
     """``{problem, kept, served}``: the agent's page holds the signed checkpoint ``kept`` from
     an earlier visit (``null`` on a first visit), and what this node served now (``served``)
     does not extend it or does not verify (the ``problem`` says how). Logged, and appended as ``checkpoint.inconsistent`` (a log that
     was rewritten may lose that entry again; the log line and the page's banner remain).
     Answers 202 with the entry's ``seq``."""
     identity = require(request, (Role.AGENT,))
-    body = await read_json(request)
-    problem = body.get("problem")
-    if problem not in INCONSISTENCY_PROBLEMS:
-        raise BadRequest(
-            f"problem must be one of {', '.join(INCONSISTENCY_PROBLEMS)}", code="bad_problem"
-        )
-    kept, kept_size = _note_size(body, "kept", optional=True)
-    served, served_size = _note_size(body, "served")
+    problem = body.problem
+    kept, kept_size = _note_size(body.kept, "kept")
+    served, served_size = _note_size(body.served, "served")
     log.warning(
         "agent %s reports the ledger inconsistent with a checkpoint they kept: %s "
         "(kept size %s, served size %s)",
@@ -296,7 +277,7 @@ async def report_inconsistency(request: web.Request) -> web.Response:
         problem=problem,
         **{k: v for k, v in fields.items() if v is not None},
     )
-    return web.json_response({"recorded": seq}, status=202)
+    return answer(Recorded(recorded=seq), status=202)
 
 
 # --------------------------------------------------------------------------- sessions, verify
@@ -324,15 +305,15 @@ async def sessions(request: web.Request) -> web.Response:
         if supervisor is None or r.listener_id == supervisor
     ]
     records.reverse()
-    return web.json_response(
-        {
-            "sessions": [
-                {**r.to_json(), "started_local": local(r.started_at, zone).isoformat()}
+    return answer(
+        Sessions(
+            sessions=[
+                ListenRecord.model_validate({**r.to_json(), "started_local": local(r.started_at, zone).isoformat()})
                 for r in records
             ],
-            "count": len(records),
-            "timezone": zone.key,
-        }
+            count=len(records),
+            timezone=zone.key,
+        )
     )
 
 
@@ -353,7 +334,7 @@ async def verify(request: web.Request) -> web.Response:
         witnesses=witnesses,
         checkpoint_interval_s=interval,
     )
-    return web.json_response({**report.to_json(), "verifier_key": ledger.verifier_key()})
+    return answer(Verified.model_validate({**report.to_json(), "verifier_key": ledger.verifier_key()}))
 
 
 # --------------------------------------------------------------------------- exports, reports
@@ -443,14 +424,6 @@ async def report(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    """The cosignature book the checkpoint and cosignature routes share."""
     app[COSIGNATURES] = CosignatureBook(app[STATE].settings.data_dir / BOOK_FILE)
     app[COSIGNATURES_LOCK] = asyncio.Lock()
-    app.router.add_get("/api/audit/checkpoint", checkpoint)
-    app.router.add_post("/api/audit/cosignatures", add_cosignature)
-    app.router.add_get("/api/audit/proof/inclusion", inclusion_proof)
-    app.router.add_get("/api/audit/proof/consistency", consistency_proof)
-    app.router.add_post("/api/audit/inconsistency", report_inconsistency)
-    app.router.add_get("/api/audit/sessions", sessions)
-    app.router.add_get("/api/audit/verify", verify)
-    app.router.add_get("/api/audit/export", export)
-    app.router.add_get("/api/audit/report", report)

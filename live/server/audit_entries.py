@@ -22,7 +22,10 @@ from ..audit.entry import LedgerEntry
 from ..audit.events import EVENT_KINDS
 from ..errors import BadRequest
 from ..reports.periods import PeriodError, local, parse_period, zone_named
-from .audit import AUDITORS, _bad_request, _int, _ledger
+from .audit import _bad_request, _int, _ledger
+from .bodies import answer
+from .route import AUDITORS, Param, Reply, Route, roles
+from .schemas_audit import Entries, LedgerEntryView
 from .security import require
 
 PAGE_DEFAULT = 100
@@ -32,19 +35,20 @@ WINDOW = 2000
 in the store, because it is a personal detail stored beside the leaf)."""
 
 
-def entry_json(entry: LedgerEntry, zone: Any) -> dict[str, Any]:
+def entry_view(entry: LedgerEntry, zone: Any) -> LedgerEntryView:
     """One entry for the page: its leaf's place and kind, who acted, and every field still
     held (personal details included until retention erases them)."""
-    return {
-        "seq": entry.seq,
-        "kind": entry.kind,
-        "at": entry.at,
-        "at_local": local(entry.at, zone).isoformat(),
-        "actor": entry.actor,
-        "agent_id": entry.public_fields.get("agent_id"),
-        "details_erased": entry.details_erased,
-        "fields": entry.fields,
-    }
+    agent = entry.public_fields.get("agent_id")
+    return LedgerEntryView(
+        seq=entry.seq,
+        kind=entry.kind,
+        at=entry.at,
+        at_local=local(entry.at, zone).isoformat(),
+        actor=entry.actor,
+        agent_id=agent if isinstance(agent, str) else None,
+        details_erased=entry.details_erased,
+        fields=dict(entry.fields),
+    )
 
 
 async def entries(request: web.Request) -> web.Response:
@@ -84,16 +88,38 @@ async def entries(request: web.Request) -> web.Response:
                     break
         stop = start
     more = len(found) == limit and found[-1].seq > 0
-    return web.json_response(
-        {
-            "entries": [entry_json(e, zone) for e in found],
-            "next_before": found[-1].seq if more else None,
-            "tree_size": size,
-            "kinds": sorted(EVENT_KINDS),
-            "timezone": zone.key,
-        }
+    return answer(
+        Entries(
+            entries=[entry_view(e, zone) for e in found],
+            next_before=found[-1].seq if more else None,
+            tree_size=size,
+            kinds=sorted(EVENT_KINDS),
+            timezone=zone.key,
+        )
     )
 
 
-def setup(app: web.Application) -> None:
-    app.router.add_get("/api/audit/entries", entries)
+ROUTES = (
+    Route(
+        method="GET",
+        path="/api/audit/entries",
+        handler=entries,
+        rule=roles(*AUDITORS),
+        operation_id="auditEntries",
+        summary="Every ledger entry, of every kind, newest first, a page at a time.",
+        tag="audit",
+        description="400 `bad_kind`, `bad_limit`, `bad_seq`, `bad_date`, `bad_timezone`.",
+        params=(
+            Param("kind", "Only entries of this kind."),
+            Param("actor", "Only this actor's (user id, or `system`; erased details no longer match)."),
+            Param("agent", "Only entries about this agent."),
+            Param("from", "Start date `YYYY-MM-DD` or ISO 8601 date-time (in `tz` unless it names a zone)."),
+            Param("to", "End date (inclusive) or date-time."),
+            Param("tz", "IANA time zone (default UTC)."),
+            Param("limit", f"Entries per page, 1-{PAGE_MAX} (default {PAGE_DEFAULT}).", {"type": "string", "pattern": "^[0-9]{1,18}$"}),
+            Param("before", "Only entries below this sequence number.", {"type": "string", "pattern": "^[0-9]{1,18}$"}),
+        ),
+        replies=(Reply(200, "OK", Entries),),
+        errors=(400, 503),
+    ),
+)

@@ -15,6 +15,7 @@ from ..config import Settings
 from ..errors import LiveError, Unauthorized
 from ..ingest.joined import JoinedCalls
 from ..ingest.twilio import TwilioStream
+from .route import INGEST_SOCKET, Route
 from .security import is_loopback
 from .state import STATE
 
@@ -146,7 +147,26 @@ def setup(app: web.Application) -> None:
     state = app[STATE]
     app[TWILIO] = TwilioIngest(JoinedCalls(state.monitor))
     state.metric_sources.append(app[TWILIO].metric_lines)
-    app.router.add_get("/ingest/twilio", twilio)
 
 
-__all__ = ["setup", "Unauthorized"]
+ROUTES = (
+    Route(
+        method="GET",
+        path="/ingest/twilio",
+        handler=twilio,
+        rule=INGEST_SOCKET,
+        operation_id="ingestTwilio",
+        summary="Twilio Media Streams in.",
+        tag="ingest",
+        description="Client to server: Twilio Media Streams JSON text frames (`connected`, `start`, `media`, "
+        "`mark`, `stop`). Binary frames close with 4400, a protocol error with 4000 + its status. "
+        "Split streams (`<Stream track=\"inbound_track\">` and `track=\"outbound_track\">` for one "
+        "`callSid`) are one call with two legs on the node that has the call; a stream whose track "
+        "is already sent closes with 4409 `duplicate_call`, one that reaches another node of a "
+        "cluster with 4409 `call_on_other_node`. The call ends with its last stream. "
+        "Authenticated by the ingest secret (`X-Live-Ingest-Secret` or a bearer token), a valid "
+        "`X-Twilio-Signature`, or loopback when trusted; otherwise 401 `ingest_unauthenticated`.",
+    ),
+)
+
+__all__ = ["ROUTES", "Unauthorized", "setup"]

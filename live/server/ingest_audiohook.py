@@ -37,6 +37,7 @@ from ..ingest import httpsig
 from ..ingest.audiohook_calls import AudioHookCalls
 from ..ingest.audiohook_session import AudioHookSession, CallKeys, Handshake
 from ..model import CallUpdated
+from .route import INGEST_SOCKET, Route
 from .security import is_loopback
 from .state import STATE
 
@@ -247,4 +248,26 @@ def setup(app: web.Application) -> None:
 
     app.on_shutdown.append(on_shutdown)
     app.cleanup_ctx.append(lifecycle)
-    app.router.add_get("/ingest/audiohook", audiohook)
+
+
+ROUTES = (
+    Route(
+        method="GET",
+        path="/ingest/audiohook",
+        handler=audiohook,
+        rule=INGEST_SOCKET,
+        operation_id="ingestAudiohook",
+        summary="Genesys Cloud AudioHook (protocol version 2) in.",
+        tag="ingest",
+        description="Client to server: AudioHook JSON text messages (`open`, `ping`, `paused`, `resumed`, "
+        "`update`, `discarded`, `error`, `close`) and binary frames of interleaved PCMU or L16 "
+        "audio (`external` = caller, `internal` = agent). Server to client: `opened`, `pong`, "
+        "`pause`, `resume`, `updated`, `disconnect`, `reconnect`, `closed`. Authenticated at the "
+        "handshake by `X-API-KEY` (`LIVE_AUDIOHOOK_API_KEYS`) and, where a client secret is "
+        "configured, the HTTP message signature (`Signature-Input`, `Signature`; RFC 9421, "
+        "HMAC-SHA256, 5 s clock skew, each nonce once); otherwise 401 `ingest_unauthenticated`. "
+        "With `LIVE_INGEST_LOOPBACK_TRUST` a loopback sender that presents no key is let in. "
+        "An all-zero `conversationId` is a connection probe (answered, no call). Audio of any "
+        "frame length is paced to listeners as 20 ms packets.",
+    ),
+)

@@ -24,6 +24,7 @@ from ..errors import LiveError, NotFound
 from ..ingest.fork import KINDS, SUBPROTOCOLS, ForkStream
 from ..ingest.joined import JoinedCalls
 from .ingest import authenticate_ingest, close_reason, ingest_secrets
+from .route import INGEST_SOCKET, Route, path_param
 from .state import STATE
 
 log = logging.getLogger(__name__)
@@ -150,4 +151,28 @@ def setup(app: web.Application) -> None:
     state = app[STATE]
     app[FORKS] = ForkIngest(JoinedCalls(state.monitor))
     state.metric_sources.append(app[FORKS].metric_lines)
-    app.router.add_get("/ingest/fork/{kind}", fork)
+
+
+ROUTES = (
+    Route(
+        method="GET",
+        path="/ingest/fork/{kind}",
+        handler=fork,
+        rule=INGEST_SOCKET,
+        operation_id="ingestFork",
+        summary="L16 WebSocket forks in (FreeSWITCH, jambonz, Vonage).",
+        tag="ingest",
+        description="`kind` is `freeswitch` (mod_audio_fork / mod_audio_stream), `jambonz` (`listen`, "
+        "subprotocol `audio.jambonz.org`) or `vonage` (Voice WebSocket). The first text frame "
+        "carries the call's metadata, then binary 16-bit little-endian PCM at 8 or 16 kHz: mono "
+        "is one leg per socket (`leg`: `agent` or `caller`, default caller; two mono sockets with "
+        "one call id are one call), stereo both legs (channel 0 caller, channel 1 agent); `mixed` "
+        "closes with 4400. Call id keys: freeswitch `call_id`/`uuid` (metadata or query string), "
+        "jambonz `callSid`, vonage `call_id`/`uuid`/`conversation_uuid` (from the endpoint's "
+        "headers). Subprotocols `audio.jambonz.org` and `audio.drachtio.org` are accepted. "
+        "Authenticated like `/ingest/twilio`, or by the ingest secret as the password of HTTP basic "
+        "authentication (jambonz `wsAuth`) or as the `secret` query parameter; otherwise 401. "
+        "No metadata within 10 s closes with 4408; an unknown `kind` is 404 `unknown_fork`.",
+        params=(path_param("kind", "The fork's protocol.", {"enum": ["freeswitch", "jambonz", "vonage"]}),),
+    ),
+)

@@ -14,8 +14,10 @@ from ..ingest.rtp import LegStats
 from ..ingest.rtp_calls import PlainRtpCalls, parse_announcement
 from ..ingest.rtp_ports import RtpPortPool, parse_port_range
 from ..types import LegName
-from .api import read_json
+from .bodies import answer
 from .ingest import authenticate_ingest
+from .route import INGEST, Reply, Route, path_param, takes
+from .schemas import RtpCall, RtpCallRequest, RtpPorts
 from .state import STATE
 
 log = logging.getLogger(__name__)
@@ -76,25 +78,19 @@ def leg_metrics(source: str, stats: dict[LegName, list[LegStats]]) -> list[str]:
     return lines
 
 
-async def announce(request: web.Request) -> web.Response:
-    authenticate_ingest(request)
-    announcement = parse_announcement(await read_json(request))
+async def announce(request: web.Request, body: RtpCallRequest) -> web.Response:
+    announcement = parse_announcement(body.model_dump(exclude_none=True))
     calls = request.app[RTP_CALLS]
     call = await calls.announce(announcement)
     _bind, address = rtp_hosts(request.app[STATE].settings)
-    return web.json_response(
-        {
-            "call_id": call.call_id,
-            "codec": call.codec,
-            "address": address,
-            "ports": {leg: endpoint.port for leg, endpoint in call.endpoints.items()},
-        },
+    ports = {leg: endpoint.port for leg, endpoint in call.endpoints.items()}
+    return answer(
+        RtpCall(call_id=call.call_id, codec=call.codec, address=address, ports=RtpPorts(**ports)),
         status=201,
     )
 
 
 async def end(request: web.Request) -> web.Response:
-    authenticate_ingest(request)
     await request.app[RTP_CALLS].end(request.match_info["call_id"], "deleted")
     return web.Response(status=204)
 
@@ -130,5 +126,36 @@ def setup(app: web.Application) -> None:
             state.rtp_pool.close()
 
     app.cleanup_ctx.append(lifecycle)
-    app.router.add_post("/api/ingest/rtp/calls", announce)
-    app.router.add_delete("/api/ingest/rtp/calls/{call_id}", end)
+
+
+ROUTES = (
+    Route(
+        method="POST",
+        path="/api/ingest/rtp/calls",
+        handler=takes(RtpCallRequest, announce),
+        rule=INGEST,
+        checks=(authenticate_ingest,),
+        operation_id="ingestRtpAnnounce",
+        summary="Announce a call sent as plain RTP.",
+        tag="ingest",
+        description="For senders of plain RTP (Asterisk ARI `externalMedia`, GStreamer, ffmpeg): one UDP "
+        "port per leg comes back. PT 0 (PCMU) or 8 (PCMA), 20 ms. The call ends with `DELETE`, "
+        "or when no RTP arrives for `LIVE_RTP_TIMEOUT_S`. 503 `rtp_ports_exhausted` when every "
+        "port of `LIVE_RTP_PORTS` is in use.",
+        replies=(Reply(201, "The call is live; send each leg's RTP to its port.", RtpCall),),
+        errors=(409, 503),
+    ),
+    Route(
+        method="DELETE",
+        path="/api/ingest/rtp/calls/{call_id}",
+        handler=end,
+        rule=INGEST,
+        checks=(authenticate_ingest,),
+        operation_id="ingestRtpEnd",
+        summary="End a call announced as plain RTP.",
+        tag="ingest",
+        params=(path_param("call_id", "The id given when the call was announced."),),
+        replies=(Reply(204, "Ended: its listens end as `call-ended`."),),
+        errors=(404,),
+    ),
+)

@@ -3,7 +3,8 @@
 The handlers keep the flow's secrets (state, nonce, PKCE verifier, where to go next) in a
 short-lived signed cookie that only the callback path receives, drive ``OidcClient``
 (``live.auth.oidc``) and hand the resulting ``Identity`` to the server's own
-``start_session``; they do not know how sessions are stored.
+``start_session``; they do not know how sessions are stored. ``install_oidc`` gives an
+application its ``OidcFlow``; the routes (``ROUTES``) are mounted only where one is installed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..auth import Identity
 from ..auth.oidc import OidcClient, identity_from_claims
 from ..auth.tokens import SignedTokens
 from ..errors import BadRequest, ConfigError, LiveError, Unauthorized
+from .route import PUBLIC, Entry, Param, Reply, Route, mount
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,23 @@ StartSession = Callable[[web.Request, web.StreamResponse, Identity], "Awaitable[
 Landing = Callable[[Identity], str]
 
 
-def setup_oidc_routes(
+@dataclass(frozen=True, slots=True)
+class OidcFlow:
+    """One application's OpenID Connect sign-in: the client, and where the flow lands."""
+
+    client: OidcClient
+    start_session: StartSession
+    redirect_uri: str
+    landing: Landing
+    codec: PendingLoginCodec
+    cookie_path: str  # the login cookie goes only to the callback's folder (behind a prefix, if any)
+    secure: bool
+
+
+OIDC_FLOW: web.AppKey[OidcFlow] = web.AppKey("live_oidc_flow", OidcFlow)
+
+
+def install_oidc(
     app: web.Application,
     client: OidcClient,
     start_session: StartSession,
@@ -114,7 +132,7 @@ def setup_oidc_routes(
     landing: str | Landing = "/",
     cookie_secret: str | None = None,
 ) -> None:
-    """Mount ``GET /auth/oidc/login`` and ``GET /auth/oidc/callback`` on ``app``.
+    """Give ``app`` its OpenID Connect flow (``ROUTES`` are mounted where one is installed).
 
     ``redirect_uri`` is the callback's public URL as registered at the provider (it may sit
     behind a path prefix, but must end in ``/auth/oidc/callback``). ``start_session(request,
@@ -130,81 +148,153 @@ def setup_oidc_routes(
             f"OIDC redirect URI must end in {CALLBACK_PATH}: {redirect_uri!r}",
             setting="oidc_redirect_uri",
         )
-    # The login cookie goes only to the callback's folder (behind a prefix, if any).
-    cookie_path = public_path[: -len("callback")]
-    secure = redirect_uri.startswith("https://")
-    codec = PendingLoginCodec(cookie_secret or client.settings.client_secret)
-    landing_for: Landing = (lambda _identity: landing) if isinstance(landing, str) else landing
-
-    async def login(request: web.Request) -> web.StreamResponse:
-        auth = await client.authorization_url(redirect_uri)
-        pending = PendingLogin(
-            auth.state,
-            auth.nonce,
-            auth.code_verifier,
-            local_path(request.query.get("next")),
-            time.time() + STATE_TTL_S,
-        )
-        response = web.Response(
-            status=302, headers={"Location": auth.url, "Cache-Control": "no-store"}
-        )
-        response.set_cookie(
-            STATE_COOKIE,
-            codec.seal(pending),
-            max_age=STATE_TTL_S,
-            path=cookie_path,
-            httponly=True,
-            samesite="Lax",  # must come back on the provider's top-level redirect to us
-            secure=secure,
-        )
-        return response
-
-    async def callback(request: web.Request) -> web.StreamResponse:
-        query = request.query
-        try:
-            if "error" in query:
-                # RFC 6749 section 4.1.2.1: the user declined, or the provider refused.
-                raise Unauthorized(
-                    f"the provider did not sign you in: {query['error']} {query.get('error_description', '')}".strip(),
-                    code="oidc_provider_error",
-                    provider_error=query["error"],
-                )
-            pending = codec.open(request.cookies.get(STATE_COOKIE, ""), time.time())
-            if pending is None:
-                raise Unauthorized(
-                    "sign-in expired or began in another browser; start again",
-                    code="oidc_missing_state",
-                )
-            if not hmac.compare_digest(query.get("state", "").encode(), pending.state.encode()):
-                raise Unauthorized("sign-in state does not match", code="oidc_bad_state")
-            metadata = await client.discover()
-            iss = query.get("iss")
-            if (iss is not None and iss != metadata.issuer) or (
-                iss is None and metadata.iss_parameter_supported
-            ):
-                raise Unauthorized(
-                    "authorization response is from another issuer", code="oidc_bad_issuer"
-                )
-            code = query.get("code", "")
-            if not code:
-                raise BadRequest("authorization response has no code", code="oidc_missing_code")
-            tokens = await client.exchange(code, redirect_uri, pending.code_verifier)
-            claims = await client.validate_id_token(tokens.id_token, pending.nonce)
-            identity = identity_from_claims(claims, client.settings.claim_mapping)
-        except LiveError as exc:
-            log.warning("OIDC sign-in refused: %s (%r)", exc.code, exc.message)
-            raise
-        log.info("OIDC sign-in: %s as %s", identity.user_id, identity.role.value)
-        response = _continue_page(pending.next_path or landing_for(identity))
-        response.del_cookie(STATE_COOKIE, path=cookie_path)
-        started = start_session(request, response, identity)
-        if inspect.isawaitable(started):
-            await started
-        return response
+    app[OIDC_FLOW] = OidcFlow(
+        client=client,
+        start_session=start_session,
+        redirect_uri=redirect_uri,
+        landing=(lambda _identity: landing) if isinstance(landing, str) else landing,
+        codec=PendingLoginCodec(cookie_secret or client.settings.client_secret),
+        cookie_path=public_path[: -len("callback")],
+        secure=redirect_uri.startswith("https://"),
+    )
 
     async def close_client(_app: web.Application) -> None:
         await client.aclose()
 
-    app.router.add_get(LOGIN_PATH, login)
-    app.router.add_get(CALLBACK_PATH, callback)
     app.on_cleanup.append(close_client)
+
+
+def setup_oidc_routes(
+    app: web.Application,
+    client: OidcClient,
+    start_session: StartSession,
+    redirect_uri: str,
+    *,
+    landing: str | Landing = "/",
+    cookie_secret: str | None = None,
+) -> None:
+    """``install_oidc`` and mount ``ROUTES``: OpenID Connect sign-in on an application of
+    one's own (the live server mounts its whole route table instead)."""
+    install_oidc(app, client, start_session, redirect_uri, landing=landing, cookie_secret=cookie_secret)
+    mount(app, ROUTES)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    flow = request.app[OIDC_FLOW]
+    auth = await flow.client.authorization_url(flow.redirect_uri)
+    pending = PendingLogin(
+        auth.state,
+        auth.nonce,
+        auth.code_verifier,
+        local_path(request.query.get("next")),
+        time.time() + STATE_TTL_S,
+    )
+    response = web.Response(status=302, headers={"Location": auth.url, "Cache-Control": "no-store"})
+    response.set_cookie(
+        STATE_COOKIE,
+        flow.codec.seal(pending),
+        max_age=STATE_TTL_S,
+        path=flow.cookie_path,
+        httponly=True,
+        samesite="Lax",  # must come back on the provider's top-level redirect to us
+        secure=flow.secure,
+    )
+    return response
+
+
+async def callback(request: web.Request) -> web.StreamResponse:
+    flow = request.app[OIDC_FLOW]
+    client = flow.client
+    query = request.query
+    try:
+        if "error" in query:
+            # RFC 6749 section 4.1.2.1: the user declined, or the provider refused.
+            raise Unauthorized(
+                f"the provider did not sign you in: {query['error']} {query.get('error_description', '')}".strip(),
+                code="oidc_provider_error",
+                provider_error=query["error"],
+            )
+        pending = flow.codec.open(request.cookies.get(STATE_COOKIE, ""), time.time())
+        if pending is None:
+            raise Unauthorized(
+                "sign-in expired or began in another browser; start again",
+                code="oidc_missing_state",
+            )
+        if not hmac.compare_digest(query.get("state", "").encode(), pending.state.encode()):
+            raise Unauthorized("sign-in state does not match", code="oidc_bad_state")
+        metadata = await client.discover()
+        iss = query.get("iss")
+        if (iss is not None and iss != metadata.issuer) or (iss is None and metadata.iss_parameter_supported):
+            raise Unauthorized("authorization response is from another issuer", code="oidc_bad_issuer")
+        code = query.get("code", "")
+        if not code:
+            raise BadRequest("authorization response has no code", code="oidc_missing_code")
+        tokens = await client.exchange(code, flow.redirect_uri, pending.code_verifier)
+        claims = await client.validate_id_token(tokens.id_token, pending.nonce)
+        identity = identity_from_claims(claims, client.settings.claim_mapping)
+    except LiveError as exc:
+        log.warning("OIDC sign-in refused: %s (%r)", exc.code, exc.message)
+        raise
+    log.info("OIDC sign-in: %s as %s", identity.user_id, identity.role.value)
+    response = _continue_page(pending.next_path or flow.landing(identity))
+    response.del_cookie(STATE_COOKIE, path=flow.cookie_path)
+    started = flow.start_session(request, response, identity)
+    if inspect.isawaitable(started):
+        await started
+    return response
+
+
+def _installed(app: web.Application) -> bool:
+    return OIDC_FLOW in app
+
+
+ROUTES: tuple[Entry, ...] = (
+    Route(
+        method="GET",
+        path=LOGIN_PATH,
+        handler=login,
+        rule=PUBLIC,
+        operation_id="oidcLogin",
+        summary="Start an OpenID Connect sign-in.",
+        tag="auth",
+        description="Mounted only when an OIDC issuer is configured.",
+        params=(Param("next", "A local path to land on after sign-in."),),
+        replies=(
+            Reply(
+                302,
+                "To the provider's authorization endpoint.",
+                headers={"Location": {"schema": {"type": "string"}}},
+            ),
+        ),
+        errors=(503,),
+        optional="oidc",
+        when=_installed,
+    ),
+    Route(
+        method="GET",
+        path=CALLBACK_PATH,
+        handler=callback,
+        rule=PUBLIC,
+        operation_id="oidcCallback",
+        summary="The provider's redirect back (RFC 6749 4.1.2).",
+        tag="auth",
+        description="Mounted only when an OIDC issuer is configured.",
+        params=(
+            Param("code", "Authorization code."),
+            Param("state", "The state sent with the login."),
+            Param("iss", "The issuer (RFC 9207)."),
+            Param("error", "The provider's error (RFC 6749 4.1.2.1)."),
+            Param("error_description", "The provider's error text."),
+        ),
+        replies=(
+            Reply(
+                200,
+                "Signed in: a page that moves on to the landing page by itself.",
+                media={"text/html": {"type": "string"}},
+            ),
+        ),
+        errors=(400, 401, 403, 503),
+        optional="oidc",
+        when=_installed,
+    ),
+)

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
 from ..auth import Identity
-from ..errors import Forbidden, Unauthorized
 from ..auth.oidc import OidcClient, OidcSettings
-from .oidc_routes import CALLBACK_PATH, setup_oidc_routes
 from ..config import Settings
+from ..errors import ConfigError, Forbidden, Unauthorized
 from ..types import Role
 from .abuse import check_user_signin
-from .api import read_json
+from .bodies import answer
 from .errors import Handler
+from .oidc_routes import CALLBACK_PATH, install_oidc
+from .route import PAGE, PUBLIC, SIGNED_IN, Entry, Param, Reply, Route, Static, takes
+from .schemas import SignedIn, SignedOut, SignIn, SignInMethods
 from .security import SESSION_COOKIE, check_origin, identify, require
 from .state import STATE
 
@@ -66,18 +69,17 @@ async def sign_in_link(request: web.Request) -> web.StreamResponse:
 async def sign_in_methods(request: web.Request) -> web.Response:
     """What the sign-in page offers: links and passwords always, OIDC when configured."""
     settings = request.app[STATE].settings
-    return web.json_response({"link": True, "password": True, "oidc": bool(settings.oidc.issuer)})
+    return answer(SignInMethods(link=True, password=True, oidc=bool(settings.oidc.issuer)))
 
 
-async def sign_in(request: web.Request) -> web.Response:
-    # A foreign page must not sign this browser into someone else's account (login CSRF).
-    check_origin(request)
-    body = await read_json(request)
-    check_user_signin(request, str(body.get("user", ""))[:200])
-    user = request.app[STATE].users.by_password(str(body.get("user", "")), str(body.get("password", "")))
+async def sign_in(request: web.Request, body: SignIn) -> web.Response:
+    # The route checks the Origin first: a foreign page must not sign this browser into
+    # someone else's account (login CSRF).
+    check_user_signin(request, body.user[:200])
+    user = request.app[STATE].users.by_password(body.user, body.password)
     if user is None:
         raise Unauthorized("wrong user or password", code="bad_credentials")
-    response = web.json_response({"user_id": user.user_id, "home": HOME_BY_ROLE.get(user.role, "/")})
+    response = answer(SignedIn(user_id=user.user_id, home=HOME_BY_ROLE.get(user.role, "/")))
     await start_session(request, response, user.user_id)
     return response
 
@@ -89,7 +91,7 @@ async def sign_out(request: web.Request) -> web.Response:
     session = state.sessions.read(request.cookies.get(SESSION_COOKIE, ""), time.time())
     if session is not None:
         await state.revocations.revoke(session.session_id, session.expires_at)
-    response = web.json_response({"signed_out": session is not None})
+    response = answer(SignedOut(signed_out=session is not None))
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -141,7 +143,7 @@ def setup_oidc(app: web.Application, settings: Settings) -> None:
             raise Forbidden("this account collides with a local user; ask an admin", code="oidc_user_collides")
         await start_session(request, response, identity.user_id, identity)
 
-    setup_oidc_routes(
+    install_oidc(
         app,
         OidcClient(oidc),
         start_oidc_session,
@@ -152,16 +154,74 @@ def setup_oidc(app: web.Application, settings: Settings) -> None:
 
 
 def setup(app: web.Application) -> None:
+    """OpenID Connect sign-in, when an issuer is configured."""
     setup_oidc(app, app[STATE].settings)
-    app.router.add_get("/auth/link", sign_in_link)
-    app.router.add_post("/auth/signin", sign_in)
-    app.router.add_get("/auth/methods", sign_in_methods)
-    app.router.add_post("/auth/signout", sign_out)
-    app.router.add_get("/", index_page)
-    app.router.add_get("/signin/", signin_page)
-    for folder in ("console", "agent", "audit"):
-        if (WEB_ROOT / folder / "index.html").is_file():
-            app.router.add_get(f"/{folder}/", _signed_in_page(folder))
-    for folder in ("console", "signin", "shared", "agent", "audit"):
-        if (WEB_ROOT / folder).is_dir():
-            app.router.add_static(f"/{folder}/", WEB_ROOT / folder, show_index=False, follow_symlinks=False)
+
+
+def _has_page(name: str) -> Callable[[web.Application], bool]:
+    return lambda _app: (WEB_ROOT / name / "index.html").is_file()
+
+
+ROUTES: tuple[Entry, ...] = (
+    Route(
+        method="GET",
+        path="/auth/link",
+        handler=sign_in_link,
+        rule=PUBLIC,
+        operation_id="signInLink",
+        summary="Personal sign-in link: a fresh session cookie.",
+        tag="auth",
+        params=(Param("token", "The personal sign-in token."),),
+        replies=(
+            Reply(
+                302,
+                "To the role's home page with a session cookie, or to `/signin/?error=bad_link` for an unknown token.",
+                headers={"Location": {"schema": {"type": "string"}}},
+            ),
+        ),
+        limit="signin",
+    ),
+    Route(
+        method="POST",
+        path="/auth/signin",
+        handler=takes(SignIn, sign_in),
+        rule=PUBLIC,
+        operation_id="signIn",
+        summary="Sign in with a password: sets the session cookie.",
+        tag="auth",
+        description="403 `bad_origin` when a foreign page posts it (login CSRF).",
+        replies=(
+            Reply(200, "Signed in; `Set-Cookie: live_session=...` (HttpOnly, SameSite=Strict).", SignedIn),
+        ),
+        errors=(401, 403),
+        limit="signin",
+        checks=(check_origin,),
+    ),
+    Route(
+        method="GET",
+        path="/auth/methods",
+        handler=sign_in_methods,
+        rule=PUBLIC,
+        operation_id="signInMethods",
+        summary="What the sign-in page offers.",
+        tag="auth",
+        replies=(Reply(200, "OK", SignInMethods),),
+    ),
+    Route(
+        method="POST",
+        path="/auth/signout",
+        handler=sign_out,
+        rule=SIGNED_IN,
+        operation_id="signOut",
+        summary="End this browser's session on the server.",
+        tag="auth",
+        replies=(Reply(200, "The session cookie is cleared.", SignedOut),),
+    ),
+    Route(method="GET", path="/", handler=index_page, rule=PAGE),
+    Route(method="GET", path="/signin/", handler=signin_page, rule=PUBLIC),
+    *(
+        Route(method="GET", path=f"/{name}/", handler=_signed_in_page(name), rule=PAGE, when=_has_page(name))
+        for name in ("console", "agent", "audit")
+    ),
+    *(Static(f"/{name}", WEB_ROOT / name) for name in ("console", "signin", "shared", "agent", "audit")),
+)

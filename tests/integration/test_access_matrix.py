@@ -23,7 +23,9 @@ from aiohttp import WSMsgType, web
 
 from live.config import load_settings
 from live.server import create_app
-from live.server.access import ACCESS, WS_MESSAGES, check_routes, route_key
+from live.server.access import check_routes
+from live.server.route import route_key
+from live.server.routes import ACCESS, WS_MESSAGES
 from live.server.pages import WEB_ROOT
 from live.types import Role
 from tests.support.server import PEOPLE, RunningServer, running_server

@@ -22,8 +22,8 @@ from typing import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from live.server.access import ACCESS
-from live.server.openapi import OPENAPI_PATH, document
+from live.server.openapi import OPENAPI_PATH
+from live.server.routes import ACCESS, document
 from live.types import Role
 from tests.support.server import RunningServer, free_port, running_server
 from tests.support.twilio import TwilioSender

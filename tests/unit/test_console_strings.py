@@ -16,14 +16,20 @@ from live.errors import BusUnavailable, LedgerUnavailable, ServiceUnavailable, T
 from live.policy.decide import Reason
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("live/service.py", "live/server/api.py", "live/server/security.py", "live/server/abuse.py")
+SOURCES = (
+    "live/service.py",
+    "live/server/api.py",
+    "live/server/schemas.py",  # the codes of bad request bodies (``error_code = "…"``)
+    "live/server/security.py",
+    "live/server/abuse.py",
+)
 
 
 def server_codes() -> set[str]:
     codes = {r.value for r in Reason if r is not Reason.OK}
     codes |= {cls.code for cls in (BusUnavailable, LedgerUnavailable, ServiceUnavailable, TooManyRequests)}
     for source in SOURCES:
-        codes |= set(re.findall(r'code="([a-z_]+)"', (ROOT / source).read_text(encoding="utf-8")))
+        codes |= set(re.findall(r'code\s*=\s*"([a-z_]+)"', (ROOT / source).read_text(encoding="utf-8")))
     return codes
 
 
