@@ -41,7 +41,6 @@ from typing import Any
 from aiohttp import web
 
 from ..audit.checkpoint import CheckpointError, parse_checkpoint, parse_note, parse_verifier_key, verify_note
-from ..audit.export import verify_bundle
 from ..audit.log import MerkleLedger
 from ..audit.proofs import b64
 from ..audit.witnessed import BOOK_FILE, CosignatureBook, with_cosignatures
