@@ -91,7 +91,7 @@ async def _run_server(settings: Settings, on_ready: Any = None) -> None:
 
         async def reload() -> None:
             try:
-                await app[STATE].monitor.reload_policy(actor="system")
+                await app[STATE].node.policy.reload(actor="system")
             except LiveError as exc:
                 log.error("policy not reloaded: %s %s", exc.message, exc.fields.get("problems", ""))
 

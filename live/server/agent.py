@@ -25,7 +25,7 @@ async def agent_events(request: web.Request) -> web.WebSocketResponse:
     ``{"type":"notice","notice":{…}}`` for each new notice (which counts as delivered)."""
     identity = require(request, (Role.AGENT,))
     check_origin(request)
-    board = request.app[STATE].monitor.notices
+    board = request.app[STATE].node.notices
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
     await ws.prepare(request)
     queue, unsubscribe = board.subscribe(identity.user_id)
@@ -58,13 +58,13 @@ async def agent_events(request: web.Request) -> web.WebSocketResponse:
 async def list_notices(request: web.Request) -> web.Response:
     """The agent's own notices (listing them delivers them: ``notice.delivered``)."""
     identity = require(request, (Role.AGENT,))
-    notices = await request.app[STATE].monitor.notices.notices_for(identity.user_id)
+    notices = await request.app[STATE].node.notices.notices_for(identity.user_id)
     return web.json_response({"notices": [n.to_json() for n in notices]})
 
 
 async def notice_seen(request: web.Request) -> web.Response:
     identity = require(request, (Role.AGENT,))
-    notice = await request.app[STATE].monitor.notices.seen(identity.user_id, request.match_info["notice_id"])
+    notice = await request.app[STATE].node.notices.seen(identity.user_id, request.match_info["notice_id"])
     return web.json_response({"notice": notice.to_json()})
 
 
@@ -94,11 +94,11 @@ def _history_row(started: dict[str, Any], ended: dict[str, Any] | None, policy: 
 async def history(request: web.Request) -> web.Response:
     """The agent's listen sessions from the ledger, newest first."""
     identity = require(request, (Role.AGENT,))
-    monitor = request.app[STATE].monitor
-    entries = await monitor.ledger.entries(agent_id=identity.user_id)
+    node = request.app[STATE].node
+    entries = await node.ledger.entries(agent_id=identity.user_id)
     ended = {e.fields.get("session_id"): e.fields for e in entries if e.kind == "listen.ended"}
     rows = [
-        _history_row(e.fields, ended.get(e.fields.get("session_id")), monitor.current_policy())
+        _history_row(e.fields, ended.get(e.fields.get("session_id")), node.policy.current())
         for e in entries
         if e.kind == "listen.started"
     ]

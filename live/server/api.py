@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSCloseCode, web
@@ -33,6 +34,7 @@ EVENTS_QUEUE = 256
 WS_TOO_SLOW = 4408
 RECHECK_S = 5.0  # an idle socket re-checks its session this often
 SUPERVISOR_ROLES = (Role.SUPERVISOR, Role.ADMIN)
+MAX_PURPOSE = 64  # the longest purpose a policy may list (live.policy.parse)
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -88,7 +90,7 @@ async def me(request: web.Request) -> web.Response:
     identity = require(request)
     state = request.app[STATE]
     body: dict[str, Any] = identity.to_json()
-    policy = state.monitor.policy
+    policy = state.node.policy.loaded
     body["purposes"] = list(policy.purposes if policy is not None else state.settings.purposes)
     body["policy_version"] = policy.version if policy is not None else None
     body["ice_servers"] = [
@@ -103,8 +105,8 @@ async def me(request: web.Request) -> web.Response:
 
 async def list_calls(request: web.Request) -> web.Response:
     identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
-    monitor = request.app[STATE].monitor
-    calls = [call_to_json(c) for c in monitor.calls() if monitor.may_view(identity, c)]
+    node = request.app[STATE].node
+    calls = [call_to_json(c) for c in node.calls.calls() if node.policy.may_view(identity, c)]
     return web.json_response({"calls": calls})
 
 
@@ -114,7 +116,7 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     Only calls the policy lets this person see (``ViewRosterCall``) and events about them."""
     identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
     check_origin(request)
-    monitor = request.app[STATE].monitor
+    node = request.app[STATE].node
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
     await ws.prepare(request)
     queue: asyncio.Queue[BusEvent] = asyncio.Queue(EVENTS_QUEUE)
@@ -126,12 +128,12 @@ async def events(request: web.Request) -> web.WebSocketResponse:
         except asyncio.QueueFull:
             overflow.set()
 
-    unsubscribe = monitor.bus.subscribe(on_event)
+    unsubscribe = node.calls.subscribe(on_event)
     reader = asyncio.create_task(_drain_client(ws, request), name="events-reader")
     too_slow = asyncio.create_task(overflow.wait(), name="events-overflow")
     try:
-        visible = {c.call_id for c in monitor.calls() if monitor.may_view(identity, c)}
-        snapshot = [call_to_json(c) for c in monitor.calls() if c.call_id in visible]
+        visible = {c.call_id for c in node.calls.calls() if node.policy.may_view(identity, c)}
+        snapshot = [call_to_json(c) for c in node.calls.calls() if c.call_id in visible]
         await ws.send_json({"type": "snapshot", "calls": snapshot})
         while not ws.closed and not reader.done():
             getter = asyncio.ensure_future(queue.get())
@@ -153,7 +155,7 @@ async def events(request: web.Request) -> web.WebSocketResponse:
                 break
             event = getter.result()
             if isinstance(event, (CallStarted, CallUpdated)):
-                if not monitor.may_view(identity, event.call):
+                if not node.policy.may_view(identity, event.call):
                     if event.call.call_id in visible:  # hidden from now on
                         visible.discard(event.call.call_id)
                         await ws.send_json(event_to_json(CallEnded(event.call.call_id, time.time())))
@@ -217,14 +219,36 @@ async def _drain_client(ws: web.WebSocketResponse, request: web.Request) -> None
             await ws.send_json({"type": "pong"})
 
 
-async def listen(request: web.Request) -> web.Response:
-    identity = require(request, (Role.SUPERVISOR,))
-    body = await read_json(request)
+@dataclass(frozen=True, slots=True)
+class ListenRequest:
+    """The body of ``POST /api/calls/{call_id}/listen``, checked: the browser's offer and
+    the purpose (``None`` when none is given; whether it is allowed is the policy's call)."""
+
+    sdp: str
+    purpose: str | None
+
+
+def listen_request(body: dict[str, Any]) -> ListenRequest:
+    """Check a listen request's types and sizes; ``BadRequest`` names what is wrong."""
     if body.get("type", "offer") != "offer":
         raise BadRequest("type must be 'offer'", code="bad_sdp")
-    monitor = request.app[STATE].monitor
-    answer, session, legs = await monitor.start_listen(
-        identity, request.match_info["call_id"], body.get("sdp"), body.get("purpose")
+    sdp = body.get("sdp")
+    if not isinstance(sdp, str):
+        raise BadRequest("sdp must be a string", code="bad_sdp")
+    purpose = body.get("purpose")
+    if purpose is not None and not isinstance(purpose, str):
+        raise BadRequest("purpose must be a string, one of the policy's purposes", code="purpose_required")
+    if purpose is not None and len(purpose) > MAX_PURPOSE:
+        # No policy allows a purpose this long (live.policy.parse): refused before the policy.
+        raise BadRequest(f"purpose must be at most {MAX_PURPOSE} characters", code="purpose_not_allowed")
+    return ListenRequest(sdp, purpose)
+
+
+async def listen(request: web.Request) -> web.Response:
+    identity = require(request, (Role.SUPERVISOR,))
+    offer = listen_request(await read_json(request))
+    answer, session, legs = await request.app[STATE].node.listens.begin(
+        identity, request.match_info["call_id"], offer.sdp, offer.purpose
     )
     return web.json_response(
         {
@@ -248,7 +272,7 @@ async def listen(request: web.Request) -> web.Response:
 
 async def stop_listen(request: web.Request) -> web.Response:
     identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
-    session = await request.app[STATE].monitor.stop_listen(identity, request.match_info["session_id"])
+    session = await request.app[STATE].node.listens.end(identity, request.match_info["session_id"])
     return web.json_response(
         {"session_id": session.session_id, "ended": True, "duration_s": round(time.time() - session.started_at, 3)}
     )
@@ -256,7 +280,7 @@ async def stop_listen(request: web.Request) -> web.Response:
 
 async def my_listens(request: web.Request) -> web.Response:
     identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
-    sessions = request.app[STATE].monitor.sessions_of(identity)
+    sessions = request.app[STATE].node.listens.sessions_of(identity)
     return web.json_response(
         {
             "listens": [
@@ -265,7 +289,7 @@ async def my_listens(request: web.Request) -> web.Response:
                     "call_id": s.call_id,
                     "purpose": s.purpose,
                     "started_at": s.started_at,
-                    "dropped_packets": sum(q.dropped for q in s.queues.values()),
+                    "dropped_packets": s.dropped,
                 }
                 for s in sessions
             ]
@@ -281,7 +305,7 @@ async def set_consent(request: web.Request) -> web.Response:
     value = body.get("consent")
     if not isinstance(value, str) or value not in {c.value for c in Consent}:  # {} is unhashable
         raise BadRequest("consent must be granted, denied or unknown", code="bad_consent")
-    call = await request.app[STATE].monitor.change_call(
+    call = await request.app[STATE].node.calls.change(
         identity, request.match_info["call_id"], SetConsent(Consent(value))
     )
     return web.json_response({"call": call_to_json(call)})
@@ -294,7 +318,7 @@ async def set_pci(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body.get("paused"), bool):
         raise BadRequest("paused must be true or false", code="bad_pci")
-    call = await request.app[STATE].monitor.change_call(
+    call = await request.app[STATE].node.calls.change(
         identity, request.match_info["call_id"], SetPci(body["paused"])
     )
     return web.json_response({"call": call_to_json(call)})
@@ -303,7 +327,7 @@ async def set_pci(request: web.Request) -> web.Response:
 async def reload_policy(request: web.Request) -> web.Response:
     """Read the policy file again (admin); 400 with the problems keeps the previous policy."""
     identity = require(request, (Role.ADMIN,))
-    policy = await request.app[STATE].monitor.reload_policy(actor=identity.user_id)
+    policy = await request.app[STATE].node.policy.reload(actor=identity.user_id)
     return web.json_response({"version": policy.version, "sha256": policy.sha256})
 
 

@@ -1,4 +1,4 @@
-"""Builds the aiohttp application around one ``Monitor``."""
+"""Builds the aiohttp application around one ``Node`` (``live.node``)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from ..audit import Ledger, open_ledger
 from ..auth import Revocations, SessionCodec, UserStore
-from ..bus import CallBus, MemoryCallBus
 from ..config import Settings
-from ..service import Monitor
+from ..node import Node, build_node
 from . import (
     agent,
     api,
@@ -67,25 +65,6 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
-def make_bus(settings: Settings) -> CallBus:
-    if settings.redis_url:
-        from ..bus.redis import RedisCallBus
-
-        return RedisCallBus(settings.redis_url, settings.effective_node_id)
-    return MemoryCallBus()
-
-
-def make_ledger(settings: Settings) -> Ledger:
-    return open_ledger(
-        settings.ledger_url,
-        settings.ledger_path,
-        key_path=settings.ledger_key_path,
-        origin=settings.ledger_origin or None,
-        checkpoint_every=settings.ledger_checkpoint_every,
-        checkpoint_interval_s=float(settings.ledger_checkpoint_interval_s),
-    )
-
-
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -94,36 +73,35 @@ async def readyz(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if not state.ready:
         return web.json_response({"status": "starting"}, status=503)
-    reason = state.monitor.unready_reason()
+    reason = state.node.unready_reason()
     if reason is not None:  # listens would be refused (fail closed): take no traffic
         return web.json_response({"status": "unavailable", "reason": reason}, status=503)
-    return web.json_response({"status": "ready", "node_id": state.monitor.node_id})
+    return web.json_response({"status": "ready", "node_id": state.node.node_id})
 
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format: what an operator watches."""
     state = request.app[STATE]
-    monitor = state.monitor
-    queues = [q for s in monitor.sessions.values() for q in s.queues.values()]
-    received = sum(m.agent.received + m.caller.received for m in monitor.local.values())
+    stats = state.node.stats()
+    calls, listens, ledger = stats.calls, stats.listens, stats.ledger
     lines = [
         "# TYPE live_calls gauge",
-        f"live_calls{{scope=\"node\"}} {len(monitor.local)}",
-        f"live_calls{{scope=\"cluster\"}} {len(monitor.roster.calls)}",
+        f"live_calls{{scope=\"node\"}} {calls.node_calls}",
+        f"live_calls{{scope=\"cluster\"}} {calls.cluster_calls}",
         "# TYPE live_listen_sessions gauge",
-        f"live_listen_sessions {len(monitor.sessions)}",
+        f"live_listen_sessions {listens.sessions}",
         "# TYPE live_packets_ingested_total counter",
-        f"live_packets_ingested_total {received}",
+        f"live_packets_ingested_total {calls.packets_ingested}",
         "# TYPE live_packets_delivered_total counter",
-        f"live_packets_delivered_total {sum(q.delivered for q in queues)}",
+        f"live_packets_delivered_total {listens.packets_delivered}",
         "# TYPE live_packets_dropped_total counter",
-        f"live_packets_dropped_total {sum(q.dropped for q in queues)}",
+        f"live_packets_dropped_total {listens.packets_dropped}",
         "# TYPE live_ledger_spooled gauge",
-        f"live_ledger_spooled {monitor.spool.waiting}",
+        f"live_ledger_spooled {ledger.spooled}",
         "# TYPE live_ledger_writable gauge",
-        f"live_ledger_writable {0 if monitor.spool.problem else 1}",
+        f"live_ledger_writable {1 if ledger.writable else 0}",
         "# TYPE live_listen_refused_total counter",
-        f"live_listen_refused_total {monitor.refused}",
+        f"live_listen_refused_total {listens.refused}",
         "# TYPE live_ingest_connections_total counter",
         f"live_ingest_connections_total{{result=\"accepted\"}} {state.ingest.accepted}",
         f"live_ingest_connections_total{{result=\"refused\"}} {state.ingest.refused}",
@@ -136,22 +114,19 @@ async def metrics(request: web.Request) -> web.Response:
         "# TYPE live_websockets gauge",
         f"live_websockets {state.limits.open_ws_total}",
         "# TYPE live_packets_late_total counter",
-        f"live_packets_late_total {sum(m.agent.late + m.caller.late for m in monitor.local.values())}",
+        f"live_packets_late_total {calls.packets_late}",
     ]
     for source in state.metric_sources:
         lines.extend(source())
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 
-def create_app(settings: Settings, *, users: UserStore | None = None, monitor: Monitor | None = None) -> web.Application:
-    """The whole server as an aiohttp application; the monitor starts and stops with it."""
+def create_app(settings: Settings, *, users: UserStore | None = None, node: Node | None = None) -> web.Application:
+    """The whole server as an aiohttp application; the node starts and stops with it."""
     app = web.Application(middlewares=[security_headers, error_middleware, abuse_middleware, access_middleware], client_max_size=64 * 1024)
-    if monitor is None:
-        ledger = make_ledger(settings)
-        monitor = Monitor(settings, make_bus(settings), ledger)
     state = ServerState(
         settings=settings,
-        monitor=monitor,
+        node=node if node is not None else build_node(settings),
         users=users or UserStore(settings.users_path),
         # Without a configured secret, sessions last as long as this process.
         sessions=SessionCodec(settings.session_secret or secrets.token_hex(32), settings.session_ttl_s),
@@ -163,11 +138,11 @@ def create_app(settings: Settings, *, users: UserStore | None = None, monitor: M
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await state.revocations.start()
         try:
-            await state.monitor.start()
+            await state.node.start()
             state.ready = True
             yield
             state.ready = False
-            await state.monitor.stop()
+            await state.node.stop()
         finally:
             await state.revocations.stop()
 

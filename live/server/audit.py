@@ -83,7 +83,7 @@ MEDIA_TYPES = {"jsonl": MEDIA_TYPE, "csv": "text/csv", "pdf": "application/pdf"}
 
 
 def _ledger(request: web.Request) -> MerkleLedger:
-    ledger = request.app[STATE].monitor.ledger
+    ledger = request.app[STATE].node.ledger
     if not isinstance(ledger, MerkleLedger):  # the service is built with a MerkleLedger
         raise LedgerUnavailable("this ledger cannot serve proofs or exports")
     return ledger
@@ -386,7 +386,7 @@ async def export(request: web.Request) -> web.Response:
     since, until = parse_period(query.get("from") or None, query.get("to") or None, zone)
     # The policy's [disclosure] listener_names decides what an agent sees of who listened,
     # and is the default for everyone; auditors and admins may ask either way.
-    disclosed = request.app[STATE].monitor.current_policy().listener_names
+    disclosed = request.app[STATE].node.policy.current().listener_names
     names = _flag(query, "listener_names") if "listener_names" in query else disclosed
     if names and identity.role is Role.AGENT and not disclosed:
         raise Forbidden("the monitoring policy does not disclose listener names", code="role_forbidden")
@@ -445,7 +445,7 @@ async def report(request: web.Request) -> web.Response:
     zone = zone_named(query.get("tz") or None)
     lang = check_language(query.get("lang") or None)
     month = parse_month(query.get("month"), zone)
-    policy = request.app[STATE].monitor.policy
+    policy = request.app[STATE].node.policy.loaded
     team_map = dict(policy.agent_teams) if policy is not None else {}
     ledger = _ledger(request)
     now = time.time()

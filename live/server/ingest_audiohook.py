@@ -249,7 +249,7 @@ def setup(app: web.Application) -> None:
         raise ConfigError(
             "setting audiohook_reconnect_grace_s must not be negative", setting="audiohook_reconnect_grace_s"
         )
-    calls = AudioHookCalls(state.monitor, linger_s=float(settings.audiohook_reconnect_grace_s))
+    calls = AudioHookCalls(state.node.calls, linger_s=float(settings.audiohook_reconnect_grace_s))
     keys = CallKeys(settings.audiohook_agent_key, settings.audiohook_queue_key, settings.audiohook_consent_key)
     ingest = AudioHookIngest(auth, calls, keys)
     app[AUDIOHOOK] = ingest
@@ -260,12 +260,12 @@ def setup(app: web.Application) -> None:
             session.request_reconnect("server shutting down")
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        # Registered after the monitor's: runs while the monitor and its bus are up.
+        # Registered after the node's: runs while the node and its bus are up.
         def on_event(event: object) -> None:
             if isinstance(event, CallUpdated):
                 calls.gate_changed(event.call.call_id)
 
-        unsubscribe = state.monitor.bus.subscribe(on_event)
+        unsubscribe = state.node.calls.subscribe(on_event)
         yield
         unsubscribe()
         await calls.aclose()

@@ -129,7 +129,7 @@ def setup(app: web.Application) -> None:
     check = allow_checker(
         parse_allow("127.0.0.0/8,::1," + settings.audiosocket_allow, setting="audiosocket_allow")
     )
-    server = AudioSocketServer(JoinedCalls(state.monitor), check, settings.ingest_connections)
+    server = AudioSocketServer(JoinedCalls(state.node.calls), check, settings.ingest_connections)
     state.metric_sources.append(server.metric_lines)
 
     async def listening(app: web.Application) -> AsyncIterator[None]:
