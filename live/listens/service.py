@@ -35,7 +35,7 @@ from ..calls import NOT_SENT, CallRegistry, legs_state
 from ..config import IceServer
 from ..errors import Forbidden, Gone, LedgerUnavailable, LiveError, NotFound
 from ..media.hub import ListenerQueue
-from ..model import CallInfo, ListenEnded, ListenerInfo, ListenStarted
+from ..model import CallInfo, ListenerInfo, ListenStarted
 from ..notices import NoticeBoard
 from ..policy import Listen, decide, listener_label, quota_state
 from ..policy.decide import Decision
@@ -43,9 +43,10 @@ from ..policy.quota import QuotaState
 from ..policy_holder import PolicyHolder
 from ..rtc import ListenPeer, PacketTrack
 from ..types import LEGS, CallId, EndReason, LegName, NodeId, Role, SessionId, new_id
+from .ending import record_end
 from .quotas import started_listens
 from .recovery import recover
-from .session import ListenLeg, ListenSession, heard_fields
+from .session import ListenLeg, ListenSession
 
 log = logging.getLogger(__name__)
 
@@ -333,88 +334,20 @@ class ListenService:
         self._ending += 1
         self._settled.clear()
         try:
-            await self._finish_ended(session, reason)
+            await record_end(
+                session,
+                reason,
+                node_id=self.node_id,
+                spool=self._spool,
+                notices=self._notices,
+                bus=self._bus,
+                kept=lambda: self.sessions.pop(session.session_id, None),
+            )
+            await self._calls.release(session.call_id)
         finally:
             self._ending -= 1
             if not self._ending:
                 self._settled.set()
-
-    async def _finish_ended(self, session: ListenSession, reason: EndReason) -> None:
-        for leg, queue in session.queues.items():
-            session.media.leg(leg).detach(queue)
-        ended_at = time.time()
-        heard = heard_fields(session.queues)
-        try:  # a session ended before its first proof of life: the row that owes the notice
-            await self._spool.alive(self.node_id, ended_at, [session.session_id])
-        except LiveError as exc:
-            log.warning("could not keep the proof of life of %s: %s", session.session_id, exc.message)
-        try:
-            await self._spool.append(
-                "listen.ended",
-                actor=session.actor.user_id if reason is EndReason.STOPPED else "system",
-                at=ended_at,
-                session_id=session.session_id,
-                call_id=session.call_id,
-                agent_id=session.agent_id,
-                reason=reason.value,
-                ended_at=ended_at,
-                duration_s=round(ended_at - session.started_at, 3),
-                dropped_packets=session.dropped,
-                **heard,
-            )
-        except LiveError as exc:
-            # Neither the ledger nor the spool took it: the start is on record, and the next
-            # start closes it as node-lost, between its last proof of life and the restart.
-            log.error("could not record the end of listen %s: %s", session.session_id, exc.message)
-            recorded = False
-        else:
-            recorded = True
-        # Served here until its end is kept (ledger or spool): whoever sees the session gone
-        # finds the end on record.
-        self.sessions.pop(session.session_id, None)
-        noticed = await self._notice_ended(session, reason, ended_at, heard["heard_s"])
-        if recorded and noticed:
-            # Only now: a crash between the end and its notice leaves the proof of life, and
-            # the next start gives the notice of the ended session (``recovery``).
-            try:
-                await self._spool.gone(session.session_id)
-            except LiveError as exc:
-                log.warning("could not clear the proof of life of %s: %s", session.session_id, exc.message)
-        try:
-            await self._bus.publish(
-                ListenEnded(session.call_id, session.session_id, reason.value, ended_at)
-            )
-        except LiveError:
-            log.error("could not announce the end of listen %s", session.session_id)
-        await session.peer.close(reason)
-        await self._calls.release(session.call_id)
-
-    async def _notice_ended(
-        self, session: ListenSession, reason: EndReason, ended_at: float, heard_s: float | None
-    ) -> bool:
-        """Give the agent the notice of an ended session; whether it was kept."""
-        try:
-            await self._notices.listen_ended(
-                agent_id=session.agent_id,
-                session_id=session.session_id,
-                call_id=session.call_id,
-                mode=session.notice_mode,
-                item={
-                    "purpose": session.purpose,
-                    "listener": session.label,
-                    "started_at": session.started_at,
-                    "ended_at": ended_at,
-                    "call_started_at": session.call_started_at,
-                    "duration_s": round(ended_at - session.started_at, 3),
-                    "policy_version": session.policy_version,
-                    "reason": reason.value,
-                    "heard_s": heard_s,
-                },
-            )
-        except LiveError as exc:
-            log.error("could not give notice of listen %s: %s", session.session_id, exc.message)
-            return False
-        return True
 
     def _record_leg(self, session: ListenSession, leg: LegName, audible: bool, reason: str) -> None:
         self._spawn(

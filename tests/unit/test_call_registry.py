@@ -14,7 +14,7 @@ from live.bus import MemoryCallBus
 from live.calls import CallRegistry
 from live.errors import Conflict, Forbidden, NotFound
 from live.ingest.sink import CallAnnouncement
-from live.model import BusEvent, CallEnded, CallInfo, CallStarted, CallUpdated
+from live.model import BusEvent, CallEnded, CallInfo, CallStarted
 from live.policy import SetConsent, SetPci
 from live.policy_holder import PolicyHolder
 from live.types import CallId, Consent, NodeId, Role
@@ -63,7 +63,7 @@ async def registry(tmp_path: Path) -> AsyncIterator[tuple[CallRegistry, MemoryCa
 async def test_a_call_is_announced_gated_and_withdrawn(
     registry: tuple[CallRegistry, MemoryCallBus, Watcher],
 ) -> None:
-    calls, bus, watcher = registry
+    calls, _bus, watcher = registry
     events: list[BusEvent] = []
     unsubscribe = calls.subscribe(events.append)
     media = await calls.call_started(CallAnnouncement(CallId("CA1"), "twilio", "agent-1"))
