@@ -425,7 +425,7 @@ async def test_a_real_listen_shows_up_in_the_ledger_views(tmp_path: Path) -> Non
             "coaching",
             "agent+caller",
         )
-        assert row["policy_version"] == server.state.node.policy.loaded.version
+        assert row["policy_version"] == server.state.node.policy.current().version
 
 
 async def test_the_audit_page_is_served_without_inline_code(tmp_path: Path) -> None:

@@ -11,8 +11,7 @@ from tests.support.server import running_server
 async def test_retention_erases_old_personal_details_and_log_verifies(tmp_path: Path) -> None:
     async with running_server(tmp_path) as server:
         node = server.state.node
-        assert node.policy.loaded is not None
-        days = node.policy.loaded.retention_days
+        days = node.policy.current().retention_days
         now = time.time()
         old = now - (days + 1) * 86400
         for at, session in ((old, "ls_old"), (now - 60, "ls_new")):
