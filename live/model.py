@@ -101,6 +101,31 @@ EVENT_TYPES: dict[str, type[Any]] = {
 }
 
 
+class Roster:
+    """The calls known to a node, kept current by applying bus events in order."""
+
+    def __init__(self) -> None:
+        self.calls: dict[CallId, CallInfo] = {}
+
+    def apply(self, event: BusEvent) -> None:
+        if isinstance(event, (CallStarted, CallUpdated)):
+            # Call state comes from the ingesting node, listeners from the listening nodes
+            # (listen.* events): a call update never replaces the listeners known here.
+            known = self.calls.get(event.call.call_id)
+            listeners = known.listeners if known is not None else event.call.listeners
+            self.calls[event.call.call_id] = dataclasses.replace(event.call, listeners=listeners)
+        elif isinstance(event, CallEnded):
+            self.calls.pop(event.call_id, None)
+        elif isinstance(event, ListenStarted):
+            known = self.calls.get(event.call_id)
+            if known is not None:
+                self.calls[event.call_id] = known.with_listener(event.listener)
+        elif isinstance(event, ListenEnded):
+            known = self.calls.get(event.call_id)
+            if known is not None:
+                self.calls[event.call_id] = known.without_listener(event.session_id)
+
+
 def call_to_json(call: CallInfo) -> dict[str, Any]:
     """The JSON shape of a call in ``GET /api/calls`` and on ``/api/events``."""
     return {

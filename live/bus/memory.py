@@ -2,48 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Awaitable, Callable
 
-from ..model import (
-    BusEvent,
-    CallEnded,
-    CallInfo,
-    CallStarted,
-    CallUpdated,
-    ListenEnded,
-    ListenStarted,
-)
+from ..model import BusEvent, CallInfo, Roster
 from ..types import CallId
 from .base import EventHandler, MediaHandler, Unsubscribe
 
 log = logging.getLogger(__name__)
-
-
-class Roster:
-    """The calls known to a node, kept current by applying bus events in order."""
-
-    def __init__(self) -> None:
-        self.calls: dict[CallId, CallInfo] = {}
-
-    def apply(self, event: BusEvent) -> None:
-        if isinstance(event, (CallStarted, CallUpdated)):
-            # Call state comes from the ingesting node, listeners from the listening nodes
-            # (listen.* events): a call update never replaces the listeners known here.
-            known = self.calls.get(event.call.call_id)
-            listeners = known.listeners if known is not None else event.call.listeners
-            self.calls[event.call.call_id] = dataclasses.replace(event.call, listeners=listeners)
-        elif isinstance(event, CallEnded):
-            self.calls.pop(event.call_id, None)
-        elif isinstance(event, ListenStarted):
-            known = self.calls.get(event.call_id)
-            if known is not None:
-                self.calls[event.call_id] = known.with_listener(event.listener)
-        elif isinstance(event, ListenEnded):
-            known = self.calls.get(event.call_id)
-            if known is not None:
-                self.calls[event.call_id] = known.without_listener(event.session_id)
 
 
 class MemoryCallBus:

@@ -67,7 +67,7 @@ async def run_server(
 
         async def reload() -> None:
             try:
-                await app[STATE].monitor.reload_policy(actor="system")
+                await app[STATE].node.policy.reload(actor="system")
             except LiveError as exc:
                 log.error("policy not reloaded: %s %s", exc.message, exc.fields.get("problems", ""))
 
@@ -88,7 +88,7 @@ async def run_server(
 
         # Listens end as `shutdown` first: closing the demo's simulated calls (or the server's
         # ingest sockets) would otherwise end them as `call-ended`.
-        await app[STATE].monitor.end_listens(EndReason.SHUTDOWN)
+        await app[STATE].node.listens.end_all(EndReason.SHUTDOWN)
         if extra is not None:
             await extra.aclose()
         await runner.cleanup()

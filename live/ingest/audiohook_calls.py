@@ -12,7 +12,7 @@ Gating: the policy gates legs on the ``LegSource`` (``set_audible``: payment pau
 consent). When no leg a session sends may be heard, the session asks the client to
 ``pause`` (the telephony stops sending what no one may hear) and to ``resume`` when one may
 again. The registry learns of gate changes from the call bus (``gate_changed`` on
-``call.updated``, deferred with ``call_soon`` so the monitor has applied the gates first) and
+``call.updated``, deferred with ``call_soon`` so the call registry has applied the gates first) and
 re-checks on every audio frame.
 """
 

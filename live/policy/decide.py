@@ -308,10 +308,11 @@ def _decide_listen(
 
 
 def supervisor_scope(actor: Actor, policy: Policy) -> frozenset[str]:
-    """The agents whose calls a supervisor may listen to (empty for every other role).
+    """The agents named in a supervisor's scope (empty for every other role).
 
     ``assigned``: the teams and agents of ``[supervisors.<user_id>]``; ``own_teams``: the
-    policy's teams that the supervisor's identity belongs to (``Identity.teams``).
+    policy's teams that the supervisor's identity belongs to (``Identity.teams``). The
+    ``all_agents`` grant names no one: ``in_scope`` answers it.
     """
     if actor.role is not Role.SUPERVISOR:
         return frozenset()
@@ -332,6 +333,10 @@ def supervisor_scope(actor: Actor, policy: Policy) -> frozenset[str]:
 
 
 def in_scope(actor: Actor, agent_id: str, policy: Policy) -> bool:
+    """Whether ``agent_id`` is in the supervisor's scope; with the ``all_agents`` grant (the
+    built-in default policy's) every agent is."""
+    if actor.role is Role.SUPERVISOR and "all_agents" in policy.supervisors_listen_to:
+        return True
     return agent_id in supervisor_scope(actor, policy)
 
 

@@ -21,8 +21,8 @@ NOTICE_MODES: tuple[NoticeMode, ...] = ("live", "after_call", "digest")
 CallerConsent: TypeAlias = Literal["required", "not_required"]
 CALLER_CONSENT: tuple[CallerConsent, ...] = ("required", "not_required")
 
-ScopeGrant: TypeAlias = Literal["assigned", "own_teams"]
-SCOPE_GRANTS: tuple[ScopeGrant, ...] = ("assigned", "own_teams")
+ScopeGrant: TypeAlias = Literal["assigned", "own_teams", "all_agents"]
+SCOPE_GRANTS: tuple[ScopeGrant, ...] = ("assigned", "own_teams", "all_agents")
 
 # Notices given before or while listening are "announced"; the others tell the agent later.
 ANNOUNCED_MODES: frozenset[NoticeMode] = frozenset({"live"})

@@ -188,7 +188,7 @@ async def _limited(
             # Sessions running plus listen requests still being set up (they register their
             # session only when the answer is ready): parallel requests cannot slip past.
             key = identity.user_id
-            running = len(request.app[STATE].monitor.sessions_of(identity)) + limits.listens_starting[key]
+            running = len(request.app[STATE].node.listens.sessions_of(identity)) + limits.listens_starting[key]
             if running >= limits.listens_per_supervisor:
                 limits.refused["listens_at_once"] += 1
                 raise TooManyRequests(

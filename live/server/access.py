@@ -47,6 +47,6 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         except Forbidden as exc:
             identity = identify(request) if rule.listen and exc.code == "role_forbidden" else None
             if identity is not None:
-                await request.app[STATE].monitor.refuse_listen(identity, request.match_info.get("call_id", ""), exc)
+                await request.app[STATE].node.listens.refuse(identity, request.match_info.get("call_id", ""), exc)
             raise
     return await handler(request)

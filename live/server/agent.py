@@ -39,7 +39,7 @@ async def agent_events(request: web.Request) -> web.WebSocketResponse:
     """``{"type":"monitoring","active":…,"listeners":[…]}`` at once and on every change, and
     ``{"type":"notice","notice":{…}}`` for each new notice (which counts as delivered)."""
     identity = require(request, (Role.AGENT,))
-    board = request.app[STATE].monitor.notices
+    board = request.app[STATE].node.notices
     lang = _reader_language(request)
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
     await ws.prepare(request)
@@ -73,14 +73,14 @@ async def agent_events(request: web.Request) -> web.WebSocketResponse:
 async def list_notices(request: web.Request) -> web.Response:
     """The agent's own notices (listing them delivers them: ``notice.delivered``)."""
     identity = require(request, (Role.AGENT,))
-    notices = await request.app[STATE].monitor.notices.notices_for(identity.user_id)
+    notices = await request.app[STATE].node.notices.notices_for(identity.user_id)
     lang = _reader_language(request)
     return answer(Notices(notices=[Notice.model_validate(n.to_json(lang)) for n in notices]))
 
 
 async def notice_seen(request: web.Request) -> web.Response:
     identity = require(request, (Role.AGENT,))
-    notice = await request.app[STATE].monitor.notices.seen(identity.user_id, request.match_info["notice_id"])
+    notice = await request.app[STATE].node.notices.seen(identity.user_id, request.match_info["notice_id"])
     return answer(NoticeAnswer(notice=Notice.model_validate(notice.to_json(_reader_language(request)))))
 
 
@@ -123,10 +123,10 @@ def _history_row(
 async def history(request: web.Request) -> web.Response:
     """The agent's listen sessions from the ledger, newest first."""
     identity = require(request, (Role.AGENT,))
-    monitor = request.app[STATE].monitor
-    entries = await monitor.ledger.entries(agent_id=identity.user_id)
+    node = request.app[STATE].node
+    entries = await node.ledger.entries(agent_id=identity.user_id)
     ended = {e.fields.get("session_id"): e.fields for e in entries if e.kind == "listen.ended"}
-    policy = monitor.current_policy()
+    policy = node.policy.current()
     role_of = People.of(request.app[STATE].users.list).role_of
     rows = [
         _history_row(e.fields, ended.get(e.fields.get("session_id")), policy, role_of)

@@ -67,7 +67,7 @@ EVENT_SOCKETS = web.AppKey("event_sockets", RosterSockets)
 
 
 def directory(state: ServerState) -> AgentDirectory:
-    return AgentDirectory.read(state.users, state.monitor.policy)
+    return AgentDirectory.read(state.users, state.node.policy.loaded)
 
 
 def event_to_json(event: BusEvent, agents: AgentDirectory | None = None) -> dict[str, Any]:
@@ -104,7 +104,7 @@ def event_to_json(event: BusEvent, agents: AgentDirectory | None = None) -> dict
 async def me(request: web.Request) -> web.Response:
     identity = require(request)
     state = request.app[STATE]
-    policy = state.monitor.policy
+    policy = state.node.policy.loaded
     return answer(
         Me(
             user_id=identity.user_id,
@@ -126,9 +126,9 @@ async def me(request: web.Request) -> web.Response:
 async def list_calls(request: web.Request) -> web.Response:
     identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
     state = request.app[STATE]
-    monitor = state.monitor
+    node = state.node
     agents = directory(state)
-    calls = [Call.model_validate(agents.call_json(c)) for c in monitor.calls() if monitor.may_view(identity, c)]
+    calls = [Call.model_validate(agents.call_json(c)) for c in node.calls.calls() if node.policy.may_view(identity, c)]
     return answer(Calls(calls=calls))
 
 
@@ -139,7 +139,7 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     At shutdown the socket sends what it holds, then closes with 1012 (service restart)."""
     identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
     state = request.app[STATE]
-    monitor = state.monitor
+    node = state.node
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
     await ws.prepare(request)
     queue: asyncio.Queue[BusEvent] = asyncio.Queue(EVENTS_QUEUE)
@@ -151,21 +151,21 @@ async def events(request: web.Request) -> web.WebSocketResponse:
         except asyncio.QueueFull:
             overflow.set()
 
-    unsubscribe = monitor.bus.subscribe(on_event)
+    unsubscribe = node.calls.subscribe(on_event)
     reader = asyncio.create_task(_drain_client(ws, request), name="events-reader")
     too_slow = asyncio.create_task(overflow.wait(), name="events-overflow")
     closing = asyncio.Event()
     request.app[EVENT_SOCKETS].closing.add(closing)
     shutdown = asyncio.create_task(closing.wait(), name="events-shutdown")
     try:
-        visible = {c.call_id for c in monitor.calls() if monitor.may_view(identity, c)}
+        visible = {c.call_id for c in node.calls.calls() if node.policy.may_view(identity, c)}
         agents = directory(state)
-        snapshot = [agents.call_json(c) for c in monitor.calls() if c.call_id in visible]
+        snapshot = [agents.call_json(c) for c in node.calls.calls() if c.call_id in visible]
         await ws.send_json({"type": "snapshot", "calls": snapshot})
 
         async def forward(event: BusEvent) -> None:
             if isinstance(event, (CallStarted, CallUpdated)):
-                if not monitor.may_view(identity, event.call):
+                if not node.policy.may_view(identity, event.call):
                     if event.call.call_id in visible:  # hidden from now on
                         visible.discard(event.call.call_id)
                         await ws.send_json(event_to_json(CallEnded(event.call.call_id, time.time())))
@@ -263,8 +263,7 @@ async def _drain_client(ws: web.WebSocketResponse, request: web.Request) -> None
 
 async def listen(request: web.Request, body: ListenOffer) -> web.Response:
     identity = require(request, (Role.SUPERVISOR,))
-    monitor = request.app[STATE].monitor
-    sdp, session, legs = await monitor.start_listen(
+    sdp, session, legs = await request.app[STATE].node.listens.begin(
         identity, request.match_info["call_id"], body.sdp, body.purpose, resumes=body.resumes
     )
     return answer(
@@ -289,7 +288,7 @@ async def listen(request: web.Request, body: ListenOffer) -> web.Response:
 
 async def stop_listen(request: web.Request) -> web.Response:
     identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
-    session = await request.app[STATE].monitor.stop_listen(identity, request.match_info["session_id"])
+    session = await request.app[STATE].node.listens.end(identity, request.match_info["session_id"])
     return answer(
         ListenStopped(session_id=session.session_id, ended=True, duration_s=round(time.time() - session.started_at, 3))
     )
@@ -297,7 +296,7 @@ async def stop_listen(request: web.Request) -> web.Response:
 
 async def my_listens(request: web.Request) -> web.Response:
     identity = require(request, (Role.SUPERVISOR, Role.ADMIN))
-    sessions = request.app[STATE].monitor.sessions_of(identity)
+    sessions = request.app[STATE].node.listens.sessions_of(identity)
     return answer(
         RunningListens(
             listens=[
@@ -318,7 +317,7 @@ async def set_consent(request: web.Request, body: ConsentChange) -> web.Response
     """Record the caller's consent: CTI integrations (admin) and the call's agent freely,
     a supervisor only ``denied`` (the policy's rule, ``live.policy.decide``)."""
     identity = require(request, (Role.ADMIN, Role.AGENT, Role.SUPERVISOR))
-    call = await request.app[STATE].monitor.change_call(
+    call = await request.app[STATE].node.calls.change(
         identity, request.match_info["call_id"], SetConsent(Consent(body.consent))
     )
     return answer(CallAnswer(call=Call.model_validate(call_to_json(call))))
@@ -328,7 +327,7 @@ async def set_pci(request: web.Request, body: PciChange) -> web.Response:
     """Enter or leave a payment pause: CTI (admin) and the call's agent freely, a supervisor
     may only start one (the policy's rule)."""
     identity = require(request, (Role.ADMIN, Role.AGENT, Role.SUPERVISOR))
-    call = await request.app[STATE].monitor.change_call(
+    call = await request.app[STATE].node.calls.change(
         identity, request.match_info["call_id"], SetPci(body.paused)
     )
     return answer(CallAnswer(call=Call.model_validate(call_to_json(call))))
@@ -337,7 +336,7 @@ async def set_pci(request: web.Request, body: PciChange) -> web.Response:
 async def reload_policy(request: web.Request) -> web.Response:
     """Read the policy file again (admin); 400 with the problems keeps the previous policy."""
     identity = require(request, (Role.ADMIN,))
-    policy = await request.app[STATE].monitor.reload_policy(actor=identity.user_id)
+    policy = await request.app[STATE].node.policy.reload(actor=identity.user_id)
     return answer(PolicyInForce(version=policy.version, sha256=policy.sha256))
 
 

@@ -1,4 +1,4 @@
-"""Builds the aiohttp application around one ``Monitor``."""
+"""Builds the aiohttp application around one ``Node`` (``live.node``)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from ..audit import Ledger, open_ledger
 from ..auth import Revocations, SessionCodec, UserStore
-from ..bus import CallBus, MemoryCallBus
 from ..config import Settings
-from ..service import Monitor
+from ..node import Node, build_node
 from ..types import EndReason
 from . import (
     api,
@@ -67,34 +65,12 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
-def make_bus(settings: Settings) -> CallBus:
-    if settings.redis_url:
-        from ..bus.redis import RedisCallBus
-
-        return RedisCallBus(settings.redis_url.get_secret_value(), settings.effective_node_id)
-    return MemoryCallBus()
-
-
-def make_ledger(settings: Settings) -> Ledger:
-    return open_ledger(
-        settings.ledger.url.get_secret_value(),
-        settings.ledger_path,
-        key_path=settings.ledger_key_path,
-        origin=settings.ledger.origin or None,
-        checkpoint_every=settings.ledger.checkpoint_every,
-        checkpoint_interval_s=float(settings.ledger.checkpoint_interval_s),
-    )
-
-
-def create_app(settings: Settings, *, users: UserStore | None = None, monitor: Monitor | None = None) -> web.Application:
-    """The whole server as an aiohttp application; the monitor starts and stops with it."""
+def create_app(settings: Settings, *, users: UserStore | None = None, node: Node | None = None) -> web.Application:
+    """The whole server as an aiohttp application; the node starts and stops with it."""
     app = web.Application(middlewares=[security_headers, error_middleware, abuse_middleware, access_middleware], client_max_size=64 * 1024)
-    if monitor is None:
-        ledger = make_ledger(settings)
-        monitor = Monitor(settings, make_bus(settings), ledger)
     state = ServerState(
         settings=settings,
-        monitor=monitor,
+        node=node if node is not None else build_node(settings),
         users=users or UserStore(settings.users_path),
         # Without a configured secret, sessions last as long as this process.
         sessions=SessionCodec(settings.session.secret.get_secret_value() or secrets.token_hex(32), settings.session.ttl_s),
@@ -106,18 +82,18 @@ def create_app(settings: Settings, *, users: UserStore | None = None, monitor: M
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await state.revocations.start()
         try:
-            await state.monitor.start()
+            await state.node.start()
             state.ready = True
             yield
             state.ready = False
-            await state.monitor.stop()
+            await state.node.stop()
         finally:
             await state.revocations.stop()
 
     async def end_listens(app: web.Application) -> None:
         # First of the shutdown hooks: before ingest connections close and end their calls,
         # so each listen is on record as ended by the shutdown.
-        await state.monitor.end_listens(EndReason.SHUTDOWN)
+        await state.node.listens.end_all(EndReason.SHUTDOWN)
 
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(end_listens)

@@ -88,7 +88,7 @@ REQUEST_ERRORS = (PeriodError, LanguageError, FormatError)
 
 
 def _ledger(request: web.Request) -> MerkleLedger:
-    ledger = request.app[STATE].monitor.ledger
+    ledger = request.app[STATE].node.ledger
     if not isinstance(ledger, MerkleLedger):  # the service is built with a MerkleLedger
         raise LedgerUnavailable("this ledger cannot serve proofs or exports")
     return ledger
@@ -374,7 +374,7 @@ async def export(request: web.Request) -> web.Response:
         raise _bad_request(exc) from exc
     # The policy's [disclosure] listener_names decides what an agent sees of who listened,
     # and is the default for everyone; auditors and admins may ask either way.
-    disclosed = request.app[STATE].monitor.current_policy().listener_names
+    disclosed = request.app[STATE].node.policy.current().listener_names
     names = _flag(query, "listener_names") if "listener_names" in query else disclosed
     if names and identity.role is Role.AGENT and not disclosed:
         raise Forbidden("the monitoring policy does not disclose listener names", code="role_forbidden")
@@ -407,7 +407,7 @@ async def report(request: web.Request) -> web.Response:
         month = parse_month(query.get("month"), zone)
     except REQUEST_ERRORS as exc:
         raise _bad_request(exc) from exc
-    policy = request.app[STATE].monitor.policy
+    policy = request.app[STATE].node.policy.loaded
     team_map = dict(policy.agent_teams) if policy is not None else {}
     asked = ReportRequest(
         month=month,

@@ -18,36 +18,35 @@ async def readyz(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if not state.ready:
         return answer(NotReady(status="starting"), status=503)
-    reason = state.monitor.unready_reason()
+    reason = state.node.unready_reason()
     if reason is not None:  # listens would be refused (fail closed): take no traffic
         return answer(NotReady(status="unavailable", reason=reason), status=503)
-    return answer(Ready(status="ready", node_id=state.monitor.node_id))
+    return answer(Ready(status="ready", node_id=state.node.node_id))
 
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format: what an operator watches."""
     state = request.app[STATE]
-    monitor = state.monitor
-    queues = [q for s in monitor.sessions.values() for q in s.queues.values()]
-    received = sum(m.agent.received + m.caller.received for m in monitor.local.values())
+    stats = state.node.stats()
+    calls, listens, ledger = stats.calls, stats.listens, stats.ledger
     lines = [
         "# TYPE live_calls gauge",
-        f"live_calls{{scope=\"node\"}} {len(monitor.local)}",
-        f"live_calls{{scope=\"cluster\"}} {len(monitor.roster.calls)}",
+        f"live_calls{{scope=\"node\"}} {calls.node_calls}",
+        f"live_calls{{scope=\"cluster\"}} {calls.cluster_calls}",
         "# TYPE live_listen_sessions gauge",
-        f"live_listen_sessions {len(monitor.sessions)}",
+        f"live_listen_sessions {listens.sessions}",
         "# TYPE live_packets_ingested_total counter",
-        f"live_packets_ingested_total {received}",
+        f"live_packets_ingested_total {calls.packets_ingested}",
         "# TYPE live_packets_delivered_total counter",
-        f"live_packets_delivered_total {sum(q.delivered for q in queues)}",
+        f"live_packets_delivered_total {listens.packets_delivered}",
         "# TYPE live_packets_dropped_total counter",
-        f"live_packets_dropped_total {sum(q.dropped for q in queues)}",
+        f"live_packets_dropped_total {listens.packets_dropped}",
         "# TYPE live_ledger_spooled gauge",
-        f"live_ledger_spooled {monitor.spool.waiting}",
+        f"live_ledger_spooled {ledger.spooled}",
         "# TYPE live_ledger_writable gauge",
-        f"live_ledger_writable {0 if monitor.spool.problem else 1}",
+        f"live_ledger_writable {1 if ledger.writable else 0}",
         "# TYPE live_listen_refused_total counter",
-        f"live_listen_refused_total {monitor.refused}",
+        f"live_listen_refused_total {listens.refused}",
         "# TYPE live_ingest_connections_total counter",
         f"live_ingest_connections_total{{result=\"accepted\"}} {state.ingest.accepted}",
         f"live_ingest_connections_total{{result=\"refused\"}} {state.ingest.refused}",
@@ -60,7 +59,7 @@ async def metrics(request: web.Request) -> web.Response:
         "# TYPE live_websockets gauge",
         f"live_websockets {state.limits.open_ws_total}",
         "# TYPE live_packets_late_total counter",
-        f"live_packets_late_total {sum(m.agent.late + m.caller.late for m in monitor.local.values())}",
+        f"live_packets_late_total {calls.packets_late}",
     ]
     for source in state.metric_sources:
         lines.extend(source())

@@ -112,7 +112,7 @@ async def twilio(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     state.ingest.accepted += 1
     twilio_ingest = request.app[TWILIO]
-    stream = TwilioStream(state.monitor, source="twilio", calls=twilio_ingest.calls)
+    stream = TwilioStream(state.node.calls, source="twilio", calls=twilio_ingest.calls)
     try:
         async for message in ws:
             if message.type == WSMsgType.TEXT:
@@ -145,7 +145,7 @@ async def twilio(request: web.Request) -> web.WebSocketResponse:
 
 def setup(app: web.Application) -> None:
     state = app[STATE]
-    app[TWILIO] = TwilioIngest(JoinedCalls(state.monitor))
+    app[TWILIO] = TwilioIngest(JoinedCalls(state.node.calls))
     state.metric_sources.append(app[TWILIO].metric_lines)
 
 

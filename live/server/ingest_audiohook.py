@@ -225,7 +225,7 @@ def setup(app: web.Application) -> None:
     state = app[STATE]
     settings = state.settings
     auth = AudioHookAuth(settings)
-    calls = AudioHookCalls(state.monitor, linger_s=float(settings.audiohook.reconnect_grace_s))
+    calls = AudioHookCalls(state.node.calls, linger_s=float(settings.audiohook.reconnect_grace_s))
     keys = CallKeys(settings.audiohook.agent_key, settings.audiohook.queue_key, settings.audiohook.consent_key)
     ingest = AudioHookIngest(auth, calls, keys)
     app[AUDIOHOOK] = ingest
@@ -241,7 +241,7 @@ def setup(app: web.Application) -> None:
             if isinstance(event, CallUpdated):
                 calls.gate_changed(event.call.call_id)
 
-        unsubscribe = state.monitor.bus.subscribe(on_event)
+        unsubscribe = state.node.calls.subscribe(on_event)
         yield
         unsubscribe()
         await calls.aclose()

@@ -131,7 +131,7 @@ def setup(app: web.Application) -> None:
     if port == 65535:
         raise ConfigError("setting audiosocket_listen: the agent's port (port + 1) must exist", setting="audiosocket_listen")
     check = allow_checker(LOOPBACK + settings.audiosocket.allow)
-    server = AudioSocketServer(JoinedCalls(state.monitor), check, settings.limits.ingest_connections)
+    server = AudioSocketServer(JoinedCalls(state.node.calls), check, settings.limits.ingest_connections)
     state.metric_sources.append(server.metric_lines)
 
     async def listening(app: web.Application) -> AsyncIterator[None]:

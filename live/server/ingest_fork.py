@@ -149,7 +149,7 @@ async def fork(request: web.Request) -> web.WebSocketResponse:
 
 def setup(app: web.Application) -> None:
     state = app[STATE]
-    app[FORKS] = ForkIngest(JoinedCalls(state.monitor))
+    app[FORKS] = ForkIngest(JoinedCalls(state.node.calls))
     state.metric_sources.append(app[FORKS].metric_lines)
 
 

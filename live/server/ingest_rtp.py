@@ -100,7 +100,7 @@ def setup(app: web.Application) -> None:
     settings = state.settings
     bind, _advertised = rtp_hosts(settings)
     state.rtp_pool = RtpPortPool(parse_port_range(settings.rtp.ports), bind)
-    calls = PlainRtpCalls(state.monitor, state.rtp_pool, timeout_s=float(settings.rtp.timeout_s))
+    calls = PlainRtpCalls(state.node.calls, state.rtp_pool, timeout_s=float(settings.rtp.timeout_s))
     app[RTP_CALLS] = calls
 
     def metrics() -> list[str]:

@@ -23,7 +23,7 @@ from ..ingest.sip.transport import SipServer, parse_hostport
 from ..ingest.siprec import SessionRecordingServer
 from ..ingest.siprec_legs import AgentRules
 from ..ingest.siprec_session import SipPeer
-from ..service import Monitor
+from ..policy_holder import PolicyHolder
 from ..types import LegName, Role
 from .ingest_rtp import leg_metrics, rtp_hosts
 from .state import STATE
@@ -60,11 +60,11 @@ def agent_rules(settings: Settings) -> AgentRules:
     )
 
 
-def known_agent_check(monitor: Monitor, users: UserStore) -> Callable[[str], bool]:
+def known_agent_check(policies: PolicyHolder, users: UserStore) -> Callable[[str], bool]:
     """An agent id the policy's teams or the user store know."""
 
     def known(agent_id: str) -> bool:
-        policy = monitor.policy
+        policy = policies.loaded
         if policy is not None and policy.team_of(agent_id) is not None:
             return True
         try:
@@ -106,12 +106,12 @@ def setup(app: web.Application) -> None:
         return f"sip:srs@{advertised}:{port}{suffix}"
 
     srs = SessionRecordingServer(
-        state.monitor,
+        state.node.calls,
         state.rtp_pool,
         rtp_address=advertised,
         contact=contact,
         rules=agent_rules(settings),
-        known_agent=known_agent_check(state.monitor, state.users),
+        known_agent=known_agent_check(state.node.policy, state.users),
         allowed=allow_checker(networks),
         digest=DigestAuthenticator(digest_users) if digest_users else None,
         rtp_timeout_s=float(settings.rtp.timeout_s),

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ..auth import SessionCodec, UserStore
 from ..config import Settings
-from ..service import Monitor
+from ..node import Node
 from .revocation import RevocationService
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ class IngestCounters:
 @dataclass(slots=True)
 class ServerState:
     settings: Settings
-    monitor: Monitor
+    node: Node
     users: UserStore
     sessions: SessionCodec
     revocations: RevocationService

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, expect
 
-from live.service import SETUP_S
+from live.listens.service import SETUP_S
 from tests.integration.test_notices import policy
 from tests.integration.test_policy_enforced import wait_call
 from tests.support.g711 import tone
@@ -70,7 +70,7 @@ async def test_after_call_notice_seen_and_kept_across_restart(tmp_path: Path, br
             await expect(notice).to_contain_text("Sam Supervisor")
             await notice.locator('[data-testid="seen-button"]').click()
             await expect(notice).to_have_attribute("data-seen", "true", timeout=10_000)
-            ledger = server.state.monitor.ledger
+            ledger = server.state.node.ledger
             [delivered] = await ledger.entries(kind="notice.delivered")
             assert delivered.fields["channel"] == "socket"
             [seen] = await ledger.entries(kind="notice.seen")
@@ -92,7 +92,7 @@ async def test_after_call_notice_seen_and_kept_across_restart(tmp_path: Path, br
             await sender.stop()  # hang-up ends the listen
             await listener.close()
         for _ in range(100):
-            if len(await server.state.monitor.ledger.entries(kind="listen.ended")) == 2:
+            if len(await server.state.node.ledger.entries(kind="listen.ended")) == 2:
                 break
             await asyncio.sleep(0.05)
 
@@ -108,7 +108,7 @@ async def test_after_call_notice_seen_and_kept_across_restart(tmp_path: Path, br
             await expect(unseen).to_contain_text("Quality assurance")
             await unseen.locator('[data-testid="seen-button"]').click()
             await expect(page.locator('[data-testid="notice"][data-seen="false"]')).to_have_count(0, timeout=10_000)
-            assert len(await server.state.monitor.ledger.entries(kind="notice.seen")) == 2
+            assert len(await server.state.node.ledger.entries(kind="notice.seen")) == 2
         finally:
             await page.close()
 

@@ -22,7 +22,7 @@ BANNER = '[data-testid="ledger-failed"]'
 
 async def grow(server: RunningServer, entries: int) -> int:
     """Append entries about another agent's calls; returns the tree size."""
-    ledger = server.state.monitor.ledger
+    ledger = server.state.node.ledger
     assert isinstance(ledger, MerkleLedger)
     for n in range(entries):
         await ledger.append("pci.paused", actor="system", at=time.time(), call_id=f"CA-{n}", agent_id="agent-2")
@@ -85,7 +85,7 @@ async def test_a_rewritten_log_is_shown_and_reported(tmp_path: Path, browser: Br
             await expect(banner).to_contain_text("The auditors have been told")
             await expect(page.locator(STATUS)).to_have_attribute("data-state", "failed")
             assert await kept_size(page) == kept  # the rewritten log never replaces it
-            [report] = await server.state.monitor.ledger.entries(kind="checkpoint.inconsistent")
+            [report] = await server.state.node.ledger.entries(kind="checkpoint.inconsistent")
             assert report.public_fields["agent_id"] == "agent"
             assert report.public_fields["problem"] == "inconsistent"
             assert report.public_fields["kept_size"] == kept
@@ -99,7 +99,7 @@ async def test_a_rewritten_log_is_shown_and_reported(tmp_path: Path, browser: Br
             await expect(banner).to_contain_text("Das Mithör-Protokoll wurde verändert")
             await expect(banner).to_contain_text("wurden geändert oder entfernt")
             await page.close()
-            assert len(await server.state.monitor.ledger.entries(kind="checkpoint.inconsistent")) == 1
+            assert len(await server.state.node.ledger.entries(kind="checkpoint.inconsistent")) == 1
     finally:
         await context.close()
 
@@ -120,7 +120,7 @@ async def test_a_new_signing_key_is_a_failure(tmp_path: Path, browser: Browser) 
             await expect(banner).to_be_visible(timeout=10_000)
             await expect(banner).to_have_attribute("data-problem", "key_changed")
             await expect(banner).to_contain_text("signed with a different key")
-            [report] = await server.state.monitor.ledger.entries(kind="checkpoint.inconsistent")
+            [report] = await server.state.node.ledger.entries(kind="checkpoint.inconsistent")
             assert report.public_fields["problem"] == "key_changed"
             await page.close()
     finally:

@@ -78,12 +78,12 @@ async def test_supervisor_listens_in_chromium(tmp_path: Path, browser: Browser) 
             session_id = await page.evaluate("window.liveConsole.sessionId")
             assert session_id
             await page.locator('[data-testid="stop-button"]').click()
-            monitor = server.state.monitor
+            node = server.state.node
             for _ in range(100):
-                if not monitor.sessions:
+                if not node.listens.sessions:
                     break
                 await asyncio.sleep(0.05)
-            entries = await monitor.ledger.entries(session_id=session_id)
+            entries = await node.ledger.entries(session_id=session_id)
             assert [e.kind for e in entries] == ["listen.started", "listen.ended"]
             assert entries[0].fields["purpose"] == "training"
             assert entries[0].fields["agent_id"] == "agent-42"
@@ -122,7 +122,7 @@ async def test_a_refusal_is_explained_in_the_supervisors_language(tmp_path: Path
             status = page.locator('[data-testid="status"]')
             await expect(status).to_contain_text("Mithören abgelehnt", timeout=15_000)
             await expect(status).to_contain_text("heutige Zahl an Mithör-Vorgängen")
-            refused = await server.state.monitor.ledger.entries(kind="listen.refused")
+            refused = await server.state.node.ledger.entries(kind="listen.refused")
             assert [e.fields["code"] for e in refused] == ["quota_supervisor_day"]
         finally:
             await listener.close()

@@ -42,7 +42,7 @@ async def listen(page: Page, call_id: str, purpose: str = "training") -> None:
 
 
 async def ended(server: RunningServer, session_id: str) -> list[str]:
-    entries = await server.state.monitor.ledger.entries(session_id=session_id)
+    entries = await server.state.node.ledger.entries(session_id=session_id)
     return [str(e.fields.get("reason")) for e in entries if e.kind == "listen.ended"]
 
 
@@ -85,7 +85,7 @@ async def test_two_panels_switch_quality_and_escape(tmp_path: Path, browser: Bro
             assert await ended(server, first_p2) == ["stopped"]
             sessions = await page.evaluate("window.liveConsole.sessions")
             p3 = next(s for s in sessions if s["callId"] == "CA-p3")
-            started = await server.state.monitor.ledger.entries(session_id=p3["sessionId"])
+            started = await server.state.node.ledger.entries(session_id=p3["sessionId"])
             assert (started[0].fields["call_id"], started[0].fields["purpose"]) == ("CA-p3", "quality")
 
             # Esc stops the newest listen; the other one goes on.
@@ -96,7 +96,7 @@ async def test_two_panels_switch_quality_and_escape(tmp_path: Path, browser: Bro
             await expect(panel(page, "CA-p1")).to_have_attribute("data-state", "listening")
             await panel(page, "CA-p1").locator('[data-testid="stop-button"]').click()
             await expect(page.locator('[data-testid="listen-panel"]')).to_have_count(0, timeout=10_000)
-            await wait_for(lambda: not server.state.monitor.sessions, 10, "every listen to end")
+            await wait_for(lambda: not server.state.node.listens.stats().sessions, 10, "every listen to end")
             await page.context.close()
         finally:
             for sender in senders:
@@ -139,7 +139,7 @@ async def test_a_listen_cut_by_a_restart_says_so_and_resumes(tmp_path: Path, bro
             second = await page.evaluate("window.liveConsole.sessionId")
             assert second and second != first
             [started] = [
-                e for e in await server.state.monitor.ledger.entries(session_id=second) if e.kind == "listen.started"
+                e for e in await server.state.node.ledger.entries(session_id=second) if e.kind == "listen.started"
             ]
             assert started.fields["resumes"] == first
             assert started.fields["purpose"] == "quality"

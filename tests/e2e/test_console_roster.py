@@ -68,7 +68,7 @@ def team_of(i: int) -> str:
 
 
 async def announce(server: RunningServer, i: int, consent: Consent = Consent.GRANTED) -> None:
-    await server.state.monitor.call_started(
+    await server.state.node.calls.call_started(
         CallAnnouncement(CallId(f"CA-{i:04d}"), "test", f"agent-{i}", consent=consent, queue=f"q-{team_of(i)}")
     )
 
@@ -170,7 +170,7 @@ async def test_search_filter_sort_counts_and_keyboard(tmp_path: Path, browser: B
         sorted_names = await agent_names(page)
         assert sorted_names == sorted(sorted_names, key=natural), sorted_names
         # A change to a call (consent) updates its row in place.
-        await server.state.monitor.update_call(CallId("CA-0002"), consent=Consent.DENIED)
+        await server.state.node.calls.update_call(CallId("CA-0002"), consent=Consent.DENIED)
         await expect(page.locator('[data-call-id="CA-0002"] [data-consent]')).to_have_attribute(
             "data-consent", "denied", timeout=10_000
         )
@@ -214,11 +214,11 @@ async def test_500_calls_render_once_and_updates_touch_only_their_rows(
 
         # Twenty updates, ten new calls, ten ended: each touches one row, none moves.
         for i in range(1, 21):
-            await server.state.monitor.update_call(CallId(f"CA-{i:04d}"), pci_paused=True)
+            await server.state.node.calls.update_call(CallId(f"CA-{i:04d}"), pci_paused=True)
         for i in range(count + 1, count + 11):
             await announce(server, i)
         for i in range(101, 111):
-            await server.state.monitor.call_ended(CallId(f"CA-{i:04d}"))
+            await server.state.node.calls.call_ended(CallId(f"CA-{i:04d}"))
         await expect(rows).to_have_count(count, timeout=30_000)
         await expect(page.locator('[data-call-id="CA-0020"] [data-testid="pci-badge"]')).to_be_visible(timeout=30_000)
         after_stats = await page.evaluate("({...window.liveConsole.roster})")
@@ -308,7 +308,7 @@ async def test_the_purpose_dialog_closes_when_its_call_ends(tmp_path: Path, brow
             await row.locator('[data-testid="listen-button"]').click()
             dialog = page.locator("#purpose-dialog")
             await expect(dialog).to_be_visible()
-            await server.state.monitor.call_ended(CallId("CA-0001"))
+            await server.state.node.calls.call_ended(CallId("CA-0001"))
             await expect(dialog).to_be_hidden(timeout=10_000)
             await expect(page.locator('[data-testid="status"]')).to_have_text(said)
             await expect(row).to_have_count(0)

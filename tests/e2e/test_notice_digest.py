@@ -33,7 +33,7 @@ async def test_digest_reaches_a_signed_out_agent_after_a_restart(
     data = tmp_path / "data"
     file = policy(tmp_path, "digest")  # digest_schedule = "daily 18:00", Europe/Berlin
     async with running_server(data, policy_file=file) as server:
-        board = server.state.monitor.notices
+        board = server.state.node.notices
         context = await browser.new_context(locale="en-GB")
         page = await context.new_page()
         await page.goto(f"{server.base_url}/auth/link?token={server.tokens['agent']}")
@@ -66,7 +66,7 @@ async def test_digest_reaches_a_signed_out_agent_after_a_restart(
             await sender.stop()
             await listener.close()
         for _ in range(100):
-            if len(await server.state.monitor.ledger.entries(kind="listen.ended")) == 2:
+            if len(await server.state.node.ledger.entries(kind="listen.ended")) == 2:
                 break
             await asyncio.sleep(0.05)
         assert await board.store.of_agent("agent") == []  # nothing before the schedule
@@ -103,7 +103,7 @@ async def test_digest_reaches_a_signed_out_agent_after_a_restart(
             await expect(notice).to_contain_text("Zweck: Qualitätssicherung")
             await notice.locator('[data-testid="seen-button"]').click()
             await expect(notice).to_have_attribute("data-seen", "true", timeout=10_000)
-            ledger = server.state.monitor.ledger
+            ledger = server.state.node.ledger
             [delivered] = await ledger.entries(kind="notice.delivered")
             [seen] = await ledger.entries(kind="notice.seen")
             assert delivered.fields["notice_id"] == seen.fields["notice_id"] == digest.notice_id

@@ -40,7 +40,7 @@ KIND_LABELS = {
 @pytest.mark.parametrize("browser_name", BROWSERS)
 async def test_every_entry_kind_on_the_audit_page(tmp_path: Path, browser_name: str) -> None:
     async with running_server(tmp_path) as server:
-        await seed_every_kind(server.state.monitor.ledger)
+        await seed_every_kind(server.state.node.ledger)
         await run_script(
             browser_name,
             "audit_entries",
@@ -55,7 +55,7 @@ async def test_every_entry_kind_on_the_audit_page(tmp_path: Path, browser_name: 
 
 async def seed_ended_listen(server: object, agent: str) -> None:
     """One listen on ``agent``'s calls that ended after 125.4 s (shown as 2 min 05 s)."""
-    ledger = server.state.monitor.ledger  # type: ignore[attr-defined]
+    ledger = server.state.node.ledger  # type: ignore[attr-defined]
     session = {"session_id": "ls_done", "call_id": "CA-done", "agent_id": agent, "node_id": "node-x"}
     await ledger.append(
         "listen.started",
@@ -116,7 +116,7 @@ async def test_console_smoke_in_firefox(tmp_path: Path) -> None:
                 "console_smoke",
                 {"base": server.base_url, "token": server.tokens["sup"], "callId": "CA-fx", "purpose": "training"},
             )
-            ledger = server.state.monitor.ledger
+            ledger = server.state.node.ledger
             ended = await wait_for(
                 lambda: ledger.entries(kind="listen.ended"), 20, "the Firefox listen's end on record"
             )

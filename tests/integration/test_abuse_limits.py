@@ -193,7 +193,7 @@ async def test_parallel_listen_requests_cannot_slip_past_the_limit(tmp_path: Pat
             refused = [r for r in results if isinstance(r, Exception)]
             assert len(results) - len(refused) == 2, results
             assert all("too_many_listens" in str(r) for r in refused), refused
-            assert len(server.state.monitor.sessions) == 2
+            assert len(server.state.node.listens.sessions) == 2
         finally:
             for listener in listeners:
                 await listener.close()

@@ -213,7 +213,7 @@ async def test_roles_reach_only_their_own(tmp_path: Path) -> None:
             assert await listen("agent") == (403, "role_forbidden")
             assert await listen("auditor") == (403, "role_forbidden")
             assert await listen("sup2") == (403, "outside_team")
-            refused = await server.state.monitor.ledger.entries(kind="listen.refused")
+            refused = await server.state.node.ledger.entries(kind="listen.refused")
             assert [(e.fields["user_id"], e.fields["code"]) for e in refused] == [
                 ("agent", "role_forbidden"),
                 ("auditor", "role_forbidden"),

@@ -74,7 +74,7 @@ async def consent(server: RunningServer, call_id: str, value: str) -> None:
 def record_pts(server: RunningServer, call_id: str, leg: str = "agent") -> list[int]:
     """Every pts the call's leg publishes from now on."""
     seen: list[int] = []
-    source = server.state.monitor.local[call_id].leg(leg)  # type: ignore[index]
+    source = server.state.node.calls.local[call_id].leg(leg)  # type: ignore[index]
 
     def tap(_leg: object, packet: EncodedPacket) -> None:
         seen.append(packet.pts)
@@ -98,7 +98,7 @@ async def test_both_legs_are_heard_and_the_session_closes(server: RunningServer,
         assert opened["seq"] == 1 and opened["clientseq"] == 1 and opened["id"] == client.session_id
         assert opened["parameters"]["media"] == [media]
         assert opened["parameters"]["startPaused"] is False
-        call = server.state.monitor.roster.calls[conversation]  # type: ignore[index]
+        call = server.state.node.calls.roster.calls[conversation]  # type: ignore[index]
         assert (call.agent_id, call.queue, call.consent.value, call.source) == ("agent-7", "billing", "granted", "audiohook")
         assert call.attributes["organization_id"] == client.organization_id
         agent, caller = voices(media["format"])
@@ -110,8 +110,8 @@ async def test_both_legs_are_heard_and_the_session_closes(server: RunningServer,
         assert 0.01 < quiet < loud / 4, (loud, quiet)
         closed = await client.close()
         assert closed["clientseq"] == client.seq and closed["seq"] == opened["seq"] + 1
-        await wait_for(lambda: conversation not in server.state.monitor.roster.calls, 5, "the call to end")
-        await wait_for(lambda: not server.state.monitor.sessions, 5, "the listen to end")
+        await wait_for(lambda: conversation not in server.state.node.calls.roster.calls, 5, "the call to end")
+        await wait_for(lambda: not server.state.node.listens.sessions, 5, "the listen to end")
     finally:
         await listener.close()
         await client.aclose()
@@ -171,10 +171,10 @@ async def test_a_connection_probe_gets_opened_and_no_call(server: RunningServer)
         opened = await client.open(PROBE_CONVERSATION)
         assert opened["parameters"]["media"] == [PCMU_STEREO]
         await client.send_raw(b"\xff" * 320)  # audio on a probe is ignored
-        assert server.state.monitor.roster.calls == {}
+        assert server.state.node.calls.roster.calls == {}
         assert (await client.close())["type"] == "closed"
         await wait_for(lambda: client.closed_by_server.is_set(), 5, "the server to close the probe's socket")
-        assert server.state.monitor.roster.calls == {}
+        assert server.state.node.calls.roster.calls == {}
         assert server.app[ingest_key()].calls.counters.probes == 1  # type: ignore[index]
     finally:
         await client.aclose()
@@ -298,13 +298,13 @@ async def test_reconnect_with_continued_sessions_continues_the_call(server: Runn
         second.start_streaming(agent, caller)
         frames = listener.stats["agent"].frames
         await wait_for(lambda: listener.stats["agent"].frames > frames + 50, 10, "audio through the new session")
-        monitor = server.state.monitor
-        assert list(monitor.local) == [conversation]  # one call, not a duplicate
-        assert len(monitor.sessions) == 1 and not next(iter(monitor.sessions.values())).ended
+        node = server.state.node
+        assert list(node.calls.local) == [conversation]  # one call, not a duplicate
+        assert len(node.listens.sessions) == 1 and not next(iter(node.listens.sessions.values())).ended
         counters = server.app[ingest_key()].calls.counters  # type: ignore[index]
         assert (counters.calls_started, counters.calls_continued) == (1, 1)
         await second.close()
-        await wait_for(lambda: conversation not in monitor.roster.calls, 5, "the call to end")
+        await wait_for(lambda: conversation not in node.calls.roster.calls, 5, "the call to end")
     finally:
         await listener.close()
         await first.aclose()
@@ -314,17 +314,17 @@ async def test_reconnect_with_continued_sessions_continues_the_call(server: Runn
 
 async def test_a_dropped_socket_waits_for_its_successor_then_ends(server: RunningServer) -> None:
     conversation = str(uuid.uuid4())
-    monitor = server.state.monitor
+    node = server.state.node
     first = await connected(server)
     await first.open(conversation)
     await first.aclose()  # gone without close: the call waits (grace of 1 s here)
     second = await connected(server, organization_id=first.organization_id)
     try:
         await second.open(conversation, continued_sessions=[{"id": first.session_id, "serverseq": 1, "clientseq": 1}])
-        assert conversation in monitor.local
+        assert conversation in node.calls.local
     finally:
         await second.aclose()
-    await wait_for(lambda: conversation not in monitor.roster.calls, 5, "the call to end after the grace")
+    await wait_for(lambda: conversation not in node.calls.roster.calls, 5, "the call to end after the grace")
 
 
 async def test_shutdown_asks_clients_to_reconnect(tmp_path: Path) -> None:
@@ -355,7 +355,7 @@ async def test_a_wrong_seq_is_answered_with_disconnect_then_closed(server: Runni
         assert "seq" in disconnect["parameters"]["info"]
         await client.expect("closed")  # the client answered close
         await wait_for(lambda: client.closed_by_server.is_set(), 5, "the socket to close")
-        await wait_for(lambda: conversation not in server.state.monitor.roster.calls, 5, "the call to end")
+        await wait_for(lambda: conversation not in server.state.node.calls.roster.calls, 5, "the call to end")
     finally:
         await client.aclose()
 
@@ -370,7 +370,7 @@ async def test_organization_mismatch_is_unauthorized(server: RunningServer) -> N
         })
         disconnect = await client.expect("disconnect")
         assert disconnect["parameters"]["reason"] == "unauthorized"
-        assert server.state.monitor.roster.calls == {}
+        assert server.state.node.calls.roster.calls == {}
     finally:
         await client.aclose()
 

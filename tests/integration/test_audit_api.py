@@ -64,7 +64,7 @@ async def get(
 
 async def seed(server: RunningServer) -> None:
     """Four listens: sup on "agent" (2, one running), sup2 on "agent" and on "agent-2"."""
-    ledger = server.state.monitor.ledger
+    ledger = server.state.node.ledger
     plan = [
         (1, "agent", "sup", "Sam Supervisor", T0, 125.0),
         (2, "agent-2", "sup", "Sam Supervisor", T0 + 60, 30.0),
@@ -102,7 +102,7 @@ async def seed(server: RunningServer) -> None:
 
 
 async def seq_of(server: RunningServer, agent: str) -> int:
-    entries = await server.state.monitor.ledger.entries(kind="listen.started", agent_id=agent)
+    entries = await server.state.node.ledger.entries(kind="listen.started", agent_id=agent)
     return entries[0].seq
 
 
@@ -207,7 +207,7 @@ async def test_proofs_verify_against_the_signed_checkpoint(tmp_path: Path) -> No
 
 async def seed_more(server: RunningServer) -> None:
     for n in range(3):
-        await server.state.monitor.ledger.append(
+        await server.state.node.ledger.append(
             "listen.refused",
             actor="sup2",
             at=T0 + n,
@@ -249,7 +249,7 @@ async def test_bad_parameters_are_400_with_a_code(tmp_path: Path) -> None:
             assert (status, body["error"]["code"]) == (400, code), (path, body)
         status, body, _ = await get(server, "/api/audit/proof/inclusion?seq=9999", "auditor")
         assert (status, body["error"]["code"]) == (404, "unknown_entry")
-        made = await server.state.monitor.ledger.entries(kind="export.made")
+        made = await server.state.node.ledger.entries(kind="export.made")
         assert made == []  # refused requests export nothing
 
 
@@ -285,7 +285,7 @@ async def test_sessions_by_agent_supervisor_and_dates(tmp_path: Path) -> None:
 async def test_exports_for_agents_and_auditors_are_recorded(tmp_path: Path) -> None:
     async with running_server(tmp_path) as server:
         await seed(server)
-        ledger = server.state.monitor.ledger
+        ledger = server.state.node.ledger
 
         # The agent page's link: the agent's own PDF.
         status, pdf, response = await get(
@@ -377,7 +377,7 @@ async def test_report_for_the_works_council(tmp_path: Path) -> None:
         assert (
             status == 200 and response.content_type == "application/pdf" and pdf.startswith(b"%PDF")
         )
-        made = await server.state.monitor.ledger.entries(kind="export.made")
+        made = await server.state.node.ledger.entries(kind="export.made")
         assert [(e.fields["scope"], e.fields["format"], e.fields["entries"]) for e in made] == [
             ("team-report", "csv", 7),
             ("team-report", "pdf", 7),
@@ -389,7 +389,7 @@ async def test_verify_names_the_first_bad_entry(tmp_path: Path) -> None:
         await seed(server)
         status, body, _ = await get(server, "/api/audit/verify", "auditor")
         assert status == 200 and body["ok"] is True and body["first_bad_seq"] is None
-        assert body["verifier_key"] == server.state.monitor.ledger.verifier_key()
+        assert body["verifier_key"] == server.state.node.ledger.verifier_key()
         seq = await seq_of(server, "agent-2")
         with sqlite3.connect(server.settings.ledger_path) as db:
             db.execute(
@@ -408,7 +408,7 @@ async def test_a_real_listen_shows_up_in_the_ledger_views(tmp_path: Path) -> Non
         )
         await sender.start()
         deadline = asyncio.get_running_loop().time() + 5
-        while "CA-audit" not in server.state.monitor.roster.calls:
+        while "CA-audit" not in server.state.node.calls.roster.calls:
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.02)
         listener = Listener(server.base_url, server.tokens["sup"])
@@ -428,7 +428,7 @@ async def test_a_real_listen_shows_up_in_the_ledger_views(tmp_path: Path) -> Non
             "coaching",
             "agent+caller",
         )
-        assert row["policy_version"] == server.state.monitor.policy.version
+        assert row["policy_version"] == server.state.node.policy.current().version
 
 
 async def test_the_audit_page_is_served_without_inline_code(tmp_path: Path) -> None:

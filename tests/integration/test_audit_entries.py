@@ -23,7 +23,7 @@ async def test_only_auditors_and_admins_list_entries(tmp_path: Path) -> None:
 
 async def test_every_kind_is_listed_newest_first_with_its_fields(tmp_path: Path) -> None:
     async with running_server(tmp_path) as server:
-        seqs = await seed_every_kind(server.state.monitor.ledger)
+        seqs = await seed_every_kind(server.state.node.ledger)
         status, body, _ = await get(server, "/api/audit/entries?limit=500", "auditor")
         assert status == 200
         listed = body["entries"]
@@ -40,7 +40,7 @@ async def test_every_kind_is_listed_newest_first_with_its_fields(tmp_path: Path)
 
 async def test_filters_and_pages(tmp_path: Path) -> None:
     async with running_server(tmp_path) as server:
-        seqs = await seed_every_kind(server.state.monitor.ledger)
+        seqs = await seed_every_kind(server.state.node.ledger)
 
         async def listed(query: str) -> list[int]:
             status, body, _ = await get(server, f"/api/audit/entries?{query}", "admin")

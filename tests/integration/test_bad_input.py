@@ -66,9 +66,9 @@ class ListenedCall:
         await self.still_heard("everything", frames=20)
         assert self.listener.stats["agent"].level(10) > 0.2
         assert self.listener.stats["caller"].level(10) > 0.02
-        monitor = self.server.state.monitor
-        assert GOOD in monitor.roster.calls and GOOD in monitor.local
-        assert list(monitor.sessions) == [self.listener.session_id]
+        node = self.server.state.node
+        assert GOOD in node.calls.roster.calls and GOOD in node.calls.local
+        assert list(node.listens.sessions) == [self.listener.session_id]
         status, body = await api(self.server, "GET", "/api/calls")
         assert status == 200 and GOOD in [c["call_id"] for c in body["calls"]]
 
@@ -83,7 +83,7 @@ async def listened_call(
         listener = Listener(server.base_url, server.tokens["sup"])
         try:
             await wait_for(
-                lambda: GOOD in server.state.monitor.roster.calls, what="good call announced"
+                lambda: GOOD in server.state.node.calls.roster.calls, what="good call announced"
             )
             await listener.listen(GOOD)
             await listener.wait_frames(20)
@@ -230,9 +230,9 @@ async def test_structural_violations_close_the_ingest_socket(tmp_path: Path) -> 
         assert after["live_ingest_protocol_errors_total"] == errors_before + len(cases)
         # The call the second start would have opened ended with its socket.
         await wait_for(
-            lambda: "CA-twice" not in server.state.monitor.roster.calls, what="CA-twice gone"
+            lambda: "CA-twice" not in server.state.node.calls.roster.calls, what="CA-twice gone"
         )
-        assert sorted(server.state.monitor.roster.calls) == [GOOD]
+        assert sorted(server.state.node.calls.roster.calls) == [GOOD]
         await scene.assert_undisturbed()
 
 
@@ -245,7 +245,7 @@ async def test_oversized_ingest_message_closes_1009(tmp_path: Path) -> None:
         code, _ = await ingest_close(scene.server, start_message("CA-big"), big)
         assert code == 1009
         await wait_for(
-            lambda: "CA-big" not in scene.server.state.monitor.roster.calls, what="CA-big gone"
+            lambda: "CA-big" not in scene.server.state.node.calls.roster.calls, what="CA-big gone"
         )
         await scene.assert_undisturbed()
 
@@ -254,7 +254,7 @@ async def test_damaged_frames_are_dropped_and_counted_while_the_call_goes_on(
     tmp_path: Path,
 ) -> None:
     async with listened_call(tmp_path) as scene:
-        server, monitor = scene.server, scene.server.state.monitor
+        server, node = scene.server, scene.server.state.node
         rejected = (await metrics(server))["live_ingest_frames_rejected_total"]
         async with (
             aiohttp.ClientSession() as http,
@@ -264,8 +264,8 @@ async def test_damaged_frames_are_dropped_and_counted_while_the_call_goes_on(
             # an unknown event, even before start, is ignored
             await ws.send_json({"event": "vendor-hello", "x": 1})
             await ws.send_json(start_message("CA-damaged"))
-            await wait_for(lambda: "CA-damaged" in monitor.local, what="CA-damaged announced")
-            media = monitor.local["CA-damaged"]
+            await wait_for(lambda: "CA-damaged" in node.calls.local, what="CA-damaged announced")
+            media = node.calls.local["CA-damaged"]
             damaged = [
                 ("bad base64", media_json(payload="***")),
                 ("bad base64 padding", media_json(payload="AAA")),
@@ -297,13 +297,13 @@ async def test_damaged_frames_are_dropped_and_counted_while_the_call_goes_on(
                 lambda: media.agent.received == 3 and media.caller.received == 3,
                 what="good frames",
             )
-            assert not ws.closed and "CA-damaged" in monitor.roster.calls
+            assert not ws.closed and "CA-damaged" in node.calls.roster.calls
             assert (await metrics(server))["live_ingest_frames_rejected_total"] == rejected + len(
                 damaged
             )
             await ws.send_json({"event": "stop", "stop": {}})
             await wait_for(
-                lambda: "CA-damaged" not in monitor.roster.calls, what="CA-damaged ended"
+                lambda: "CA-damaged" not in node.calls.roster.calls, what="CA-damaged ended"
             )
         await scene.assert_undisturbed()
 
@@ -337,7 +337,7 @@ async def test_ingest_needs_credentials_without_loopback_trust(tmp_path: Path) -
                 async with http.ws_connect(server.twilio_url, headers=headers) as ws:
                     await ws.send_json(start_message(call_sid))
                     await wait_for(
-                        lambda call_sid=call_sid: call_sid in server.state.monitor.roster.calls,
+                        lambda call_sid=call_sid: call_sid in server.state.node.calls.roster.calls,
                         what=f"{call_sid} live",
                     )
                     await ws.send_json({"event": "stop"})
@@ -368,11 +368,11 @@ async def test_listen_errors(tmp_path: Path) -> None:
         short = TwilioSender(server.twilio_url, "CA-short", LOUD, QUIET)
         await short.start()
         await wait_for(
-            lambda: "CA-short" in server.state.monitor.roster.calls, what="CA-short live"
+            lambda: "CA-short" in server.state.node.calls.roster.calls, what="CA-short live"
         )
         await short.stop()
         await wait_for(
-            lambda: "CA-short" not in server.state.monitor.roster.calls, what="CA-short ended"
+            lambda: "CA-short" not in server.state.node.calls.roster.calls, what="CA-short ended"
         )
         await refused("CA-short", (404, "unknown_call"), what="ended call", json=good_offer)
 
@@ -551,7 +551,7 @@ async def test_each_sending_system_has_its_own_ingest_secret(tmp_path: Path) -> 
             async with http.ws_connect(server.twilio_url, headers={"X-Live-Ingest-Secret": secret}) as ws:
                 await ws.send_json(start_message(call_sid))
                 await wait_for(
-                    lambda call_sid=call_sid: call_sid in server.state.monitor.roster.calls,
+                    lambda call_sid=call_sid: call_sid in server.state.node.calls.roster.calls,
                     what=f"{call_sid} started",
                 )
         refused = server.state.ingest.refused

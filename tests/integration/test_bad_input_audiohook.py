@@ -67,8 +67,8 @@ async def good(tmp_path: Path) -> AsyncIterator[GoodCall]:
             yield call
             await call.still_heard("everything", frames=20)
             assert listener.stats["agent"].level(10) > 0.2
-            assert conversation in server.state.monitor.local
-            assert len(server.state.monitor.sessions) == 1
+            assert conversation in server.state.node.calls.local
+            assert len(server.state.node.listens.sessions) == 1
         finally:
             await listener.close()
             await client.aclose()
@@ -157,7 +157,7 @@ async def test_a_second_open_is_disconnected_and_its_call_ends(good: GoodCall) -
         await client.send("open", {"organizationId": client.organization_id, "conversationId": conversation,
                                    "participant": {}, "media": []})
         await expect_disconnect(client, "second open")
-        await wait_for(lambda: conversation not in good.server.state.monitor.roster.calls, 5, "the bad call to end")
+        await wait_for(lambda: conversation not in good.server.state.node.calls.roster.calls, 5, "the bad call to end")
     finally:
         await client.aclose()
     await good.still_heard("a second open")
@@ -173,7 +173,7 @@ async def test_oversized_frames(good: GoodCall) -> None:
         await client.send("ping")
         await client.expect("pong")
         assert good.counters.rejected_frames == rejected + 1
-        assert conversation in good.server.state.monitor.local  # dropped, the call goes on
+        assert conversation in good.server.state.node.calls.local  # dropped, the call goes on
         await client.send_raw(b"\xff" * (MAX_MESSAGE + 2))  # over the socket's message limit
         await wait_for(lambda: client.closed_by_server.is_set(), 5, "the oversized frame to end the socket")
         assert client.ws is not None and client.ws.close_code == 1009
@@ -188,7 +188,7 @@ async def test_l16_frames_that_are_not_whole_samples_are_dropped(good: GoodCall)
     try:
         await client.open(conversation, [L16_STEREO])
         pts: list[int] = []
-        good.server.state.monitor.local[conversation].agent.taps.append(  # type: ignore[index]
+        good.server.state.node.calls.local[conversation].agent.taps.append(  # type: ignore[index]
             lambda _leg, packet: pts.append(packet.pts)
         )
         rejected = good.counters.rejected_frames

@@ -230,7 +230,7 @@ async def test_bad_input_never_disturbs_a_listened_call(tmp_path: Path) -> None:
                 await listener.close()
             assert (await client.bye(dialog)).status == 200
         await wait_for(lambda: _no_calls(server), 10, "the BYE to end the call")
-        assert not server.state.monitor.local
+        assert not server.state.node.calls.local
 
 
 async def _no_calls(server: RunningServer) -> bool:

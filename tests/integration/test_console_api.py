@@ -128,11 +128,11 @@ async def test_a_listen_resumes_only_ones_own_interrupted_listen_to_the_same_cal
             again = Listener(server.base_url, server.tokens["sup"])
             listeners.append(again)
             await again.listen("CA-r1", resumes=old)
-            entries = await server.state.monitor.ledger.entries(session_id=again.session_id)
+            entries = await server.state.node.ledger.entries(session_id=again.session_id)
             assert entries[0].kind == "listen.started"
             assert entries[0].fields["resumes"] == old
             assert entries[0].fields["purpose"] == "quality"
-            plain = await server.state.monitor.ledger.entries(session_id=old)
+            plain = await server.state.node.ledger.entries(session_id=old)
             assert "resumes" not in plain[0].fields  # the entry format of a plain listen is unchanged
         finally:
             for listener in listeners:
@@ -197,7 +197,7 @@ async def test_shutdown_ends_listens_as_shutdown_and_closes_roster_sockets_with_
         ended = [m for m in messages if m["type"] == "listen.ended"]
         assert ended == [{"type": "listen.ended", "call_id": "CA-down", "session_id": session_id, "reason": "shutdown"}]
         async with running_server(data) as server:
-            [end] = await server.state.monitor.ledger.entries(kind="listen.ended")
+            [end] = await server.state.node.ledger.entries(kind="listen.ended")
             assert end.fields["reason"] == "shutdown"
     finally:
         if listener is not None:

@@ -77,7 +77,7 @@ def test_stopping_the_demo_records_shutdown(tmp_path: Path) -> None:
 
     async def ended_reason() -> object:
         async with running_server(data) as server:
-            entries = await server.state.monitor.ledger.entries(session_id=session_id)
+            entries = await server.state.node.ledger.entries(session_id=session_id)
             return [e.fields.get("reason") for e in entries if e.kind == "listen.ended"]
 
     assert asyncio.run(ended_reason()) == ["shutdown"]

@@ -90,8 +90,8 @@ async def sending(items: list[Any]) -> AsyncIterator[None]:
 
 
 async def hears_both_legs(server: RunningServer, call_id: str) -> None:
-    monitor = server.state.monitor
-    await wait_for(lambda: call_id in monitor.roster.calls and monitor.roster.calls[call_id].legs == ("agent", "caller"),
+    node = server.state.node
+    await wait_for(lambda: call_id in node.calls.roster.calls and node.calls.roster.calls[call_id].legs == ("agent", "caller"),
                    "the call with both legs")
     listener = Listener(server.base_url, server.tokens["sup"])
     try:
@@ -103,10 +103,10 @@ async def hears_both_legs(server: RunningServer, call_id: str) -> None:
         agent, caller = listener.stats["agent"].level(), listener.stats["caller"].level()
         assert agent > 0.2, (agent, caller)
         assert 0.01 < caller < agent / 4, (agent, caller)
-        [started] = [e for e in await monitor.ledger.entries(session_id=listener.session_id) if e.kind == "listen.started"]
+        [started] = [e for e in await node.ledger.entries(session_id=listener.session_id) if e.kind == "listen.started"]
         assert started.fields["legs"] == ["agent", "caller"]
         # Paced: no leg ran ahead of or fell behind real time enough to lose packets.
-        media = monitor.local[call_id]
+        media = node.calls.local[call_id]
         assert media.agent.late == media.caller.late == 0
     finally:
         await listener.close()
@@ -116,16 +116,16 @@ async def hears_both_legs(server: RunningServer, call_id: str) -> None:
 async def test_each_fork_kind_is_heard_on_both_legs(tmp_path: Path, kind: str) -> None:
     call_id = f"fork-{kind}"
     async with running_server(tmp_path) as server:
-        monitor = server.state.monitor
+        node = server.state.node
         forks = senders(server, kind, call_id)
         async with sending(forks):
             await hears_both_legs(server, call_id)
-            call = monitor.roster.calls[call_id]
+            call = node.calls.roster.calls[call_id]
             assert call.source == kind.split("-")[0] and call.agent_id.startswith("agent-")
             if kind == "jambonz":
                 assert forks[0].ws is not None and forks[0].ws.protocol == "audio.jambonz.org"
                 assert call.attributes == {}  # the caller's number stays off the bus
-        await wait_for(lambda: not monitor.local and not monitor.roster.calls, "the call's end")
+        await wait_for(lambda: not node.calls.local and not node.calls.roster.calls, "the call's end")
 
 
 async def test_asterisk_audiosocket_is_heard_on_both_legs(tmp_path: Path) -> None:
@@ -134,13 +134,13 @@ async def test_asterisk_audiosocket_is_heard_on_both_legs(tmp_path: Path) -> Non
         caller_port, agent_port = ports(server.app[AUDIOSOCKET])
         call = uuid.uuid4()
         agent, caller = tones(8000)
-        monitor = server.state.monitor
+        node = server.state.node
         connections = [
             AudioSocketSender("127.0.0.1", caller_port, call.bytes, caller),
             AudioSocketSender("127.0.0.1", agent_port, call.bytes, agent),
         ]
         async with sending(connections):
-            await wait_for(lambda: str(call) in monitor.roster.calls, "the call")
+            await wait_for(lambda: str(call) in node.calls.roster.calls, "the call")
             # AudioSocket carries no metadata: the phone system's CTI reports consent.
             async with aiohttp.ClientSession() as http, http.post(
                 f"{server.base_url}/api/calls/{call}/consent",
@@ -149,8 +149,8 @@ async def test_asterisk_audiosocket_is_heard_on_both_legs(tmp_path: Path) -> Non
             ) as response:
                 assert response.status == 200, await response.text()
             await hears_both_legs(server, str(call))
-            assert monitor.roster.calls[str(call)].source == "audiosocket"
-        await wait_for(lambda: not monitor.local, "the call's end (hangup on both connections)")
+            assert node.calls.roster.calls[str(call)].source == "audiosocket"
+        await wait_for(lambda: not node.calls.local, "the call's end (hangup on both connections)")
 
 
 async def test_fork_authentication(tmp_path: Path) -> None:
@@ -171,8 +171,8 @@ async def test_fork_authentication(tmp_path: Path) -> None:
             ):
                 async with http.ws_connect(url, headers=headers) as ws:
                     await ws.send_json({**first, "callSid": "fork-auth", "uuid": "fork-auth"})
-                    await wait_for(lambda: "fork-auth" in server.state.monitor.roster.calls, "the call")
-                await wait_for(lambda: "fork-auth" not in server.state.monitor.roster.calls, "the call's end")
+                    await wait_for(lambda: "fork-auth" in server.state.node.calls.roster.calls, "the call")
+                await wait_for(lambda: "fork-auth" not in server.state.node.calls.roster.calls, "the call's end")
 
 
 async def test_unknown_fork_kind_is_not_found(tmp_path: Path) -> None:

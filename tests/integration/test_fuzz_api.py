@@ -89,7 +89,7 @@ async def live_call(server: RunningServer) -> AsyncIterator[str]:
     await sender.start()
     try:
         for _ in range(100):
-            if any(c.call_id == CALL_ID for c in server.state.monitor.calls()):
+            if any(c.call_id == CALL_ID for c in server.state.node.calls.calls()):
                 break
             await asyncio.sleep(0.05)
         else:
@@ -150,7 +150,7 @@ async def test_no_server_errors_and_answers_as_documented_for_every_role(tmp_pat
             runs.append(run_st(args, tmp_path))
         results = await asyncio.gather(*runs)
         await assert_healthy(server)
-        assert any(c.call_id == CALL_ID for c in server.state.monitor.calls()), "the call did not survive"
+        assert any(c.call_id == CALL_ID for c in server.state.node.calls.calls()), "the call did not survive"
 
     for user, (code, output) in zip(who, results):
         assert code == 0, f"schemathesis as {user or 'nobody'} failed:\n{output[-8000:]}"

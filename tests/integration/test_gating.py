@@ -32,9 +32,9 @@ async def test_consent_and_payment_pause_gate_the_legs(tmp_path: Path) -> None:
     async with running_server(tmp_path) as server:
         sender = TwilioSender(server.twilio_url, "CA-gate", LOUD, CALLER, consent="denied")
         await sender.start()
-        monitor = server.state.monitor
+        node = server.state.node
         for _ in range(100):
-            if "CA-gate" in monitor.roster.calls:
+            if "CA-gate" in node.calls.roster.calls:
                 break
             await asyncio.sleep(0.02)
         listener = Listener(server.base_url, server.tokens["sup"])
@@ -61,7 +61,7 @@ async def test_consent_and_payment_pause_gate_the_legs(tmp_path: Path) -> None:
             assert await post(server, "/api/calls/CA-unknown/pci", {"paused": True}) == 404
             await listener.stop()
             await asyncio.sleep(0.1)
-            entries = await monitor.ledger.entries(session_id=listener.session_id)
+            entries = await node.ledger.entries(session_id=listener.session_id)
             kinds = [(e.kind, e.fields.get("leg")) for e in entries]
             assert kinds == [
                 ("listen.started", None),
@@ -81,9 +81,9 @@ async def test_refused_listens_are_on_record(tmp_path: Path) -> None:
     async with running_server(tmp_path) as server:
         sender = TwilioSender(server.twilio_url, "CA-refuse", LOUD, CALLER)
         await sender.start()
-        monitor = server.state.monitor
+        node = server.state.node
         for _ in range(100):
-            if "CA-refuse" in monitor.roster.calls:
+            if "CA-refuse" in node.calls.roster.calls:
                 break
             await asyncio.sleep(0.02)
         try:
@@ -96,7 +96,7 @@ async def test_refused_listens_are_on_record(tmp_path: Path) -> None:
                     pass
                 finally:
                     await listener.close()
-            refused = await monitor.ledger.entries(kind="listen.refused")
+            refused = await node.ledger.entries(kind="listen.refused")
             assert [e.fields["code"] for e in refused] == ["role_forbidden", "purpose_not_allowed"]
             assert all(e.fields["agent_id"] == "agent-1" for e in refused)
         finally:

@@ -26,7 +26,7 @@ async def post(server: RunningServer, who: str, body: Any) -> tuple[int, Any]:
 
 async def test_an_agent_reports_and_auditors_find_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     async with running_server(tmp_path / "data") as server:
-        ledger = server.state.monitor.ledger
+        ledger = server.state.node.ledger
         served = await ledger.checkpoint()  # type: ignore[attr-defined]
         old = CheckpointSigner.generate("live.ledger/old").sign("live.ledger/old", 7, b"\x01" * 32)
         status, body = await post(server, "agent", {"problem": "key_changed", "kept": old, "served": served})
@@ -44,7 +44,7 @@ async def test_an_agent_reports_and_auditors_find_it(tmp_path: Path, caplog: pyt
 
 async def test_bad_reports_and_other_roles_are_refused(tmp_path: Path) -> None:
     async with running_server(tmp_path / "data") as server:
-        served = await server.state.monitor.ledger.checkpoint()  # type: ignore[attr-defined]
+        served = await server.state.node.ledger.checkpoint()  # type: ignore[attr-defined]
         cases = [
             ({"problem": "bored", "kept": served, "served": served}, "bad_problem"),
             ({"problem": "inconsistent", "kept": "not a note", "served": served}, "bad_checkpoint"),
@@ -57,4 +57,4 @@ async def test_bad_reports_and_other_roles_are_refused(tmp_path: Path) -> None:
         for who in ("auditor", "sup", "admin"):
             status, answer = await post(server, who, {"problem": "inconsistent", "kept": served, "served": served})
             assert (status, answer["error"]["code"]) == (403, "role_forbidden"), who
-        assert await server.state.monitor.ledger.entries(kind="checkpoint.inconsistent") == []
+        assert await server.state.node.ledger.entries(kind="checkpoint.inconsistent") == []

@@ -110,7 +110,7 @@ async def listen_status(listener: Listener, call_id: str) -> tuple[int, dict[str
 
 
 async def starts(server: RunningServer, call_id: str) -> list[Any]:
-    entries = await server.state.monitor.ledger.entries(kind="listen.started")
+    entries = await server.state.node.ledger.entries(kind="listen.started")
     return [e for e in entries if e.fields.get("call_id") == call_id]
 
 
@@ -161,7 +161,7 @@ async def test_postgresql_frozen_briefly_while_a_listen_starts_and_stops(
         finally:
             await listener.close()
             await sender.stop()
-        assert (await server.state.monitor.ledger.verify()).ok
+        assert (await server.state.node.ledger.verify()).ok
 
 
 async def test_postgresql_frozen_past_the_command_timeout_refuses_the_start_and_spools_the_end(
@@ -195,7 +195,7 @@ async def test_postgresql_frozen_past_the_command_timeout_refuses_the_start_and_
                 assert starting.stats["agent"].frames == 0 and starting.stats["caller"].frames == 0
                 _, why = await wait_for(lambda: _unready(server.base_url), 30, "/readyz 503")
                 assert "ledger" in why["reason"]
-                assert [e.session_id for e in await server.state.monitor.spool.pending()] == [session_id]
+                assert [e.session_id for e in await server.state.node.spool.pending()] == [session_id]
             finally:
                 pg.thaw()
             # (GET /api/notices is asked only after the thaw: it records the delivery through
@@ -209,7 +209,7 @@ async def test_postgresql_frozen_past_the_command_timeout_refuses_the_start_and_
             await starting.close()
             await running.close()
             await sender.stop()
-        assert (await server.state.monitor.ledger.verify()).ok
+        assert (await server.state.node.ledger.verify()).ok
 
 
 async def test_postgresql_stopped_and_started_again_while_a_listen_starts_and_stops(
@@ -237,7 +237,7 @@ async def test_postgresql_stopped_and_started_again_while_a_listen_starts_and_st
                 assert refused == 503, body
                 assert starting.stats["agent"].frames == 0 and starting.stats["caller"].frames == 0
                 await wait_for(lambda: _unready(server.base_url), 30, "/readyz 503")
-                assert [e.session_id for e in await server.state.monitor.spool.pending()] == [session_id]
+                assert [e.session_id for e in await server.state.node.spool.pending()] == [session_id]
             finally:
                 await asyncio.to_thread(pg.launch)
             [end] = await wait_for(lambda: ended(server, session_id), 60, "the spooled end on record")
@@ -252,7 +252,7 @@ async def test_postgresql_stopped_and_started_again_while_a_listen_starts_and_st
             await starting.close()
             await running.close()
             await sender.stop()
-        assert (await server.state.monitor.ledger.verify()).ok
+        assert (await server.state.node.ledger.verify()).ok
 
 
 class Ext4Disk:
@@ -340,7 +340,7 @@ async def test_a_ledger_disk_turned_read_only_while_listening_spools_the_end(
             after = time.time()
             _, why = await wait_for(lambda: _unready(server.base_url), 15, "/readyz 503")
             assert "ledger" in why["reason"]
-            assert [e.session_id for e in await server.state.monitor.spool.pending()] == [session_id]
+            assert [e.session_id for e in await server.state.node.spool.pending()] == [session_id]
             assert session_id in await notices(server)  # the notice store is on the data disk
             refused, body = await asyncio.wait_for(
                 listen_status(Listener(server.base_url, server.tokens["sup"]), "CA-ro"), 30
@@ -353,8 +353,8 @@ async def test_a_ledger_disk_turned_read_only_while_listening_spools_the_end(
     async with running_server(data, **settings) as server:
         [end] = await ended(server, session_id)  # written from the spool at start
         assert before <= end.at <= after and end.fields["reason"] == "stopped"
-        assert await server.state.monitor.spool.pending() == []
-        assert (await server.state.monitor.ledger.verify()).ok
+        assert await server.state.node.spool.pending() == []
+        assert (await server.state.node.ledger.verify()).ok
 
 
 async def test_a_data_disk_turned_read_only_while_listening_is_closed_with_bounds_at_restart(
@@ -374,7 +374,7 @@ async def test_a_data_disk_turned_read_only_while_listening_is_closed_with_bound
             session_id = str(answer["session_id"])
             await listener.wait_frames(5, timeout=15)
             alive = await wait_for(
-                lambda: server.state.monitor.spool.last_alive(server.state.monitor.node_id),
+                lambda: server.state.node.spool.last_alive(server.state.node.node_id),
                 5, "a proof of life",
             )
             assert session_id in alive
@@ -397,7 +397,7 @@ async def test_a_data_disk_turned_read_only_while_listening_is_closed_with_bound
         assert f["ended_after"] <= failed <= before  # the last proof of life came before the fault
         assert after <= restarting <= f["ended_before"] <= restarted
         assert session_id in await notices(server)
-        assert (await server.state.monitor.ledger.verify()).ok
+        assert (await server.state.node.ledger.verify()).ok
 
 
 async def test_a_crash_between_the_end_and_its_notice_gives_the_notice_at_restart(tmp_path: Path) -> None:
@@ -411,7 +411,7 @@ async def test_a_crash_between_the_end_and_its_notice_gives_the_notice_at_restar
             status, answer = await listen_status(listener, "CA-owed")
             assert status == 201, answer
             session_id = str(answer["session_id"])
-            board = server.state.monitor.notices
+            board = server.state.node.notices
 
             async def dies_here(**_: Any) -> None:  # the process "dies" before the notice
                 await asyncio.Event().wait()

@@ -88,7 +88,7 @@ async def _metrics_have(base_url: str, lines: set[str]) -> bool:
 
 
 async def ended(server: RunningServer, session_id: str) -> list[Any]:
-    return await server.state.monitor.ledger.entries(kind="listen.ended", session_id=session_id)
+    return await server.state.node.ledger.entries(kind="listen.ended", session_id=session_id)
 
 
 async def start_listening(server: RunningServer, call_id: str) -> tuple[TwilioSender, Listener, str]:
@@ -121,7 +121,7 @@ async def test_an_end_while_the_ledger_disk_is_full_lands_with_its_time(
                 assert body["status"] == "unavailable" and "ledger" in body["reason"]
                 assert "full" in body["reason"]
                 assert await ended(server, session_id) == []
-                assert [e.session_id for e in await server.state.monitor.spool.pending()] == [session_id]
+                assert [e.session_id for e in await server.state.node.spool.pending()] == [session_id]
                 assert {"live_ledger_spooled 1", "live_ledger_writable 0"} <= await metrics(server.base_url)
                 # The agent's notice does not wait for the ledger.
                 status, notices = await api(server, "GET", "/api/notices")
@@ -137,12 +137,12 @@ async def test_an_end_while_the_ledger_disk_is_full_lands_with_its_time(
             )
             # The notice's delivery, spooled too, is on record as well.
             await wait_for(
-                lambda: server.state.monitor.ledger.entries(kind="notice.delivered"), 15, "notice.delivered"
+                lambda: server.state.node.ledger.entries(kind="notice.delivered"), 15, "notice.delivered"
             )
         finally:
             await listener.close()
             await sender.stop()
-        assert (await server.state.monitor.ledger.verify()).ok
+        assert (await server.state.node.ledger.verify()).ok
 
 
 async def test_an_end_spooled_before_a_restart_is_written_at_the_next_start(
@@ -170,7 +170,7 @@ async def test_an_end_spooled_before_a_restart_is_written_at_the_next_start(
         assert _spooled_sessions(data) == []
         [end] = await ended(server, session_id)
         assert end.fields["reason"] == "stopped" and before <= end.at <= after
-        assert (await server.state.monitor.ledger.verify()).ok
+        assert (await server.state.node.ledger.verify()).ok
 
 
 @contextlib.contextmanager
@@ -338,14 +338,14 @@ async def test_an_end_while_postgresql_is_down_lands_with_its_time(
                     lambda: _unready(server.base_url), 15, "/readyz to say the ledger is down"
                 )
                 assert "ledger" in body["reason"]
-                assert [e.session_id for e in await server.state.monitor.spool.pending()] == [session_id]
+                assert [e.session_id for e in await server.state.node.spool.pending()] == [session_id]
             [end] = await wait_for(lambda: ended(server, session_id), 30, "the spooled end on record")
             assert before <= end.at <= after and end.fields["reason"] == "stopped"
             await wait_for(lambda: _ready(server.base_url), 15, "/readyz to say ready again")
         finally:
             await listener.close()
             await sender.stop()
-        assert (await server.state.monitor.ledger.verify()).ok
+        assert (await server.state.node.ledger.verify()).ok
 
 
 async def test_an_end_while_the_data_disk_is_full_is_kept_by_the_spool(
@@ -360,11 +360,11 @@ async def test_an_end_while_the_data_disk_is_full_is_kept_by_the_spool(
                 before = time.time()
                 assert await listener.stop() == 200
                 after = time.time()
-                assert [e.session_id for e in await server.state.monitor.spool.pending()] == [session_id]
+                assert [e.session_id for e in await server.state.node.spool.pending()] == [session_id]
                 assert await ended(server, session_id) == []
             [end] = await wait_for(lambda: ended(server, session_id), 15, "the spooled end on record")
             assert before <= end.at <= after and end.fields["reason"] == "stopped"
         finally:
             await listener.close()
             await sender.stop()
-        assert (await server.state.monitor.ledger.verify()).ok
+        assert (await server.state.node.ledger.verify()).ok

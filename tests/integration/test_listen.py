@@ -28,8 +28,8 @@ async def test_listener_hears_both_legs_and_session_is_logged(tmp_path: Path) ->
     async with running_server(tmp_path) as server:
         sender = TwilioSender(server.twilio_url, "CA-listen-1", LOUD, QUIET, consent="granted")
         await sender.start()
-        monitor = server.state.monitor
-        await wait_for(lambda: "CA-listen-1" in monitor.roster.calls)
+        node = server.state.node
+        await wait_for(lambda: "CA-listen-1" in node.calls.roster.calls)
         listener = Listener(server.base_url, server.tokens["sup"])
         answer = await listener.listen("CA-listen-1")
         assert [leg["leg"] for leg in answer["legs"]] == ["agent", "caller"]
@@ -40,7 +40,7 @@ async def test_listener_hears_both_legs_and_session_is_logged(tmp_path: Path) ->
         assert agent > 0.2, agent
         assert 0.01 < caller < agent / 4, (agent, caller)
         assert await listener.stop() == 200
-        entries = await monitor.ledger.entries(session_id=listener.session_id)
+        entries = await node.ledger.entries(session_id=listener.session_id)
         assert [e.kind for e in entries] == ["listen.started", "listen.ended"]
         assert entries[1].fields["reason"] == "stopped"
         assert entries[0].fields["purpose"] == "quality"
@@ -51,14 +51,14 @@ async def test_hangup_ends_the_session_with_reason(tmp_path: Path) -> None:
     async with running_server(tmp_path) as server:
         sender = TwilioSender(server.twilio_url, "CA-hangup", LOUD, QUIET)
         await sender.start()
-        monitor = server.state.monitor
-        await wait_for(lambda: "CA-hangup" in monitor.roster.calls)
+        node = server.state.node
+        await wait_for(lambda: "CA-hangup" in node.calls.roster.calls)
         listener = Listener(server.base_url, server.tokens["sup"])
         await listener.listen("CA-hangup")
         await listener.wait_frames(10)
         await sender.stop()
-        await wait_for(lambda: not monitor.sessions)
-        entries = await monitor.ledger.entries(session_id=listener.session_id)
+        await wait_for(lambda: not node.listens.sessions)
+        entries = await node.ledger.entries(session_id=listener.session_id)
         assert entries[-1].kind == "listen.ended"
         assert entries[-1].fields["reason"] == "call-ended"
         await listener.close()

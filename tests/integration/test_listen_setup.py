@@ -18,7 +18,7 @@ import pytest
 
 from live.audit import SqliteLedger
 from live.media.hub import EncodedPacket, ListenerQueue
-from live.service import SETUP_S
+from live.listens.service import SETUP_S
 from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.server import RunningServer, running_server
@@ -63,7 +63,7 @@ days = 30
 async def started_call(server: RunningServer, call_id: str) -> TwilioSender:
     sender = TwilioSender(server.twilio_url, call_id, LOUD, LOUD, agent="agent", consent="granted")
     await sender.start()
-    await wait_for(lambda: call_id in server.state.monitor.roster.calls, 5, f"call {call_id}")
+    await wait_for(lambda: call_id in server.state.node.calls.roster.calls, 5, f"call {call_id}")
     return sender
 
 
@@ -80,7 +80,7 @@ async def test_an_abandoned_offer_ends_as_setup_failed_frees_its_slot_and_counts
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY, encoding="utf-8")
     async with running_server(tmp_path / "data", policy_file=str(policy), listens_per_supervisor=2) as server:
-        monitor = server.state.monitor
+        node = server.state.node
         sender = await started_call(server, "CA-abandon")
         abandoned = [Listener(server.base_url, server.tokens["sup"]) for _ in range(2)]
         heard = Listener(server.base_url, server.tokens["sup"])
@@ -92,7 +92,7 @@ async def test_an_abandoned_offer_ends_as_setup_failed_frees_its_slot_and_counts
             heard = Listener(server.base_url, server.tokens["sup"])
 
             async def setup_failed() -> list[Any]:
-                ended = await monitor.ledger.entries(kind="listen.ended")
+                ended = await node.ledger.entries(kind="listen.ended")
                 return ended if len(ended) == 2 else []
 
             ended = await wait_for(setup_failed, SETUP_S + 5, "two setup-failed ends")
@@ -101,14 +101,14 @@ async def test_an_abandoned_offer_ends_as_setup_failed_frees_its_slot_and_counts
                 assert entry.fields["duration_s"] <= SETUP_S + 1.0, entry.fields
                 assert entry.fields["heard_s"] == 0
                 assert entry.fields["first_packet_at"] is None and entry.fields["last_packet_at"] is None
-            assert not monitor.sessions
+            assert not node.listens.sessions
 
             # The slots are free, and the two attempts count against no quota
             # (per_supervisor_per_day = 2): a real listen is served and heard.
             await heard.listen("CA-abandon")
             await heard.wait_frames(25)
             assert await heard.stop() == 200
-            [real] = await monitor.ledger.entries(kind="listen.ended", session_id=heard.session_id)
+            [real] = await node.ledger.entries(kind="listen.ended", session_id=heard.session_id)
             fields = real.fields
             assert fields["reason"] == "stopped"
             assert fields["first_packet_at"] <= fields["last_packet_at"]
@@ -145,7 +145,7 @@ async def test_the_start_is_signed_before_the_first_packet_and_shutdown_signs_th
 
     monkeypatch.setattr(ListenerQueue, "get", get)
     async with running_server(data) as server:
-        ledger = server.state.monitor.ledger
+        ledger = server.state.node.ledger
         assert isinstance(ledger, SqliteLedger)
         sender = await started_call(server, "CA-signed")
         listener = Listener(server.base_url, server.tokens["sup"])

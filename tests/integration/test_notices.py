@@ -126,10 +126,10 @@ async def test_after_call_notice_is_kept_until_seen_across_restarts(tmp_path: Pa
             await listener.close()
             await sender.stop()  # the call ends: the listen ends with it
         for _ in range(100):
-            if await server.state.monitor.ledger.entries(kind="listen.ended"):
+            if await server.state.node.ledger.entries(kind="listen.ended"):
                 break
             await asyncio.sleep(0.05)
-        assert await server.state.monitor.ledger.entries(kind="notice.delivered") == []
+        assert await server.state.node.ledger.entries(kind="notice.delivered") == []
 
     async with running_server(data, policy_file=file) as server:
         status, body = await api(server, "GET", "/api/notices")
@@ -145,7 +145,7 @@ async def test_after_call_notice_is_kept_until_seen_across_restarts(tmp_path: Pa
         assert "mitgehört" in notice_de["text"] and "von: Sam Supervisor" in notice_de["text"]
         _, asked = await api(server, "GET", "/api/notices?lang=en", language="de")
         assert asked["notices"][0]["text"] == notice["text"]
-        ledger = server.state.monitor.ledger
+        ledger = server.state.node.ledger
         [delivered] = await ledger.entries(kind="notice.delivered")
         assert delivered.fields["notice_id"] == notice["id"] and delivered.fields["channel"] == "page"
 
@@ -176,9 +176,9 @@ async def test_digest_notice_summarises_listens(tmp_path: Path) -> None:
             await sender.stop()
         _, body = await api(server, "GET", "/api/notices")
         assert body["notices"] == []  # nothing until the digest runs
-        [made] = await server.state.monitor.notices.run_digest()
+        [made] = await server.state.node.notices.run_digest()
         _, body = await api(server, "GET", "/api/notices")
         [notice] = body["notices"]
         assert notice["id"] == made.notice_id and notice["mode"] == "digest"
         assert notice["text"].startswith("2 listens on your calls")
-        assert await server.state.monitor.notices.run_digest() == []
+        assert await server.state.node.notices.run_digest() == []

@@ -67,7 +67,7 @@ def write_policy(tmp_path: Path, **kwargs: Any) -> Path:
 
 async def wait_call(server: RunningServer, call_id: str) -> None:
     for _ in range(200):
-        if call_id in server.state.monitor.roster.calls:
+        if call_id in server.state.node.calls.roster.calls:
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"call {call_id} never arrived")
@@ -116,7 +116,7 @@ async def test_the_caller_is_heard_as_the_consent_rule_says(
             agent, caller = listener.stats["agent"].level(10), listener.stats["caller"].level(10)
             assert agent > 0.2, agent
             assert (caller > 0.1) if caller_heard else (caller < 0.005), caller
-            started = await server.state.monitor.ledger.entries(kind="listen.started")
+            started = await server.state.node.ledger.entries(kind="listen.started")
             assert started[-1].fields["policy_version"] == "t-1"
             assert started[-1].fields["team"] == "billing"
             assert started[-1].fields["notice_mode"] == "after_call"
@@ -148,7 +148,7 @@ async def test_outside_team_and_quota_are_refused_and_on_record(tmp_path: Path) 
             assert (status, body["error"]["code"]) == (403, "quota_agent_month"), body
             assert body["error"]["policy_version"] == "t-1"
 
-            refused = await server.state.monitor.ledger.entries(kind="listen.refused")
+            refused = await server.state.node.ledger.entries(kind="listen.refused")
             assert [e.fields["code"] for e in refused] == ["outside_team", "quota_agent_month"]
         finally:
             await listener.close()
@@ -158,8 +158,8 @@ async def test_outside_team_and_quota_are_refused_and_on_record(tmp_path: Path) 
 async def test_policy_reload_keeps_the_last_good_policy(tmp_path: Path) -> None:
     policy = write_policy(tmp_path, version="t-1", per_agent=1)
     async with running_server(tmp_path / "data", policy_file=str(policy)) as server:
-        monitor = server.state.monitor
-        changes = await monitor.ledger.entries(kind="policy.changed")
+        node = server.state.node
+        changes = await node.ledger.entries(kind="policy.changed")
         assert [(e.fields["version"], e.fields["previous_version"]) for e in changes] == [("t-1", None)]
 
         status, body = await reload(server, "sup")
@@ -169,31 +169,31 @@ async def test_policy_reload_keeps_the_last_good_policy(tmp_path: Path) -> None:
         status, body = await reload(server)
         assert status == 400 and body["error"]["code"] == "bad_policy", body
         assert any("purposes" in problem for problem in body["error"]["problems"])
-        assert monitor.current_policy().version == "t-1"
-        assert monitor.current_policy().quotas.per_agent_per_month == 1
+        assert node.policy.current().version == "t-1"
+        assert node.policy.current().quotas.per_agent_per_month == 1
 
         status, body = await reload(server)  # the same bad file: still refused
         assert status == 400
-        assert len(await monitor.ledger.entries(kind="policy.changed")) == 1
+        assert len(await node.ledger.entries(kind="policy.changed")) == 1
 
         write_policy(tmp_path, version="t-2", per_agent=5)
         status, body = await reload(server)
         assert status == 200 and body["version"] == "t-2", body
-        assert monitor.current_policy().quotas.per_agent_per_month == 5
-        changes = await monitor.ledger.entries(kind="policy.changed")
+        assert node.policy.current().quotas.per_agent_per_month == 5
+        changes = await node.ledger.entries(kind="policy.changed")
         assert [(e.fields["version"], e.fields["previous_version"]) for e in changes] == [
             ("t-1", None),
             ("t-2", "t-1"),
         ]
-        assert changes[-1].fields["sha256"] == monitor.current_policy().sha256
+        assert changes[-1].fields["sha256"] == node.policy.current().sha256
 
         status, body = await reload(server)  # unchanged content: no new entry
         assert status == 200
-        assert len(await monitor.ledger.entries(kind="policy.changed")) == 2
+        assert len(await node.ledger.entries(kind="policy.changed")) == 2
 
     # A restart with the same policy adds no entry either.
     async with running_server(tmp_path / "data", policy_file=str(policy)) as server:
-        assert len(await server.state.monitor.ledger.entries(kind="policy.changed")) == 2
+        assert len(await server.state.node.ledger.entries(kind="policy.changed")) == 2
 
 
 async def test_who_may_change_consent_and_payment_pause(tmp_path: Path) -> None:
@@ -224,7 +224,7 @@ async def test_who_may_change_consent_and_payment_pause(tmp_path: Path) -> None:
             # The CTI integration (admin) may raise it again.
             assert await change("admin", "pci", {"paused": False}) == (200, None)
             assert await change("admin", "consent", {"consent": "granted"}) == (200, None)
-            call = server.state.monitor.roster.calls["CA-cs"]
+            call = server.state.node.calls.roster.calls["CA-cs"]
             assert call.consent.value == "granted" and not call.pci_paused
         finally:
             await sender.stop()

@@ -10,27 +10,26 @@ from tests.support.server import running_server
 
 async def test_retention_erases_old_personal_details_and_log_verifies(tmp_path: Path) -> None:
     async with running_server(tmp_path) as server:
-        monitor = server.state.monitor
-        assert monitor.policy is not None
-        days = monitor.policy.retention_days
+        node = server.state.node
+        days = node.policy.current().retention_days
         now = time.time()
         old = now - (days + 1) * 86400
         for at, session in ((old, "ls_old"), (now - 60, "ls_new")):
-            await monitor.ledger.append(
+            await node.ledger.append(
                 "listen.started", actor="sup", at=at, session_id=session, call_id="CA1",
                 agent_id="agent-1", user_id="sup", display_name="Sam Supervisor",
                 purpose="quality", legs=["agent"], node_id="n", started_at=at,
             )
-        checkpoint_before = await monitor.ledger.checkpoint()
-        assert await monitor.apply_retention(now) == 1
-        old_entry = (await monitor.ledger.entries(session_id="ls_old"))[0]
-        new_entry = (await monitor.ledger.entries(session_id="ls_new"))[0]
+        checkpoint_before = await node.ledger.checkpoint()
+        assert await node.housekeeping.apply_retention(now) == 1
+        old_entry = (await node.ledger.entries(session_id="ls_old"))[0]
+        new_entry = (await node.ledger.entries(session_id="ls_new"))[0]
         assert "display_name" not in old_entry.fields and old_entry.fields["agent_id"] == "agent-1"
         assert new_entry.fields["display_name"] == "Sam Supervisor"
-        purges = await monitor.ledger.entries(kind="purge.done")
+        purges = await node.ledger.entries(kind="purge.done")
         assert len(purges) == 1 and purges[0].fields["erased"] == 1
         assert purges[0].fields["retention_days"] == days
-        report = await monitor.ledger.verify()
+        report = await node.ledger.verify()
         assert report.ok, report
         assert checkpoint_before  # the older checkpoint was signed before the purge
-        assert await monitor.apply_retention(now) == 0  # nothing left to erase
+        assert await node.housekeeping.apply_retention(now) == 0  # nothing left to erase

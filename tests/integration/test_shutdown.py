@@ -21,7 +21,7 @@ async def test_shutdown_with_a_listener_keeps_the_notice(tmp_path: Path) -> None
         sender = TwilioSender(server.twilio_url, "CA-shutdown", LOUD, LOUD, agent="agent")
         await sender.start()
         for _ in range(100):
-            if "CA-shutdown" in server.state.monitor.roster.calls:
+            if "CA-shutdown" in server.state.node.calls.roster.calls:
                 break
             await asyncio.sleep(0.02)
         listener = Listener(server.base_url, server.tokens["sup"])
@@ -29,7 +29,7 @@ async def test_shutdown_with_a_listener_keeps_the_notice(tmp_path: Path) -> None
         await listener.wait_frames(10)
     try:
         async with running_server(data) as server:
-            ended = await server.state.monitor.ledger.entries(kind="listen.ended")
+            ended = await server.state.node.ledger.entries(kind="listen.ended")
             assert len(ended) == 1 and ended[0].fields["reason"] == "shutdown"
             headers = {"Authorization": f"Bearer {server.tokens['agent']}"}
             async with aiohttp.ClientSession() as http:

@@ -62,7 +62,7 @@ async def test_a_recorded_call_is_heard_on_both_legs_and_bye_ends_it(tmp_path: P
                 "label:1", "recvonly", "label:2", "recvonly"
             ] or dialog.answer.count("a=recvonly") == 2, dialog.answer
             assert "PCMU/8000" in dialog.answer and "PCMA" not in dialog.answer
-            call = await wait_for(lambda: server.state.monitor.roster.calls.get("call-udp-1@sbc"), 10, "the call")
+            call = await wait_for(lambda: server.state.node.calls.roster.calls.get("call-udp-1@sbc"), 10, "the call")
             assert (call.source, call.agent_id, call.queue, call.consent) == ("siprec", "agent", "billing", Consent.GRANTED)
 
             listener = Listener(server.base_url, server.tokens["sup"])
@@ -72,9 +72,9 @@ async def test_a_recorded_call_is_heard_on_both_legs_and_bye_ends_it(tmp_path: P
                                      listener.wait_frames(60, timeout=15))
                 assert listener.stats["agent"].level() > 4 * listener.stats["caller"].level() > 0
                 assert (await client.bye(dialog)).status == 200
-                await wait_for(lambda: "call-udp-1@sbc" not in server.state.monitor.roster.calls, 10, "the call to end")
+                await wait_for(lambda: "call-udp-1@sbc" not in server.state.node.calls.roster.calls, 10, "the call to end")
                 ended = await wait_for(
-                    lambda: server.state.monitor.ledger.entries(kind="listen.ended"), 10, "the listen's end on record"
+                    lambda: server.state.node.ledger.entries(kind="listen.ended"), 10, "the listen's end on record"
                 )
                 assert ended[-1].fields["reason"] == "call-ended"
             finally:
@@ -91,9 +91,9 @@ async def test_tcp_and_options_keepalive(tmp_path: Path) -> None:
             response = await client.invite(dialog, sdp_offer(30010), metadata())
             assert response.status == 200
             assert "transport=tcp" in response.header("contact")
-            await wait_for(lambda: "call-tcp-1@sbc" in server.state.monitor.roster.calls, 10, "the call")
+            await wait_for(lambda: "call-tcp-1@sbc" in server.state.node.calls.roster.calls, 10, "the call")
             assert (await client.bye(dialog)).status == 200
-            await wait_for(lambda: "call-tcp-1@sbc" not in server.state.monitor.roster.calls, 10, "the call to end")
+            await wait_for(lambda: "call-tcp-1@sbc" not in server.state.node.calls.roster.calls, 10, "the call to end")
 
 
 async def test_tls_on_its_own_port(tmp_path: Path) -> None:
@@ -138,7 +138,7 @@ async def test_refusals_say_why(tmp_path: Path) -> None:
             busy = await invite(sdp_offer(30050), "application/sdp")
             assert busy.status == 503 and "ports" in busy.reason
             assert (await client.bye(first)).status == 200
-        assert set(server.state.monitor.roster.calls) <= {"fits@sbc"}
+        assert set(server.state.node.calls.roster.calls) <= {"fits@sbc"}
 
 
 async def test_an_unauthorised_source_is_refused(tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ async def test_an_unauthorised_source_is_refused(tmp_path: Path) -> None:
         async with SipClient("127.0.0.1", sip_port(server)) as client:
             response = await client.invite(Dialog("intruder@sbc", "i"), sdp_offer(30060), metadata())
             assert response.status == 403
-        assert server.state.monitor.roster.calls == {}
+        assert server.state.node.calls.roster.calls == {}
 
 
 async def test_cancel_before_the_answer_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -176,7 +176,7 @@ async def test_cancel_before_the_answer_leaves_nothing_behind(tmp_path: Path) ->
         statuses = sorted((m.status, m.headers.get("CSeq")) for m in sent)
         assert (200, "1 CANCEL") in statuses and (487, "1 INVITE") in statuses
         assert not any(s == 200 and c.endswith("INVITE") for s, c in statuses)
-        assert server.state.monitor.roster.calls == {} and recorder.sessions == {}
+        assert server.state.node.calls.roster.calls == {} and recorder.sessions == {}
         assert server.state.rtp_pool is not None and server.state.rtp_pool.in_use == 0
 
 
@@ -197,7 +197,7 @@ async def test_hold_keeps_the_listeners_track_alive_and_resume_returns_audio(tmp
                 assert resume.status == 200 and resume.body.count("a=recvonly") == 2
                 await send_rtp(dialog.ports[0], packets(LOUD)[:50])
                 assert listener.stats["agent"].level() > 0.1
-                assert "hold-1@sbc" in server.state.monitor.roster.calls
+                assert "hold-1@sbc" in server.state.node.calls.roster.calls
             finally:
                 await listener.close()
             assert (await client.bye(dialog)).status == 200
@@ -212,9 +212,9 @@ async def test_dialogs_that_die_end_their_calls(tmp_path: Path) -> None:
             assert (await client.invite(quiet, sdp_offer(30090), metadata())).status == 200
             loop = asyncio.get_running_loop()
             await recorder.sweep(loop.time() + 3)  # within the media timeout
-            assert "quiet@sbc" in server.state.monitor.roster.calls
+            assert "quiet@sbc" in server.state.node.calls.roster.calls
             await recorder.sweep(loop.time() + 10)  # past it
-            assert "quiet@sbc" not in server.state.monitor.roster.calls
+            assert "quiet@sbc" not in server.state.node.calls.roster.calls
             bye = await asyncio.wait_for(client.requests.get(), 10)
             assert bye.startswith("BYE ") and "quiet@sbc" in bye
 
@@ -228,9 +228,9 @@ async def test_dialogs_that_die_end_their_calls(tmp_path: Path) -> None:
             timed.cseq += 1
             assert (await client.response()).status == 200
             await recorder.sweep(loop.time() + 80)  # 80 s after the INVITE, but only just refreshed
-            assert "timed@sbc" in server.state.monitor.roster.calls
+            assert "timed@sbc" in server.state.node.calls.roster.calls
             await recorder.sweep(loop.time() + 200)
-            assert "timed@sbc" not in server.state.monitor.roster.calls
+            assert "timed@sbc" not in server.state.node.calls.roster.calls
             assert recorder.counters.ended == {"media-timeout": 1, "session-expired": 1}
 
 
@@ -253,7 +253,7 @@ async def test_digest_authentication_when_configured(tmp_path: Path) -> None:
             assert (await client.invite(dialog, sdp_offer(30110), metadata(), extra=[("Authorization", wrong)])).status == 401
             answered = await client.invite(dialog, sdp_offer(30110), metadata(), extra=[("Authorization", authorization)])
             assert answered.status == 200
-            assert "digest@sbc" in server.state.monitor.roster.calls
+            assert "digest@sbc" in server.state.node.calls.roster.calls
 
 
 async def test_pcma_is_forwarded_as_pcma_and_an_unknown_agent_is_shown_unknown(tmp_path: Path) -> None:
@@ -262,7 +262,7 @@ async def test_pcma_is_forwarded_as_pcma_and_an_unknown_agent_is_shown_unknown(t
             dialog = Dialog("alaw@sbc", "a")
             response = await client.invite(dialog, sdp_offer(30120, codecs="8 0"), metadata(agent="stranger"))
             assert response.status == 200 and "PCMA/8000" in response.body and "PCMU" not in response.body
-            call = await wait_for(lambda: server.state.monitor.roster.calls.get("alaw@sbc"), 10, "the call")
+            call = await wait_for(lambda: server.state.node.calls.roster.calls.get("alaw@sbc"), 10, "the call")
             assert call.codec == "PCMA" and call.agent_id == ""
             listener = Listener(server.base_url, server.tokens["sup"])
             answer = await listener.listen("alaw@sbc")  # the built-in default policy: open scope
@@ -279,7 +279,7 @@ async def test_a_single_stream_is_one_leg_and_the_other_is_not_sent(tmp_path: Pa
             dialog = Dialog("one-leg@sbc", "o")
             response = await client.invite(dialog, sdp_offer(30130, labels=("7",)), None)
             assert response.status == 200 and len(dialog.ports) == 1
-            call = await wait_for(lambda: server.state.monitor.roster.calls.get("one-leg@sbc"), 10, "the call")
+            call = await wait_for(lambda: server.state.node.calls.roster.calls.get("one-leg@sbc"), 10, "the call")
             assert call.legs == ("agent",)
             listener = Listener(server.base_url, server.tokens["sup"])
             answer = await listener.listen("one-leg@sbc")

@@ -35,7 +35,7 @@ async def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what:
 
 
 async def entries(server: RunningServer, session_id: str | None) -> list[LedgerEntry]:
-    return list(await server.state.monitor.ledger.entries(session_id=session_id))
+    return list(await server.state.node.ledger.entries(session_id=session_id))
 
 
 async def entries_of(server: RunningServer, session_id: str | None, kind: str, timeout: float = 5.0) -> list[LedgerEntry]:
@@ -63,15 +63,15 @@ async def roster_legs(server: RunningServer, call_id: str) -> list[str]:
 
 async def test_split_streams_are_one_call_and_both_legs_are_heard(tmp_path: Path) -> None:
     async with running_server(tmp_path) as server:
-        monitor = server.state.monitor
+        node = server.state.node
         caller = TwilioSender(server.twilio_url, "CA-split", LOUD, QUIET, tracks="inbound", agent="agent-3")
         agent = TwilioSender(server.twilio_url, "CA-split", LOUD, QUIET, tracks="outbound", agent="agent-3")
         await caller.start()
-        await wait_for(lambda: "CA-split" in monitor.roster.calls, what="the call")
+        await wait_for(lambda: "CA-split" in node.calls.roster.calls, what="the call")
         await agent.start()  # the second socket of the callSid joins, is not refused
-        await wait_for(lambda: monitor.roster.calls["CA-split"].legs == ("agent", "caller"), what="both legs")
+        await wait_for(lambda: node.calls.roster.calls["CA-split"].legs == ("agent", "caller"), what="both legs")
         assert await roster_legs(server, "CA-split") == BOTH
-        assert len(monitor.local) == 1
+        assert len(node.calls.local) == 1
 
         listener = Listener(server.base_url, server.tokens["sup"])
         try:
@@ -87,13 +87,13 @@ async def test_split_streams_are_one_call_and_both_legs_are_heard(tmp_path: Path
             assert started.fields["legs"] == BOTH
 
             await caller.stop()  # one stream ends: the call goes on with the agent leg
-            await wait_for(lambda: monitor.roster.calls["CA-split"].legs == ("agent",), what="agent leg only")
-            assert monitor.sessions, "the listen goes on"
+            await wait_for(lambda: node.calls.roster.calls["CA-split"].legs == ("agent",), what="agent leg only")
+            assert node.listens.sessions, "the listen goes on"
             muted = await entries_of(server, listener.session_id, "leg.muted")
             assert [(e.fields["leg"], e.fields["reason"]) for e in muted] == [("caller", "not_sent")]
 
             await agent.stop()  # the last stream ends the call
-            await wait_for(lambda: not monitor.local and not monitor.sessions, what="the call's end")
+            await wait_for(lambda: not node.calls.local and not node.listens.sessions, what="the call's end")
             ended = [e for e in await entries(server, listener.session_id) if e.kind == "listen.ended"]
             assert [e.fields["reason"] for e in ended] == ["call-ended"]
         finally:
@@ -114,14 +114,14 @@ async def test_split_streams_are_one_call_and_both_legs_are_heard(tmp_path: Path
 )
 async def test_ledger_legs_are_the_legs_really_heard(tmp_path: Path, streams: list[str], heard: list[str]) -> None:
     async with running_server(tmp_path) as server:
-        monitor = server.state.monitor
+        node = server.state.node
         senders = [TwilioSender(server.twilio_url, "CA-legs", LOUD, QUIET, tracks=t) for t in streams]
         listener = Listener(server.base_url, server.tokens["sup"])
         try:
             for sender in senders:
                 await sender.start()
-                await wait_for(lambda: "CA-legs" in monitor.roster.calls, what="the call")
-            await wait_for(lambda: list(monitor.roster.calls["CA-legs"].legs) == heard, what=f"legs {heard}")
+                await wait_for(lambda: "CA-legs" in node.calls.roster.calls, what="the call")
+            await wait_for(lambda: list(node.calls.roster.calls["CA-legs"].legs) == heard, what=f"legs {heard}")
             assert await roster_legs(server, "CA-legs") == heard
             answer = await listener.listen("CA-legs")
             for leg, state in legs_of(answer).items():
@@ -141,13 +141,13 @@ async def test_ledger_legs_are_the_legs_really_heard(tmp_path: Path, streams: li
 
 async def test_a_stream_joining_during_a_listen_is_on_record(tmp_path: Path) -> None:
     async with running_server(tmp_path) as server:
-        monitor = server.state.monitor
+        node = server.state.node
         caller = TwilioSender(server.twilio_url, "CA-join", LOUD, QUIET, tracks="inbound")
         agent = TwilioSender(server.twilio_url, "CA-join", LOUD, QUIET, tracks="outbound")
         listener = Listener(server.base_url, server.tokens["sup"])
         try:
             await caller.start()
-            await wait_for(lambda: "CA-join" in monitor.roster.calls, what="the call")
+            await wait_for(lambda: "CA-join" in node.calls.roster.calls, what="the call")
             answer = await listener.listen("CA-join")
             assert legs_of(answer)["agent"]["available"] is False
             await listener.wait_frames(10, legs=("caller",))
@@ -171,15 +171,15 @@ def steps(timestamps: list[int]) -> list[int]:
 
 async def test_swapped_chunks_never_step_rtp_timestamps_back(tmp_path: Path) -> None:
     async with running_server(tmp_path) as server:
-        monitor = server.state.monitor
+        node = server.state.node
         sender = TwilioSender(server.twilio_url, "CA-swap", LOUD, QUIET, swap_every=5)
         listener = Listener(server.base_url, server.tokens["sup"])
         try:
             await sender.start()
-            await wait_for(lambda: "CA-swap" in monitor.roster.calls, what="the call")
+            await wait_for(lambda: "CA-swap" in node.calls.roster.calls, what="the call")
             await listener.listen("CA-swap")
             await listener.wait_frames(100)
-            media = monitor.local["CA-swap"]
+            media = node.calls.local["CA-swap"]
             for leg in BOTH:
                 timestamps = listener.rtp_timestamps[leg]
                 assert len(timestamps) >= 100
@@ -205,7 +205,7 @@ async def test_a_second_stream_on_another_node_is_refused_with_a_reason(tmp_path
         caller = TwilioSender(a.twilio_url, "CA-far", LOUD, QUIET, tracks="inbound")
         await caller.start()
         try:
-            await wait_for(lambda: "CA-far" in b.state.monitor.roster.calls, what="the call on node b")
+            await wait_for(lambda: "CA-far" in b.state.node.calls.roster.calls, what="the call on node b")
             async with aiohttp.ClientSession() as http, http.ws_connect(b.twilio_url) as ws:
                 await ws.send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
                 await ws.send_json(start_message("CA-far", tracks="outbound"))
@@ -213,6 +213,6 @@ async def test_a_second_stream_on_another_node_is_refused_with_a_reason(tmp_path
                 assert closed.type == aiohttp.WSMsgType.CLOSE
                 assert closed.data == 4409
                 assert "node-a" in closed.extra and "same node" in closed.extra
-            assert a.state.monitor.roster.calls["CA-far"].legs == ("caller",)
+            assert a.state.node.calls.roster.calls["CA-far"].legs == ("caller",)
         finally:
             await caller.stop()

@@ -37,7 +37,7 @@ async def test_a_witness_cosigns_and_the_node_serves_it(tmp_path: Path) -> None:
     signer = WitnessSigner.generate("council.example/w1")
     state = tmp_path / "witness"
     async with running_server(tmp_path / "node") as server, aiohttp.ClientSession() as http:
-        ledger = server.state.monitor.ledger
+        ledger = server.state.node.ledger
         log_key = ledger.verifier_key()
         token = server.tokens["auditor"]
         await _append(ledger, 3)
@@ -77,7 +77,7 @@ async def test_a_rewritten_log_is_refused_and_the_kept_checkpoint_catches_it(
     state = tmp_path / "witness"
     node = tmp_path / "node"
     async with running_server(node) as server, aiohttp.ClientSession() as http:
-        ledger = server.state.monitor.ledger
+        ledger = server.state.node.ledger
         log_key = ledger.verifier_key()
         token = server.tokens["auditor"]
         await _append(ledger, 6)
@@ -151,7 +151,7 @@ async def test_live_witness_once_on_the_command_line(tmp_path: Path) -> None:
     pem.write_bytes(signer.to_pem())
     (tmp_path / "w.pem.pub").write_text(signer.key.encode() + "\n")
     async with running_server(tmp_path / "node") as server:
-        ledger = server.state.monitor.ledger
+        ledger = server.state.node.ledger
         await _append(ledger, 2)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -187,7 +187,7 @@ async def test_with_ledger_witnesses_set_the_node_checks_against_them(tmp_path: 
         running_server(node, ledger_witnesses=signer.key.encode()) as server,
         aiohttp.ClientSession() as http,
     ):
-        ledger = server.state.monitor.ledger
+        ledger = server.state.node.ledger
         log_key = ledger.verifier_key()
         token = server.tokens["auditor"]
         headers = {"Authorization": f"Bearer {token}"}

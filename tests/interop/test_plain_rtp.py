@@ -114,8 +114,8 @@ async def hear_both_legs(listener: Listener, senders: list[list[str]]) -> tuple[
 
 async def ends_with_the_call(server: RunningServer, listener: Listener) -> None:
     await wait_for(lambda: _no_calls(server), 10, "the call to leave the roster")
-    assert not server.state.monitor.sessions
-    session = await server.state.monitor.ledger.entries(session_id=listener.session_id)
+    assert not server.state.node.listens.sessions
+    session = await server.state.node.ledger.entries(session_id=listener.session_id)
     assert [(e.kind, e.fields.get("reason")) for e in session] == [("listen.started", None), ("listen.ended", "call-ended")]
 
 
@@ -187,7 +187,7 @@ async def test_a_call_whose_rtp_stops_ends_after_the_timeout(tmp_path: Path) -> 
         assert await wait_for(received, 10, "the server to count the packets") > 0
         # The RTP has stopped: the call ends by itself, within the timeout plus a sweep.
         await wait_for(lambda: _no_calls(server), 20, "the silent call to end after rtp_timeout_s=2")
-        assert not server.state.monitor.local
+        assert not server.state.node.calls.local
         text = await metrics(server)
         assert metric(text, 'live_rtp_calls{source="rtp"}') == 0, text
         assert metric(text, "live_rtp_ports_in_use") == 0, text

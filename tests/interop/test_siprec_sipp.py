@@ -146,7 +146,7 @@ async def test_sipp_session_is_heard_held_resumed_and_ended(tmp_path: Path, vend
                 await sipp.wait_marker("held", sync, timeout=pcap.seconds + 20)
                 assert {s.direction for s in answer_of(sipp, 1)} == {"inactive"}, sipp.received(200, "INVITE")[1].body
                 await the_call(server, call_id)
-                assert listener.session_id in server.state.monitor.sessions
+                assert listener.session_id in server.state.node.listens.sessions
                 sipp.proceed()
 
                 # Resume: recvonly again, on the same ports.
@@ -156,7 +156,7 @@ async def test_sipp_session_is_heard_held_resumed_and_ended(tmp_path: Path, vend
                 assert [s.port for s in resumed] == [s.port for s in streams], resumed
                 # The resume's metadata says nothing of consent: the caller stays audible.
                 assert (await the_call(server, call_id))["consent"] == "granted"
-                assert listener.session_id in server.state.monitor.sessions
+                assert listener.session_id in server.state.node.listens.sessions
                 sipp.proceed()  # BYE
 
                 returncode = await sipp.wait()
@@ -166,10 +166,10 @@ async def test_sipp_session_is_heard_held_resumed_and_ended(tmp_path: Path, vend
                 await listener.close()
 
         await wait_for(lambda: no_calls(server), 10, "the BYE to end the call")
-        assert not server.state.monitor.sessions
-        ended = await server.state.monitor.ledger.entries(kind="listen.ended")
+        assert not server.state.node.listens.sessions
+        ended = await server.state.node.ledger.entries(kind="listen.ended")
         assert [e.fields["reason"] for e in ended] == ["call-ended"]
-        session = await server.state.monitor.ledger.entries(session_id=listener.session_id)
+        session = await server.state.node.ledger.entries(session_id=listener.session_id)
         assert [e.kind for e in session] == ["listen.started", "listen.ended"], [(e.kind, e.fields) for e in session]
         assert metric(await metrics(server), "live_rtp_ports_in_use") == 0
 
@@ -189,7 +189,7 @@ async def test_sipp_cancel_leaves_no_call_behind(tmp_path: Path) -> None:
         if finals[0] == 200:
             assert sipp.received(200, "BYE"), sipp.logs()
         await wait_for(lambda: no_calls(server), 10, "no call left after the CANCEL")
-        assert not server.state.monitor.local
+        assert not server.state.node.calls.local
         await wait_for(
             lambda: _ports_free(server), 10, "the cancelled session's RTP ports to be released"
         )
@@ -209,7 +209,7 @@ async def test_sipp_from_a_source_not_allowed_is_refused(tmp_path: Path) -> None
         assert sipp.received(403, "INVITE"), sipp.logs()
         assert not sipp.received(200, "INVITE"), sipp.logs()
         assert await no_calls(server)
-        assert not server.state.monitor.local
+        assert not server.state.node.calls.local
         # Both of sipp's requests reached the server; only the INVITE is answered (an ACK
         # never is: RFC 3261 section 17.2.1).
         await wait_for(

@@ -64,7 +64,7 @@ async def test_streamdouble_fork_is_heard_on_both_legs(tmp_path: Path) -> None:
     write_tone(tmp_path / "agent.wav", 440, 0.5, SECONDS)
     write_tone(tmp_path / "caller.wav", 880, 0.08, SECONDS)
     async with running_server(tmp_path / "data") as server:
-        monitor = server.state.monitor
+        node = server.state.node
         process = await asyncio.create_subprocess_exec(
             streamdouble(),
             "call",
@@ -98,7 +98,7 @@ async def test_streamdouble_fork_is_heard_on_both_legs(tmp_path: Path) -> None:
             call = calls[0]
             assert call["agent_id"] == "agent-7" and call["consent"] == "granted"
             assert call["source"] == "twilio" and call["codec"] == "PCMU"
-            media = monitor.local[call["call_id"]]
+            media = node.calls.local[call["call_id"]]
 
             await listener.listen(str(call["call_id"]))
             await listener.wait_frames(100, timeout=10)
@@ -132,8 +132,8 @@ async def test_streamdouble_fork_is_heard_on_both_legs(tmp_path: Path) -> None:
                 break
             await asyncio.sleep(0.05)
         assert await roster(server, server.tokens["sup"]) == []
-        assert not monitor.local and not monitor.sessions
-        ended = await monitor.ledger.entries(kind="listen.ended")
+        assert not node.calls.local and not node.listens.sessions
+        ended = await node.ledger.entries(kind="listen.ended")
         assert [e.fields["reason"] for e in ended] == ["call-ended"]
 
 
@@ -178,17 +178,17 @@ async def test_streamdouble_split_streams_are_one_call_with_both_legs(tmp_path: 
         identity=StreamIdentity(call_sid=call_sid),
     )
     async with running_server(tmp_path / "data") as server:
-        monitor = server.state.monitor
+        node = server.state.node
         inbound.url = outbound.url = server.twilio_url
         runs = [asyncio.create_task(inbound.run())]
         listener = Listener(server.base_url, server.tokens["sup"])
         try:
-            await wait_until(lambda: call_sid in monitor.roster.calls, "the call")
+            await wait_until(lambda: call_sid in node.calls.roster.calls, "the call")
             runs.append(asyncio.create_task(outbound.run()))
-            await wait_until(lambda: monitor.roster.calls[call_sid].legs == ("agent", "caller"), "both legs")
+            await wait_until(lambda: node.calls.roster.calls[call_sid].legs == ("agent", "caller"), "both legs")
             [call] = await roster(server, server.tokens["sup"])
             assert call["call_id"] == call_sid and call["legs"] == ["agent", "caller"]
-            media = monitor.local[call_sid]
+            media = node.calls.local[call_sid]
 
             answer = await listener.listen(call_sid)
             assert [(x["leg"], x["available"]) for x in answer["legs"]] == [("agent", True), ("caller", True)]
@@ -209,10 +209,10 @@ async def test_streamdouble_split_streams_are_one_call_with_both_legs(tmp_path: 
         assert (media.agent.received, media.caller.received) == (FRAMES_PER_LEG, FRAMES_PER_LEG)
         assert server.state.ingest.rejected_frames == 0 and server.state.ingest.protocol_errors == 0
         # The last stream's stop ended the call, and the listen with it.
-        await wait_until(lambda: not monitor.local and not monitor.sessions, "the call's end")
-        [started] = await monitor.ledger.entries(kind="listen.started")
+        await wait_until(lambda: not node.calls.local and not node.listens.sessions, "the call's end")
+        [started] = await node.ledger.entries(kind="listen.started")
         assert started.fields["legs"] == ["agent", "caller"]
-        ended = await monitor.ledger.entries(kind="listen.ended")
+        ended = await node.ledger.entries(kind="listen.ended")
         assert [e.fields["reason"] for e in ended] == ["call-ended"]
 
 
@@ -221,7 +221,7 @@ async def test_streamdouble_one_track_fork_marks_the_agent_leg_not_sent(tmp_path
     reported as not sent and the ledger records only the caller as heard."""
     write_tone(tmp_path / "caller.wav", 880, 0.3, SECONDS)
     async with running_server(tmp_path / "data") as server:
-        monitor = server.state.monitor
+        node = server.state.node
         process = await asyncio.create_subprocess_exec(
             streamdouble(), "call", server.twilio_url, "--audio", str(tmp_path / "caller.wav"),
             "--fork", "--track", "inbound", "--param", "agent=agent-9", "--param", "consent=granted",
@@ -230,7 +230,7 @@ async def test_streamdouble_one_track_fork_marks_the_agent_leg_not_sent(tmp_path
         )
         listener = Listener(server.base_url, server.tokens["sup"])
         try:
-            await wait_until(lambda: len(monitor.roster.calls) == 1, "the call")
+            await wait_until(lambda: len(node.calls.roster.calls) == 1, "the call")
             [call] = await roster(server, server.tokens["sup"])
             assert call["legs"] == ["caller"]
             answer = await listener.listen(str(call["call_id"]))
@@ -246,5 +246,5 @@ async def test_streamdouble_one_track_fork_marks_the_agent_leg_not_sent(tmp_path
             await listener.close()
         assert process.returncode == 0, (stdout.decode(), stderr.decode())
         assert json.loads(stdout)["violations"] == []
-        [started] = await monitor.ledger.entries(kind="listen.started")
+        [started] = await node.ledger.entries(kind="listen.started")
         assert started.fields["legs"] == ["caller"]

@@ -17,7 +17,9 @@ from live.policy.decide import Reason
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = (
-    "live/service.py",
+    "live/listens/service.py",
+    "live/calls/registry.py",
+    "live/policy_holder.py",
     "live/server/api.py",
     "live/server/schemas.py",  # the codes of bad request bodies (``error_code = "…"``)
     "live/server/security.py",

@@ -153,7 +153,7 @@ async def test_an_unreachable_postgres_is_unavailable(tmp_path: Path) -> None:
 
 
 async def test_the_service_contract_still_holds(tmp_path: Path) -> None:
-    """What ``live.service`` calls, with the arguments it passes."""
+    """What ``live.listens`` and ``live.housekeeping`` call, with the arguments it passes."""
     ledger: Ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
     await ledger.open()
     try:

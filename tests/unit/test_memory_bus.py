@@ -8,7 +8,7 @@ import time
 import pytest
 
 from live.bus import MemoryCallBus
-from live.bus.memory import Roster
+from live.model import Roster
 from live.model import (
     BusEvent,
     CallEnded,

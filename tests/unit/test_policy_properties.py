@@ -112,6 +112,11 @@ class Params:
             teams |= set(actor.teams)
         return agents | {a for a, t in self.team_of.items() if t in teams}
 
+    def in_scope(self, actor: Identity, agent_id: str) -> bool:
+        if actor.role is Role.SUPERVISOR and "all_agents" in self.access:
+            return True
+        return agent_id in self.scope(actor)
+
     def never_listenable(self, call: CallInfo) -> bool:
         return (
             call.private
@@ -153,7 +158,7 @@ def params(draw: st.DrawFn) -> Params:
     return Params(
         team_of=team_of,
         grants=grants,
-        access=draw(st.frozensets(st.sampled_from(("assigned", "own_teams")), min_size=1)),
+        access=draw(st.frozensets(st.sampled_from(("assigned", "own_teams", "all_agents")), min_size=1)),
         purposes=tuple(draw(st.lists(st.sampled_from(PURPOSES), min_size=1, unique=True))),
         per_agent=draw(st.sampled_from((0, 1, 2, 3, 3, 3))),
         per_supervisor=draw(st.sampled_from((0, 1, 2, 3, 3, 3))),
@@ -230,7 +235,7 @@ def test_listening_is_allowed_exactly_when_every_rule_holds(
         "only supervisors listen": actor.role is Role.SUPERVISOR,
         "a purpose from the list": purpose in p.purposes,
         "never a private or excluded call": not p.never_listenable(call),
-        "only agents in the supervisor's teams": call.agent_id in p.scope(actor),
+        "only agents in the supervisor's teams": p.in_scope(actor, call.agent_id),
         "only within hours": p.within_hours(now),
         "the agent's monthly quota holds": state.agent_month < p.per_agent,
         "the supervisor's daily quota holds": state.supervisor_day < p.per_supervisor,
@@ -253,7 +258,7 @@ def test_a_refusal_names_a_rule_that_fails(
         "role_forbidden": actor.role is not Role.SUPERVISOR,
         "call_private": call.private,
         "excluded": p.never_listenable(call) and not call.private,
-        "outside_team": call.agent_id not in p.scope(actor),
+        "outside_team": not p.in_scope(actor, call.agent_id),
         "outside_hours": not p.within_hours(now),
         "quota_agent_month": state.agent_month >= p.per_agent,
         "quota_supervisor_day": state.supervisor_day >= p.per_supervisor,
@@ -323,11 +328,11 @@ def test_no_one_sees_or_raises_what_they_may_not(
     if actor.role is Role.SUPERVISOR:
         # A supervisor sees only listenable calls in scope, and can only lower what is heard.
         if view.allowed:
-            assert call.agent_id in p.scope(actor) and not p.never_listenable(call)
+            assert p.in_scope(actor, call.agent_id) and not p.never_listenable(call)
         if set_consent.allowed:
-            assert consent is Consent.DENIED and call.agent_id in p.scope(actor)
+            assert consent is Consent.DENIED and p.in_scope(actor, call.agent_id)
         if set_pci.allowed:
-            assert paused and call.agent_id in p.scope(actor)
+            assert paused and p.in_scope(actor, call.agent_id)
     if actor.role is Role.AGENT:
         own = call.agent_id == actor.user_id
         assert view.allowed == set_consent.allowed == set_pci.allowed == own

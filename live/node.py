@@ -1,0 +1,168 @@
+"""The composition root: one node's parts, built from the settings and wired together.
+
+Each part has ``start()`` / ``stop()``; ``Node`` starts them in dependency order and stops
+them in reverse, undoing a half-done start. The embedded engines (in-process bus, SQLite
+ledger) and the cluster ones (Redis, PostgreSQL) are built here alike; nothing else chooses.
+
+Data flow (docs/ARCHITECTURE.md): ingest adapters feed the ``CallRegistry``; the
+``ListenService`` decides with the ``PolicyHolder``, records in the ledger (through the
+spool), connects listeners to the registry's media and tells agents through the notice
+board; ``Housekeeping`` keeps the node's proof of life, heartbeat and retention.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .audit import Ledger, open_ledger
+from .audit.spool import SPOOL_FILE, LedgerSpool
+from .bus import CallBus, MemoryCallBus
+from .calls import CallRegistry, CallStats
+from .config import IceServer, Settings
+from .housekeeping import Housekeeping, LedgerStats
+from .listens import ListenService, ListenStats
+from .notices import NoticeBoard, NoticeStore
+from .policy_holder import PolicyHolder
+from .types import NodeId
+
+log = logging.getLogger(__name__)
+
+NOTICES_FILE = "notices.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStats:
+    """Everything ``/metrics`` reports of the node's parts."""
+
+    calls: CallStats
+    listens: ListenStats
+    ledger: LedgerStats
+
+
+def make_bus(settings: Settings) -> CallBus:
+    if settings.redis_url:
+        from .bus.redis import RedisCallBus
+
+        return RedisCallBus(settings.redis_url.get_secret_value(), settings.effective_node_id)
+    return MemoryCallBus()
+
+
+def make_ledger(settings: Settings) -> Ledger:
+    return open_ledger(
+        settings.ledger.url.get_secret_value(),
+        settings.ledger_path,
+        key_path=settings.ledger_key_path,
+        origin=settings.ledger.origin or None,
+        checkpoint_every=settings.ledger.checkpoint_every,
+        checkpoint_interval_s=float(settings.ledger.checkpoint_interval_s),
+    )
+
+
+class Node:
+    """One ``live`` node: the stores it opens and the parts that use them."""
+
+    def __init__(
+        self,
+        *,
+        node_id: NodeId,
+        bus: CallBus,
+        ledger: Ledger,
+        spool: LedgerSpool,
+        notice_store: NoticeStore,
+        policy_path: Path,
+        ice_servers: Sequence[IceServer] = (),
+        listener_queue_packets: int = 10,
+    ) -> None:
+        self.node_id = node_id
+        self.bus = bus
+        self.ledger = ledger
+        self.spool = spool
+        self.policy = PolicyHolder(policy_path, ledger)
+        self.notices = NoticeBoard(notice_store, spool, self.policy.current)
+        self.calls = CallRegistry(node_id, bus, self.policy)
+        self.listens = ListenService(
+            node_id=node_id,
+            ledger=ledger,
+            spool=spool,
+            bus=bus,
+            calls=self.calls,
+            policy=self.policy,
+            notices=self.notices,
+            ice_servers=ice_servers,
+            queue_packets=listener_queue_packets,
+        )
+        self.calls.watch(self.listens)
+        self.housekeeping = Housekeeping(
+            node_id=node_id, ledger=ledger, spool=spool, policy=self.policy, running=self.listens.running
+        )
+
+    async def start(self) -> None:
+        """Open the stores, load the policy, close what a crash left open, join the bus.
+
+        A step that fails undoes the steps before it, then its error propagates (an invalid
+        policy file is a ``ConfigError``)."""
+        undo: list[Callable[[], Awaitable[None]]] = []
+        try:
+            await self.ledger.open()
+            undo.append(self.ledger.aclose)
+            await self.spool.open()
+            undo.append(self.spool.aclose)  # what is still spooled is written at the next start
+            await self.policy.start()
+            await self.notices.start()
+            undo.append(self.notices.aclose)
+            await self.listens.start()
+            await self.housekeeping.start()
+            undo.append(self.housekeeping.stop)
+            await self.bus.start()
+            undo.append(self.bus.aclose)
+            await self.calls.start()
+        except BaseException:
+            for step in reversed(undo):
+                try:
+                    await step()
+                except Exception:  # the start's own error is the one to report
+                    log.exception("could not undo a step of a failed start")
+            raise
+
+    async def stop(self) -> None:
+        """End every listen (``shutdown``) and every call ingested here, then close."""
+        await self.listens.stop()
+        await self.calls.stop()
+        await self.housekeeping.stop()
+        await self.listens.settled()
+        await self.bus.aclose()
+        await self.spool.aclose()
+        await self.notices.aclose()
+        await self.ledger.aclose()
+
+    def unready_reason(self) -> str | None:
+        """Why this node cannot serve listens right now (``/readyz``), or ``None``."""
+        problem = self.housekeeping.ledger_problem()
+        if problem is not None:
+            return problem
+        if self.bus.problem is not None:
+            return f"the bus cannot be used: {self.bus.problem}"
+        return None
+
+    def stats(self) -> NodeStats:
+        return NodeStats(self.calls.stats(), self.listens.stats(), self.housekeeping.stats())
+
+
+def build_node(
+    settings: Settings, *, bus: CallBus | None = None, ledger: Ledger | None = None
+) -> Node:
+    """The node ``settings`` describe; tests may pass their own bus or ledger."""
+    ledger = ledger if ledger is not None else make_ledger(settings)
+    return Node(
+        node_id=NodeId(settings.effective_node_id),
+        bus=bus if bus is not None else make_bus(settings),
+        ledger=ledger,
+        spool=LedgerSpool(settings.data_dir / SPOOL_FILE, ledger),
+        notice_store=NoticeStore(settings.data_dir / NOTICES_FILE),
+        policy_path=settings.policy_path,
+        ice_servers=settings.ice_servers,
+        listener_queue_packets=settings.listener_queue_packets,
+    )
