@@ -54,7 +54,7 @@ async def test_every_entry_kind_on_the_audit_page(tmp_path: Path, browser_name: 
 
 
 async def seed_ended_listen(server: object, agent: str) -> None:
-    """One listen on ``agent``'s calls that ended after 125.4 s (shown as 2 min 05 s)."""
+    """One listen on ``agent``'s calls that ended after 125.4 s (shown as 2:05)."""
     ledger = server.state.node.ledger  # type: ignore[attr-defined]
     session = {"session_id": "ls_done", "call_id": "CA-done", "agent_id": agent, "node_id": "node-x"}
     await ledger.append(
@@ -98,7 +98,7 @@ async def test_agent_page_cards_indicator_and_history(tmp_path: Path, browser_na
                     "token": server.tokens["agent"],
                     "listener": "Sam Supervisor",
                     "purposeLabel": {"en": "Quality assurance", "de": "Qualitätssicherung"},
-                    "durationText": {"en": "2 min 05 s", "de": "2 Min. 05 Sek."},
+                    "durationText": {"en": "2:05", "de": "2:05"},
                 },
             )
         finally:

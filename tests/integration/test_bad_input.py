@@ -364,7 +364,7 @@ async def test_listen_errors(tmp_path: Path) -> None:
 
         await refused("CA-nope", (404, "unknown_call"), what="unknown call", json=good_offer)
 
-        # An ended call is as unknown as one that never was.
+        # A call that just ended is known: the refusal says so (410) and is on record.
         short = TwilioSender(server.twilio_url, "CA-short", LOUD, QUIET)
         await short.start()
         await wait_for(
@@ -374,7 +374,7 @@ async def test_listen_errors(tmp_path: Path) -> None:
         await wait_for(
             lambda: "CA-short" not in server.state.node.calls.roster.calls, what="CA-short ended"
         )
-        await refused("CA-short", (404, "unknown_call"), what="ended call", json=good_offer)
+        await refused("CA-short", (410, "call_ended"), what="ended call", json=good_offer)
 
         for what, sdp in (
             ("malformed SDP", "v=0\r\nnonsense"),

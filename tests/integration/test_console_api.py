@@ -60,12 +60,12 @@ async def test_roster_names_agents_and_their_teams(tmp_path: Path) -> None:
     policy = write_policy(tmp_path)
     async with running_server(tmp_path / "data", policy_file=str(policy)) as server:
         server.state.users.add("agent-1", server.state.users.get("agent").role, display_name="Ada Lovelace")
-        monitor = server.state.monitor
-        await monitor.call_started(CallAnnouncement(CallId("CA-named"), "test", "agent-1", queue="billing"))
-        await monitor.call_started(
+        calls_registry = server.state.node.calls
+        await calls_registry.call_started(CallAnnouncement(CallId("CA-named"), "test", "agent-1", queue="billing"))
+        await calls_registry.call_started(
             CallAnnouncement(CallId("CA-param"), "test", "agent-4", attributes={"agent_name": "Grace Hopper"})
         )
-        await monitor.call_started(CallAnnouncement(CallId("CA-bare"), "test", "agent-9"))
+        await calls_registry.call_started(CallAnnouncement(CallId("CA-bare"), "test", "agent-9"))
         calls = {c["call_id"]: c for c in (await get_json(server, "sup", "/api/calls"))["calls"]}
         # sup's scope is the billing team (agents 1 and 4): the sales agent is not shown.
         assert set(calls) == {"CA-named", "CA-param"}
@@ -88,7 +88,7 @@ async def test_roster_names_agents_and_their_teams(tmp_path: Path) -> None:
                 "CA-named": "Ada Lovelace",
                 "CA-param": "Grace Hopper",
             }
-            await monitor.update_call(CallId("CA-named"), pci_paused=True)
+            await calls_registry.update_call(CallId("CA-named"), pci_paused=True)
             updated = await ws.receive_json()
             assert updated["type"] == "call.updated"
             assert (updated["call"]["agent_name"], updated["call"]["team"]) == ("Ada Lovelace", "billing")
@@ -149,12 +149,12 @@ async def test_a_listen_to_a_call_that_just_ended_is_refused_on_record(tmp_path:
         try:
             await wait_call(server, "CA-late")
             await sender.stop()
-            monitor = server.state.monitor
-            await wait_for(lambda: "CA-late" not in monitor.roster.calls, 10, "the call to end")
+            node = server.state.node
+            await wait_for(lambda: node.calls.known("CA-late") is None, 10, "the call to end")
             offer = await offer_sdp()
             status, body = await post_listen(server, "sup", "CA-late", {"sdp": offer, "purpose": "training"})
             assert (status, body["error"]["code"]) == (410, "call_ended"), body
-            [refused] = await monitor.ledger.entries(kind="listen.refused")
+            [refused] = await node.ledger.entries(kind="listen.refused")
             assert refused.fields["code"] == "call_ended"
             assert refused.fields["call_id"] == "CA-late"
             assert refused.fields["agent_id"] == "agent-1"
@@ -162,7 +162,7 @@ async def test_a_listen_to_a_call_that_just_ended_is_refused_on_record(tmp_path:
             # A call never seen stays unknown (404) and is not a refusal of a known call.
             status, body = await post_listen(server, "sup", "CA-never", {"sdp": offer, "purpose": "training"})
             assert (status, body["error"]["code"]) == (404, "unknown_call")
-            assert len(await monitor.ledger.entries(kind="listen.refused")) == 1
+            assert len(await node.ledger.entries(kind="listen.refused")) == 1
         finally:
             await listener.close()
             await sender.stop()
