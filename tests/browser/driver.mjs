@@ -1,14 +1,21 @@
 // A small browser driver for live's end-to-end tests: launches Debian's firefox-esr (driven
 // through WebDriver BiDi) or chromium (CDP) headless, with puppeteer-core, which downloads no
 // browser; runs one test script against it, and prints one JSON line:
-// {"ok": true, "checks": [...]} or {"ok": false, "error": "...", "checks": [...]} (exit 1).
+// {"ok": true, "checks": [...], "data": {...}} or {"ok": false, "error": "...", "checks": [...]}
+// (exit 1).
 //
 //   node driver.mjs firefox|chromium SCRIPT.mjs '{"base": "http://127.0.0.1:8080", ...}'
 //
-// A script exports `default async function (t)` with t = {browser, args, newPage, check,
-// waitFor, noHorizontalScroll}; every check() it passes is reported by name.
+// A script exports `default async function (t)` with t = {browser, args, data, newPage, check,
+// waitFor, noHorizontalScroll, step}; every check() it passes is reported by name, and what it
+// puts in `t.data` comes back with the result.
+//
+// `await t.step(name, data)` hands over to the test between two browser actions (to end a
+// call, restart the server): it prints {"step": name, "data": data} and waits for the line
+// {"go": name, "data": ...} on stdin, whose data it returns.
 
 import path from "node:path";
+import readline from "node:readline";
 import { pathToFileURL } from "node:url";
 import puppeteer from "puppeteer-core";
 
@@ -33,14 +40,71 @@ const BROWSERS = {
   },
 };
 const WAIT_MS = Number(process.env.LIVE_TEST_WAIT_MS || 20000);
+/** How long a step may take the test (a server restart included). */
+const STEP_MS = Number(process.env.LIVE_TEST_STEP_MS || 120000);
 
 class CheckFailed extends Error {}
 
-function harness(browser, args, checks) {
+/** Lines from the test on stdin, read only once a script takes a step. */
+class Steps {
+  constructor() {
+    this.lines = null;
+    this.waiting = null;
+    this.queue = [];
+  }
+
+  _open() {
+    if (this.lines) return;
+    this.lines = readline.createInterface({ input: process.stdin });
+    this.lines.on("line", (line) => {
+      this.queue.push(line);
+      this.waiting?.();
+    });
+  }
+
+  async take(name, data) {
+    this._open();
+    process.stdout.write(`${JSON.stringify({ step: name, data: data ?? null })}\n`);
+    const deadline = Date.now() + STEP_MS;
+    for (;;) {
+      const line = this.queue.shift();
+      if (line !== undefined) {
+        const message = JSON.parse(line);
+        if (message.go !== name) throw new CheckFailed(`step ${name}: the test answered ${JSON.stringify(message)}`);
+        return message.data ?? null;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new CheckFailed(`step ${name}: no answer from the test within ${STEP_MS} ms`);
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiting = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.waiting = null;
+    }
+  }
+
+  close() {
+    if (!this.lines) return;
+    this.lines.close();
+    process.stdin.destroy();
+  }
+}
+
+function harness(browser, args, checks, steps) {
   const pages = [];
   const t = {
     browser,
     args,
+    data: {},
+    /** Hand over to the test (see the top of this file); returns the data it answers. */
+    async step(name, data) {
+      const answer = await steps.take(name, data);
+      checks.push(`step ${name}`);
+      return answer;
+    },
     /** A new page of `width` × `height` CSS pixels. */
     async newPage({ width = 1280, height = 900 } = {}) {
       const page = await browser.newPage();
@@ -101,17 +165,19 @@ async function main() {
   const checks = [];
   const browser = await puppeteer.launch({ headless: true, ...BROWSERS[name] });
   let failure = null;
-  const t = harness(browser, args, checks);
+  const steps = new Steps();
+  const t = harness(browser, args, checks, steps);
   try {
     const module = await import(pathToFileURL(path.resolve(script)).href);
     await module.default(t);
   } catch (error) {
     failure = error instanceof CheckFailed ? error.message : (error && error.stack) || String(error);
   } finally {
+    steps.close();
     await t.closeAll();
     await browser.close().catch(() => {});
   }
-  process.stdout.write(`${JSON.stringify({ ok: failure === null, error: failure, checks })}\n`);
+  process.stdout.write(`${JSON.stringify({ ok: failure === null, error: failure, checks, data: t.data })}\n`);
   process.exitCode = failure === null ? 0 : 1;
 }
 
