@@ -545,3 +545,9 @@ async def test_concurrent_appends_in_one_process_stay_ordered(ledger: MerkleLedg
     )
     assert sorted(seqs) == list(range(40))
     assert (await ledger.verify()).ok
+
+
+async def test_an_unreachable_postgres_is_unavailable(tmp_path: Path) -> None:
+    ledger = open_ledger("postgresql://nobody@127.0.0.1:9/none", tmp_path / "a.db")
+    with pytest.raises(LedgerUnavailable, match="cannot connect"):
+        await asyncio.wait_for(ledger.open(), 20)
