@@ -4,7 +4,6 @@ never connected shown as an attempt in which nothing was heard (EN, DE)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.server import running_server
 from tests.support.twilio import TwilioSender
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -62,7 +62,7 @@ async def test_after_call_notice_seen_and_kept_across_restart(tmp_path: Path, br
         try:
             await wait_call(server, "CA-e2e-a")
             await listener.listen("CA-e2e-a", purpose="training")
-            await asyncio.sleep(0.3)
+            await listener.wait_frames(10)
             await listener.stop()
             notice = page.locator('[data-testid="notice"]')
             await expect(notice).to_have_count(1, timeout=10_000)
@@ -87,14 +87,16 @@ async def test_after_call_notice_seen_and_kept_across_restart(tmp_path: Path, br
         try:
             await wait_call(server, "CA-e2e-b")
             await listener.listen("CA-e2e-b", purpose="quality")
-            await asyncio.sleep(0.3)
+            await listener.wait_frames(10)
         finally:
             await sender.stop()  # hang-up ends the listen
             await listener.close()
-        for _ in range(100):
-            if len(await server.state.monitor.ledger.entries(kind="listen.ended")) == 2:
-                break
-            await asyncio.sleep(0.05)
+        monitor = server.state.monitor
+
+        async def two_ended() -> bool:
+            return len(await monitor.ledger.entries(kind="listen.ended")) == 2
+
+        await wait_for(two_ended, 30, "both listens to end")
 
     # 3. After a restart the agent signs in and finds the unseen notice.
     async with running_server(data, policy_file=file) as server:
