@@ -34,17 +34,18 @@ const ui = {
   panelPurpose: byId("panel-purpose"),
   panelQueue: byId("panel-queue"),
   panelElapsed: byId("panel-elapsed"),
-  stopButton: byId("stop-button"),
-  dialog: byId("purpose-dialog"),
-  dialogForm: byId("purpose-form"),
+  stopButton: /** @type {HTMLButtonElement} */ (byId("stop-button")),
+  dialog: /** @type {HTMLDialogElement} */ (byId("purpose-dialog")),
+  dialogForm: /** @type {HTMLFormElement} */ (byId("purpose-form")),
   dialogCall: byId("dialog-call"),
-  purposeSelect: byId("purpose-select"),
+  purposeSelect: /** @type {HTMLSelectElement} */ (byId("purpose-select")),
   purposeError: byId("purpose-error"),
   purposeCancel: byId("purpose-cancel"),
   legs: Object.fromEntries(
     LEG_ORDER.map((leg) => {
-      const root = document.querySelector(`[data-leg="${leg}"]`);
-      const part = (name) => root.querySelector(`[data-role="${name}"]`);
+      const root = /** @type {HTMLElement} */ (document.querySelector(`[data-leg="${leg}"]`));
+      const part = (/** @type {string} */ name) =>
+        /** @type {HTMLElement} */ (root.querySelector(`[data-role="${name}"]`));
       return [
         leg,
         {
@@ -52,7 +53,7 @@ const ui = {
           name: part("name"),
           audibility: part("audibility"),
           meter: part("meter"),
-          volume: part("volume"),
+          volume: /** @type {HTMLInputElement} */ (part("volume")),
           volumeValue: part("volume-value"),
           audio: part("audio"),
           shown: 0,
@@ -94,7 +95,7 @@ const PAUSE_REASONS = new Set(["payment-pause", "pci-paused", "pci"]);
 let status = { kind: "info", text: () => i18n.t("status.loading") };
 
 const roster = new RosterView({
-  tbody: byId("roster-body"),
+  tbody: /** @type {HTMLTableSectionElement} */ (byId("roster-body")),
   count: byId("roster-count"),
   container: ui.rosterSection,
   i18n,
@@ -502,9 +503,9 @@ function sessionEnded(s) {
     setStatus("error", () => i18n.t(refused ? "status.refused" : "status.failed", { message }));
   }
   if (focusWasInPanel) {
-    const row = document.querySelector(
+    const row = /** @type {HTMLElement | null} */ (document.querySelector(
       `[data-testid="call-row"][data-call-id="${CSS.escape(s.call.call_id)}"] [data-testid="listen-button"]`,
-    );
+    ));
     (row || ui.rosterSection).focus();
   }
 }
@@ -536,7 +537,7 @@ ui.stopButton.addEventListener("click", () => {
 
 for (const leg of LEG_ORDER) {
   ui.legs[leg].volume.addEventListener("input", (event) => {
-    const value = Number(event.target.value);
+    const value = Number(/** @type {HTMLInputElement} */ (event.target).value);
     session?.setVolume(leg, value);
     renderVolume(leg, value);
   });

@@ -159,17 +159,21 @@ export class ListenSession {
    * @param {(session: ListenSession) => void} options.onEnd once, when ended or failed
    */
   constructor(options) {
-    Object.assign(this, {
-      api: options.api,
-      call: options.call,
-      purpose: options.purpose,
-      iceServers: options.iceServers,
-      audioContext: options.audioContext,
-      audioContainer: options.audioContainer,
-      onChange: options.onChange,
-      onLevels: options.onLevels,
-      onEnd: options.onEnd,
-    });
+    this.api = options.api;
+    /** @type {Record<string, any>} */
+    this.call = options.call;
+    this.purpose = options.purpose;
+    this.iceServers = options.iceServers;
+    this.audioContext = options.audioContext;
+    this.audioContainer = options.audioContainer;
+    this.onChange = options.onChange;
+    this.onLevels = options.onLevels;
+    this.onEnd = options.onEnd;
+    /** Kept by the console: the call's consent when the listen began, the state last shown. */
+    /** @type {string | undefined} */
+    this.consentAtStart = undefined;
+    /** @type {string | null} */
+    this.lastState = null;
     this.state = "starting";
     this.pc = null;
     this.sessionId = null;

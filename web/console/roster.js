@@ -6,6 +6,12 @@ import { formatDuration } from "../shared/i18n.js";
 const CONSENT_BADGE = { granted: "badge-ok", denied: "badge-danger", unknown: "badge" };
 const COLUMNS = 7;
 
+/**
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {{className?: string, text?: string, attrs?: Record<string, string>}} [options]
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 function el(tag, { className, text, attrs } = {}) {
   const node = document.createElement(tag);
   if (className) node.className = className;
