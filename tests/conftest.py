@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 import redis
 
@@ -15,6 +16,13 @@ from tests.helpers import port_taken, start_on_free_port
 from tests.support.wait import wait_for_blocking
 
 pytest_plugins = ["tests.conftest_pg"]
+
+# Property tests run a fixed number of examples however busy the machine is: no per-example
+# deadline and no "too slow" health check, both of which measure the machine, not the code.
+hypothesis.settings.register_profile(
+    "live", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
+hypothesis.settings.load_profile("live")
 
 
 class RedisServer:

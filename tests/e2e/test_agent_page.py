@@ -129,7 +129,7 @@ async def test_an_abandoned_listen_is_shown_as_an_attempt_in_both_languages(
             # The supervisor's browser never applies the answer: nothing can be heard.
             await listener.listen("CA-e2e-attempt", apply_answer=False)
             row = page.locator('[data-testid="history-row"]')
-            await expect(row).to_have_count(1, timeout=10_000)
+            await expect(row).to_have_count(1, timeout=30_000)  # a bound on a broken run
             await expect(row).to_have_attribute("data-attempt", "true", timeout=SETUP_S * 1000 + 5_000)
             await expect(row).to_contain_text("attempt — nothing heard")
             notice = page.locator('[data-testid="notice"]')
