@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every test prerequisite that is missing (Debian packages, a virtualenv with the
-# project and its test extra) and runs the whole test suite. Safe to run again.
+# project and its test extra, TypeScript from npm), runs the static checks (mypy --strict,
+# ruff, tsc --checkJs over web/) and then the whole test suite. Safe to run again.
 #
 #   bash deploy/run-tests.sh [pytest args...]
 set -euo pipefail
@@ -35,6 +36,17 @@ if [ ! -d tests/browser/node_modules ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# Tests start their own redis-server and PostgreSQL on free ports; nothing shared is used.
+# Static checks first: each one fails the run.
 export PATH="$PWD/.venv/bin:$PATH"
+echo "== mypy --strict live"
+.venv/bin/python -m mypy live
+echo "== ruff check live tests"
+.venv/bin/python -m ruff check live tests
+echo "== tsc --noEmit --checkJs (web/)"
+# TypeScript comes from npm, pinned by tools/jscheck/package-lock.json, into a local node_modules.
+(cd tools/jscheck && { [ -x node_modules/.bin/tsc ] || npm ci --no-audit --no-fund --silent; } \
+  && node_modules/.bin/tsc --noEmit -p tsconfig.json \
+  && node_modules/.bin/tsc --noEmit -p tsconfig.strict.json)
+
+# Tests start their own redis-server and PostgreSQL on free ports; nothing shared is used.
 exec .venv/bin/python -m pytest "$@"

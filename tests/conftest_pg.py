@@ -23,12 +23,14 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.helpers import port_taken, start_on_free_port
+from tests.support.wait import wait_for_blocking
 
 PG_USER = "live"
 
@@ -42,12 +44,6 @@ def _bindir() -> Path | None:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
     return Path(initdb).parent if initdb else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _system_user() -> dict[str, Any]:
@@ -72,7 +68,7 @@ class PostgresServer:
         self.bindir = bindir
         self.base = Path(tempfile.mkdtemp(prefix="live-pg-"))
         self.data = self.base / "data"
-        self.port = _free_port()
+        self.port: int | None = None  # chosen at the first launch, kept for relaunches
         self.as_user = _system_user()
         self.env = {**os.environ, "LC_ALL": "C", "HOME": str(self.base)}
         self.process: subprocess.Popen[bytes] | None = None
@@ -108,10 +104,16 @@ class PostgresServer:
             "--no-sync",
             "--no-instructions",
         )
-        self.launch()
+        start_on_free_port(self._launch_on, "postgres")
 
     def launch(self) -> None:
-        """Start ``postgres`` on the initialised directory (again, after ``pg_ctl stop``)."""
+        """Start ``postgres`` on the initialised directory again (after ``pg_ctl stop``)."""
+        assert self.port is not None, "start() the server first"
+        self._launch_on(self.port)
+
+    def _launch_on(self, port: int) -> None:
+        self.port = port
+        self.log.write_bytes(b"")
         log = open(self.log, "ab")  # noqa: SIM115 - owned by the server process
         self.process = subprocess.Popen(
             [
@@ -138,21 +140,28 @@ class PostgresServer:
             **self.as_user,
         )
         log.close()
-        deadline = time.monotonic() + 30
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"postgres exited: {self.log.read_text(errors='replace')}")
+        process = self.process
+
+        def accepts() -> bool:
+            if process.poll() is not None:
+                output = self.log.read_text(errors="replace")
+                port_taken(output, port, "postgres")
+                raise RuntimeError(f"postgres exited: {output}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                     pass
-                self._run("pg_isready", "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER)
-                break
+                self._run("pg_isready", "-h", "127.0.0.1", "-p", str(port), "-U", PG_USER)
             except (OSError, RuntimeError):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"postgres did not start: {self.log.read_text(errors='replace')}"
-                    ) from None
-                time.sleep(0.1)
+                return False
+            return True
+
+        try:
+            wait_for_blocking(accepts, 60, f"postgres on port {port}", every=0.1)
+        except BaseException:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            raise
 
     def create_database(self, name: str) -> str:
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER, name)

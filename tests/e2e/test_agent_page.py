@@ -4,7 +4,6 @@ never connected shown as an attempt in which nothing was heard (EN, DE)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.server import running_server
 from tests.support.twilio import TwilioSender
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -62,7 +62,7 @@ async def test_after_call_notice_seen_and_kept_across_restart(tmp_path: Path, br
         try:
             await wait_call(server, "CA-e2e-a")
             await listener.listen("CA-e2e-a", purpose="training")
-            await asyncio.sleep(0.3)
+            await listener.wait_frames(10)
             await listener.stop()
             notice = page.locator('[data-testid="notice"]')
             await expect(notice).to_have_count(1, timeout=10_000)
@@ -87,14 +87,16 @@ async def test_after_call_notice_seen_and_kept_across_restart(tmp_path: Path, br
         try:
             await wait_call(server, "CA-e2e-b")
             await listener.listen("CA-e2e-b", purpose="quality")
-            await asyncio.sleep(0.3)
+            await listener.wait_frames(10)
         finally:
             await sender.stop()  # hang-up ends the listen
             await listener.close()
-        for _ in range(100):
-            if len(await server.state.node.ledger.entries(kind="listen.ended")) == 2:
-                break
-            await asyncio.sleep(0.05)
+        node = server.state.node
+
+        async def two_ended() -> bool:
+            return len(await node.ledger.entries(kind="listen.ended")) == 2
+
+        await wait_for(two_ended, 30, "both listens to end")
 
     # 3. After a restart the agent signs in and finds the unseen notice.
     async with running_server(data, policy_file=file) as server:
@@ -127,7 +129,7 @@ async def test_an_abandoned_listen_is_shown_as_an_attempt_in_both_languages(
             # The supervisor's browser never applies the answer: nothing can be heard.
             await listener.listen("CA-e2e-attempt", apply_answer=False)
             row = page.locator('[data-testid="history-row"]')
-            await expect(row).to_have_count(1, timeout=10_000)
+            await expect(row).to_have_count(1, timeout=30_000)  # a bound on a broken run
             await expect(row).to_have_attribute("data-attempt", "true", timeout=SETUP_S * 1000 + 5_000)
             await expect(row).to_contain_text("attempt — nothing heard")
             notice = page.locator('[data-testid="notice"]')

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from live.audit.log import MerkleLedger
-from tests.support.server import RunningServer, free_port, running_server
+from tests.helpers import reserved_port
+from tests.support.server import RunningServer, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -52,8 +54,15 @@ def wipe_ledger(data: Path, *, key: bool) -> None:
         (data / "ledger-signing.pem").unlink()
 
 
-async def test_a_rewritten_log_is_shown_and_reported(tmp_path: Path, browser: Browser) -> None:
-    data, port = tmp_path / "data", free_port()
+@pytest.fixture
+def port() -> Iterator[int]:
+    """A port held for the test: the page's origin stays the same across server restarts."""
+    with reserved_port() as held:
+        yield held.getsockname()[1]
+
+
+async def test_a_rewritten_log_is_shown_and_reported(tmp_path: Path, browser: Browser, port: int) -> None:
+    data = tmp_path / "data"
     context = await browser.new_context()
     try:
         async with running_server(data, port=port) as server:
@@ -104,8 +113,8 @@ async def test_a_rewritten_log_is_shown_and_reported(tmp_path: Path, browser: Br
         await context.close()
 
 
-async def test_a_new_signing_key_is_a_failure(tmp_path: Path, browser: Browser) -> None:
-    data, port = tmp_path / "data", free_port()
+async def test_a_new_signing_key_is_a_failure(tmp_path: Path, browser: Browser, port: int) -> None:
+    data = tmp_path / "data"
     context = await browser.new_context()
     try:
         async with running_server(data, port=port) as server:

@@ -7,7 +7,6 @@ agent's energy well above the caller's.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser
 
-from tests.e2e.test_console import stats
+from tests.e2e.test_console import heard_both_legs
 from tests.support.audiohook import L16_STEREO, PCMU_STEREO, AudioHookClient, voices
 from tests.support.server import running_server
 
@@ -46,15 +45,9 @@ async def test_supervisor_hears_an_audiohook_call_in_chromium(
             await page.locator('[data-testid="purpose-confirm"]').click()
             await page.locator('[data-testid="listen-panel"]').wait_for(timeout=10_000)
 
-            deadline = asyncio.get_running_loop().time() + 15
-            legs: dict[str, Any] = {}
-            while asyncio.get_running_loop().time() < deadline:
-                console = await page.evaluate("() => ({state: liveConsole.state, pc: !!liveConsole.pc})")
-                assert console["pc"], (console, await page.locator('[data-testid="status"]').inner_text())
-                legs = await stats(page)
-                if all(legs.get(leg) and legs[leg]["packets"] > 100 and legs[leg]["energy"] > 0 for leg in ("agent", "caller")):
-                    break
-                await asyncio.sleep(0.25)
+            console = await page.evaluate("() => ({state: liveConsole.state, pc: !!liveConsole.pc})")
+            assert console["pc"], (console, await page.locator('[data-testid="status"]').inner_text())
+            legs = await heard_both_legs(page)
             assert set(legs) == {"agent", "caller"}, legs
             for leg in ("agent", "caller"):
                 assert legs[leg]["packets"] > 100, legs

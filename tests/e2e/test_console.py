@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from playwright.async_api import Browser, Page, expect
 from tests.support.g711 import tone
 from tests.support.server import running_server
 from tests.support.twilio import TwilioSender
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -44,6 +44,20 @@ async def stats(page: Page) -> dict[str, Any]:
     return by_leg
 
 
+async def heard_both_legs(page: Page) -> dict[str, Any]:
+    """The browser's stats once both legs carried over 100 packets of sound."""
+
+    async def heard() -> dict[str, Any] | None:
+        legs = await stats(page)
+        both = all(
+            legs.get(leg) and legs[leg]["packets"] > 100 and legs[leg]["energy"] > 0
+            for leg in ("agent", "caller")
+        )
+        return legs if both else None
+
+    return await wait_for(heard, 30, "both legs heard in the browser", every=0.25)
+
+
 async def test_supervisor_listens_in_chromium(tmp_path: Path, browser: Browser) -> None:
     async with running_server(tmp_path) as server:
         sender = TwilioSender(server.twilio_url, "CA-e2e-1", LOUD, QUIET, agent="agent-42", consent="granted")
@@ -61,13 +75,7 @@ async def test_supervisor_listens_in_chromium(tmp_path: Path, browser: Browser) 
             await page.locator('[data-testid="purpose-confirm"]').click()
             await page.locator('[data-testid="listen-panel"]').wait_for(timeout=10_000)
 
-            deadline = asyncio.get_running_loop().time() + 15
-            legs: dict[str, Any] = {}
-            while asyncio.get_running_loop().time() < deadline:
-                legs = await stats(page)
-                if all(legs.get(leg) and legs[leg]["packets"] > 100 and legs[leg]["energy"] > 0 for leg in ("agent", "caller")):
-                    break
-                await asyncio.sleep(0.25)
+            legs = await heard_both_legs(page)
             assert set(legs) == {"agent", "caller"}, legs
             for leg in ("agent", "caller"):
                 assert legs[leg]["packets"] > 100, legs
@@ -79,10 +87,7 @@ async def test_supervisor_listens_in_chromium(tmp_path: Path, browser: Browser) 
             assert session_id
             await page.locator('[data-testid="stop-button"]').click()
             node = server.state.node
-            for _ in range(100):
-                if not node.listens.sessions:
-                    break
-                await asyncio.sleep(0.05)
+            await wait_for(lambda: not node.listens.sessions, 30, "the listen session to end")
             entries = await node.ledger.entries(session_id=session_id)
             assert [e.kind for e in entries] == ["listen.started", "listen.ended"]
             assert entries[0].fields["purpose"] == "training"
@@ -158,14 +163,11 @@ async def test_a_leg_the_telephony_does_not_send_is_shown_as_such(tmp_path: Path
             await agent.start()  # the call's second stream: the agent leg is sent from now on
             await expect(agent_leg).to_have_attribute("data-available", "true", timeout=15_000)
             await expect(agent_leg.locator('[data-testid="leg-audibility"]')).to_have_text("Hörbar")
-            deadline = asyncio.get_running_loop().time() + 15
-            legs: dict[str, Any] = {}
-            while asyncio.get_running_loop().time() < deadline:
+            async def agent_heard() -> dict[str, Any] | None:
                 legs = await stats(page)
-                if legs.get("agent") and legs["agent"]["energy"] > 0:
-                    break
-                await asyncio.sleep(0.25)
-            assert legs.get("agent") and legs["agent"]["energy"] > 0, legs
+                return legs if legs.get("agent") and legs["agent"]["energy"] > 0 else None
+
+            await wait_for(agent_heard, 30, "the agent leg heard in the browser", every=0.25)
         finally:
             await context.close()
             await caller.stop()

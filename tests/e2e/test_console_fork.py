@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.e2e.test_console import stats
 from tests.support.l16 import ForkSender, interleave, pcm
 from tests.support.server import running_server
+from tests.e2e.test_console import heard_both_legs
 
 pytestmark = pytest.mark.e2e
 
@@ -37,13 +35,7 @@ async def test_supervisor_hears_a_jambonz_fork_in_chromium(tmp_path: Path, brows
                     "data-available", "true", timeout=15_000
                 )
 
-            deadline = asyncio.get_running_loop().time() + 15
-            legs: dict[str, Any] = {}
-            while asyncio.get_running_loop().time() < deadline:
-                legs = await stats(page)
-                if all(legs.get(leg) and legs[leg]["packets"] > 100 and legs[leg]["energy"] > 0 for leg in ("agent", "caller")):
-                    break
-                await asyncio.sleep(0.25)
+            legs = await heard_both_legs(page)
             for leg in ("agent", "caller"):
                 assert legs.get(leg) and legs[leg]["packets"] > 100 and legs[leg]["energy"] > 0, legs
                 assert legs[leg]["codec"] == "audio/PCMU", legs

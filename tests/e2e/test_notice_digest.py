@@ -5,7 +5,6 @@ server restart, in English and in German, and acknowledges it; all of it on the 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.server import running_server
 from tests.support.twilio import TwilioSender
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -47,11 +47,10 @@ async def test_digest_reaches_a_signed_out_agent_after_a_restart(
         try:
             await wait_call(server, "CA-digest-1")
             await listener.listen("CA-digest-1", purpose="training")
-            await asyncio.sleep(1.0)
+            await listener.wait_frames(50)  # a second of listening
             # Digest mode: the agent's open page shows no live indicator.
             assert await indicator.get_attribute("data-active") == "false"
             await listener.stop()
-            await asyncio.sleep(0.5)
             await expect(page.locator('[data-testid="notice"]')).to_have_count(0)
         finally:
             await listener.close()
@@ -61,14 +60,16 @@ async def test_digest_reaches_a_signed_out_agent_after_a_restart(
         listener = Listener(server.base_url, server.tokens["sup"])
         try:
             await listener.listen("CA-digest-1", purpose="quality")
-            await asyncio.sleep(0.5)
+            await listener.wait_frames(10)
         finally:
             await sender.stop()
             await listener.close()
-        for _ in range(100):
-            if len(await server.state.node.ledger.entries(kind="listen.ended")) == 2:
-                break
-            await asyncio.sleep(0.05)
+        node = server.state.node
+
+        async def two_ended() -> bool:
+            return len(await node.ledger.entries(kind="listen.ended")) == 2
+
+        await wait_for(two_ended, 30, "both listens to end")
         assert await board.store.of_agent("agent") == []  # nothing before the schedule
 
         # 18:00 in Berlin comes: move the board's clock to a second before it, and let the
@@ -77,12 +78,9 @@ async def test_digest_reaches_a_signed_out_agent_after_a_restart(
         assert due is not None
         shift = due - time.time() - 1.0
         board.clock = lambda: time.time() + shift
-        for _ in range(100):
-            made = await board.store.of_agent("agent")
-            if made:
-                break
-            await asyncio.sleep(0.1)
-        [digest] = made
+        [digest] = await wait_for(
+            lambda: board.store.of_agent("agent"), 30, "the digest at its time", every=0.1
+        )
         assert digest.mode == "digest" and len(digest.data["listens"]) == 2
 
     # After a restart the agent signs in and finds the digest, unseen.

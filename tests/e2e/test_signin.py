@@ -3,7 +3,6 @@ the sign-out button, and that the signed-out cookie no longer works on the serve
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -11,18 +10,14 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from tests.support.server import running_server
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 
 
 async def poll(page: Page, script: str, timeout_s: float = 10.0) -> object:
     """Wait until ``script`` is truthy (``wait_for_function`` needs eval, which our CSP forbids)."""
-    for _ in range(int(timeout_s / 0.1)):
-        value = await page.evaluate(script)
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never true: {script}")
+    return await wait_for(lambda: page.evaluate(script), timeout_s, script, every=0.1)
 
 
 async def test_password_sign_in_and_sign_out(tmp_path: Path, browser: Browser) -> None:

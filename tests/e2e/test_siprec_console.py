@@ -65,12 +65,12 @@ async def test_siprec_call_is_heard_in_chromium(tmp_path: Path, browser: Browser
             assert returncode == 0, sipp.logs()
 
         node = server.state.node
-        await wait_for(lambda: not node.listens.sessions, 10, "the BYE to end the listen")
+        await wait_for(lambda: not node.listens.sessions, 30, "the BYE to end the listen")
 
         async def ended() -> bool:
             return any(e.kind == "listen.ended" for e in await node.ledger.entries(session_id=session_id))
 
-        await wait_for(ended, 10, "the listen's end on record")
+        await wait_for(ended, 30, "the listen's end on record")
         entries = await node.ledger.entries(session_id=session_id)
         assert [e.kind for e in entries] == ["listen.started", "listen.ended"], [(e.kind, e.fields) for e in entries]
         assert entries[0].fields["agent_id"] == vendor.agent_id

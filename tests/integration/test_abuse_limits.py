@@ -15,6 +15,7 @@ from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.server import RunningServer, running_server
 from tests.support.twilio import TwilioSender
+from tests.support.wait import wait_for
 
 LOUD = tone(440, 2.0, 0.5)
 CALLER = tone(660, 2.0, 0.3)
@@ -145,10 +146,9 @@ async def test_websocket_connection_limits(tmp_path: Path) -> None:
         ) as ws:
             assert (await ws.receive_json(timeout=5))["type"] == "snapshot"
         await first.close()
-        for _ in range(50):
-            if server.state.limits.open_ws.get("sup", 0) < 2:
-                break
-            await asyncio.sleep(0.02)
+        await wait_for(
+            lambda: server.state.limits.open_ws.get("sup", 0) < 2, 30, "a socket place to be freed"
+        )
         third = await http.ws_connect(f"{server.ws_url}/api/events", headers=headers)
         await second.close()
         await third.close()

@@ -24,6 +24,7 @@ from tests.support.g711 import tone
 from tests.support.process import live_cli
 from tests.support.server import RunningServer, running_server
 from tests.support.twilio import TwilioSender
+from tests.support.wait import wait_for
 
 LOUD = tone(440, 2.0, 0.5)
 CALLER = tone(660, 2.0, 0.3)
@@ -186,11 +187,10 @@ async def test_password_change_signs_out_every_browser(tmp_path: Path) -> None:
         assert (await me(http, server, after))[0] == 200
         # From the command line while serving (`live users signout`), picked up within a second.
         await asyncio.to_thread(live_cli, tmp_path, "users", "signout", "auditor")
-        for _ in range(50):
-            if (await me(http, server, after))[0] == 401:
-                break
-            await asyncio.sleep(0.1)
-        assert (await me(http, server, after))[0] == 401
+        async def signed_out() -> bool:
+            return (await me(http, server, after))[0] == 401
+
+        await wait_for(signed_out, 30, "the signout from the command line to take effect", every=0.1)
 
 
 async def test_roles_reach_only_their_own(tmp_path: Path) -> None:
@@ -292,8 +292,7 @@ async def test_a_sign_out_on_one_node_ends_the_session_on_every_node(tmp_path: P
             headers={"Cookie": f"live_session={cookie}", "X-CSRF-Token": body["csrf_token"]},
         ) as response:
             assert response.status == 200
-        for _ in range(40):
-            if (await me(http, node_b, cookie))[0] == 401:
-                break
-            await asyncio.sleep(0.1)
-        assert (await me(http, node_b, cookie))[0] == 401
+        async def signed_out_on_b() -> bool:
+            return (await me(http, node_b, cookie))[0] == 401
+
+        await wait_for(signed_out_on_b, 30, "node B to learn of the signout", every=0.1)

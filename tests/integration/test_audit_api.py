@@ -24,6 +24,7 @@ from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.server import RunningServer, running_server
 from tests.support.twilio import TwilioSender
+from tests.support.wait import wait_for
 
 # 2026-03-02 09:00:00 UTC
 T0 = 1_772_442_000.0
@@ -407,10 +408,7 @@ async def test_a_real_listen_shows_up_in_the_ledger_views(tmp_path: Path) -> Non
             server.twilio_url, "CA-audit", tone(440, 2.0, 0.5), tone(660, 2.0, 0.1), agent="agent"
         )
         await sender.start()
-        deadline = asyncio.get_running_loop().time() + 5
-        while "CA-audit" not in server.state.node.calls.roster.calls:
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.02)
+        await wait_for(lambda: "CA-audit" in server.state.node.calls.roster.calls, 30, "the call")
         listener = Listener(server.base_url, server.tokens["sup"])
         await listener.listen("CA-audit", purpose="coaching")
         await listener.wait_frames(5)

@@ -26,19 +26,12 @@ from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.server import RunningServer, running_server
 from tests.support.twilio import TwilioSender, media_message, start_message
+from tests.support.wait import wait_for
 
 LOUD = tone(440, 2.0, 0.5)
 QUIET = tone(660, 2.0, 0.1)
 GOOD = "CA-good"
 CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
-
-
-async def wait_for(predicate: Any, timeout: float = 5.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} not met after {timeout}s")
-        await asyncio.sleep(0.02)
 
 
 @dataclass
@@ -83,7 +76,9 @@ async def listened_call(
         listener = Listener(server.base_url, server.tokens["sup"])
         try:
             await wait_for(
-                lambda: GOOD in server.state.node.calls.roster.calls, what="good call announced"
+                lambda: GOOD in server.state.node.calls.roster.calls,
+                30,
+                "good call announced",
             )
             await listener.listen(GOOD)
             await listener.wait_frames(20)
@@ -230,7 +225,9 @@ async def test_structural_violations_close_the_ingest_socket(tmp_path: Path) -> 
         assert after["live_ingest_protocol_errors_total"] == errors_before + len(cases)
         # The call the second start would have opened ended with its socket.
         await wait_for(
-            lambda: "CA-twice" not in server.state.node.calls.roster.calls, what="CA-twice gone"
+            lambda: "CA-twice" not in server.state.node.calls.roster.calls,
+            30,
+            "CA-twice gone",
         )
         assert sorted(server.state.node.calls.roster.calls) == [GOOD]
         await scene.assert_undisturbed()
@@ -245,7 +242,9 @@ async def test_oversized_ingest_message_closes_1009(tmp_path: Path) -> None:
         code, _ = await ingest_close(scene.server, start_message("CA-big"), big)
         assert code == 1009
         await wait_for(
-            lambda: "CA-big" not in scene.server.state.node.calls.roster.calls, what="CA-big gone"
+            lambda: "CA-big" not in scene.server.state.node.calls.roster.calls,
+            30,
+            "CA-big gone",
         )
         await scene.assert_undisturbed()
 
@@ -264,7 +263,7 @@ async def test_damaged_frames_are_dropped_and_counted_while_the_call_goes_on(
             # an unknown event, even before start, is ignored
             await ws.send_json({"event": "vendor-hello", "x": 1})
             await ws.send_json(start_message("CA-damaged"))
-            await wait_for(lambda: "CA-damaged" in node.calls.local, what="CA-damaged announced")
+            await wait_for(lambda: "CA-damaged" in node.calls.local, 30, "CA-damaged announced")
             media = node.calls.local["CA-damaged"]
             damaged = [
                 ("bad base64", media_json(payload="***")),
@@ -282,7 +281,9 @@ async def test_damaged_frames_are_dropped_and_counted_while_the_call_goes_on(
             for n, (what, message) in enumerate(damaged, start=1):
                 await ws.send_json(message)
                 await wait_for(
-                    lambda n=n: counted.rejected_frames == rejected + n, what=f"{what} counted"
+                    lambda n=n: counted.rejected_frames == rejected + n,
+                    30,
+                    f"{what} counted",
                 )
                 # ... and visible to an operator while the call is still running
                 assert (await metrics(server))["live_ingest_frames_rejected_total"] == rejected + n
@@ -295,7 +296,8 @@ async def test_damaged_frames_are_dropped_and_counted_while_the_call_goes_on(
                 await ws.send_json(media_message("inbound", chunk, bytes(160)))
             await wait_for(
                 lambda: media.agent.received == 3 and media.caller.received == 3,
-                what="good frames",
+                30,
+                "good frames",
             )
             assert not ws.closed and "CA-damaged" in node.calls.roster.calls
             assert (await metrics(server))["live_ingest_frames_rejected_total"] == rejected + len(
@@ -303,7 +305,9 @@ async def test_damaged_frames_are_dropped_and_counted_while_the_call_goes_on(
             )
             await ws.send_json({"event": "stop", "stop": {}})
             await wait_for(
-                lambda: "CA-damaged" not in node.calls.roster.calls, what="CA-damaged ended"
+                lambda: "CA-damaged" not in node.calls.roster.calls,
+                30,
+                "CA-damaged ended",
             )
         await scene.assert_undisturbed()
 
@@ -338,7 +342,8 @@ async def test_ingest_needs_credentials_without_loopback_trust(tmp_path: Path) -
                     await ws.send_json(start_message(call_sid))
                     await wait_for(
                         lambda call_sid=call_sid: call_sid in server.state.node.calls.roster.calls,
-                        what=f"{call_sid} live",
+                        30,
+                        f"{call_sid} live",
                     )
                     await ws.send_json({"event": "stop"})
         values = await metrics(server)
@@ -368,11 +373,15 @@ async def test_listen_errors(tmp_path: Path) -> None:
         short = TwilioSender(server.twilio_url, "CA-short", LOUD, QUIET)
         await short.start()
         await wait_for(
-            lambda: "CA-short" in server.state.node.calls.roster.calls, what="CA-short live"
+            lambda: "CA-short" in server.state.node.calls.roster.calls,
+            30,
+            "CA-short live",
         )
         await short.stop()
         await wait_for(
-            lambda: "CA-short" not in server.state.node.calls.roster.calls, what="CA-short ended"
+            lambda: "CA-short" not in server.state.node.calls.roster.calls,
+            30,
+            "CA-short ended",
         )
         await refused("CA-short", (410, "call_ended"), what="ended call", json=good_offer)
 
@@ -552,7 +561,8 @@ async def test_each_sending_system_has_its_own_ingest_secret(tmp_path: Path) -> 
                 await ws.send_json(start_message(call_sid))
                 await wait_for(
                     lambda call_sid=call_sid: call_sid in server.state.node.calls.roster.calls,
-                    what=f"{call_sid} started",
+                    30,
+                    f"{call_sid} started",
                 )
         refused = server.state.ingest.refused
         for offered in ("sbc-a=alpha-secret", "alpha", "gamma-secret"):

@@ -23,8 +23,9 @@ import live.server.ingest_fork
 from live.ingest.audiosocket import KIND_AUDIO, KIND_DTMF, KIND_UUID, MAX_AUDIO, encode
 from live.server.ingest_audiosocket import AUDIOSOCKET, ports
 from live.server.ingest_fork import FORKS
-from tests.integration.test_bad_input import ListenedCall, listened_call, wait_for
+from tests.integration.test_bad_input import ListenedCall, listened_call
 from tests.support.l16 import pcm
+from tests.support.wait import wait_for
 
 METADATA = {"call_id": "fork-bad", "channels": 1, "sample_rate": 8000}
 
@@ -66,7 +67,7 @@ async def test_bad_fork_input_is_closed_with_a_reason(
         assert reason in why
         await scene.still_heard(f"a bad {kind} fork")
         node = scene.server.state.node
-        await wait_for(lambda: len(node.calls.local) == 1, what="only the good call left")
+        await wait_for(lambda: len(node.calls.local) == 1, 30, "only the good call left")
         await scene.assert_undisturbed()
 
 
@@ -80,9 +81,12 @@ async def test_odd_length_and_split_pcm_keeps_the_fork_call_flowing(tmp_path: Pa
             for offset in range(0, len(audio), 333):  # odd lengths, samples split across frames
                 await ws.send_bytes(audio[offset : offset + 333])
             await ws.send_bytes(b"")  # an empty frame, too
-            await wait_for(lambda: "fork-odd" in node.calls.local and node.calls.local["fork-odd"].caller.received >= 25,
-                           what="the odd fork's audio, whole")
-        await wait_for(lambda: "fork-odd" not in node.calls.local, what="the odd fork's end")
+            await wait_for(
+                lambda: "fork-odd" in node.calls.local and node.calls.local["fork-odd"].caller.received >= 25,
+                30,
+                "the odd fork's audio, whole",
+            )
+        await wait_for(lambda: "fork-odd" not in node.calls.local, 30, "the odd fork's end")
         await scene.assert_undisturbed()
 
 
@@ -99,7 +103,11 @@ async def test_a_second_fork_for_a_leg_already_sent_is_refused(tmp_path: Path) -
         url = f"{scene.server.ws_url}/ingest/fork/freeswitch"
         async with aiohttp.ClientSession() as http, http.ws_connect(url) as first:
             await first.send_json({**METADATA, "call_id": "fork-twice"})
-            await wait_for(lambda: "fork-twice" in scene.server.state.node.calls.local, what="the first fork")
+            await wait_for(
+                lambda: "fork-twice" in scene.server.state.node.calls.local,
+                30,
+                "the first fork",
+            )
             closed, why = await fork_close(scene, "freeswitch", {**METADATA, "call_id": "fork-twice"})
             assert closed == 4409 and "caller leg" in why
             closed, why = await fork_close(scene, "freeswitch", {**METADATA, "call_id": "CA-good"})
@@ -148,8 +156,12 @@ async def test_bad_audiosocket_frames_close_the_connection(tmp_path: Path, data:
         assert scene.server.app is not None
         counters = scene.server.app[AUDIOSOCKET].counters
         assert await audiosocket_send(scene, data), "the server did not close the connection"
-        await wait_for(lambda: counters.protocol_errors == 1, what="the protocol error counted")
-        await wait_for(lambda: len(scene.server.state.node.calls.local) == 1, what="only the good call left")
+        await wait_for(lambda: counters.protocol_errors == 1, 30, "the protocol error counted")
+        await wait_for(
+            lambda: len(scene.server.state.node.calls.local) == 1,
+            30,
+            "only the good call left",
+        )
         await scene.assert_undisturbed()
 
 
@@ -188,5 +200,5 @@ async def test_fuzzed_fork_and_audiosocket_input_never_disturbs_a_call(tmp_path:
         assert sum(c.connections for c in forks.values()) >= 40  # the fuzz really ran
         assert scene.server.app[AUDIOSOCKET].counters.accepted >= 40
         node = scene.server.state.node
-        await wait_for(lambda: list(node.calls.local) == ["CA-good"], what="only the good call left", timeout=10)
+        await wait_for(lambda: list(node.calls.local) == ["CA-good"], 30, "only the good call left")
         await scene.assert_undisturbed()

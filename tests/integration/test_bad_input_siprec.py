@@ -119,7 +119,7 @@ async def test_bad_input_never_disturbs_a_listened_call(tmp_path: Path) -> None:
             media_ports = [s.port for s in answered.streams()]
             listener = Listener(server.base_url, server.tokens["sup"])
             await listener.listen("flowing-1")
-            await wait_for(lambda: listener.pc.connectionState == "connected", 15, "the listener to connect")
+            await wait_for(lambda: listener.pc.connectionState == "connected", 30, "the listener to connect")
             caller = rtp_stream(tone(660, FLOW_SECONDS, 0.06), PCMU, ssrc=0x0CA11E12)
             legs = [LegSender(media_ports[0], agent_packets()), LegSender(media_ports[1], caller)]
             sending = asyncio.create_task(send_legs(legs))
@@ -138,7 +138,7 @@ async def test_bad_input_never_disturbs_a_listened_call(tmp_path: Path) -> None:
                     ),
                 ):
                     client.send_raw(junk)
-                await wait_for(lambda: _malformed_at_least(server, before + 4), 10, "garbage to be counted as malformed")
+                await wait_for(lambda: _malformed_at_least(server, before + 4), 30, "garbage to be counted as malformed")
                 await flow.still_flowing("garbage datagrams")
 
                 # A request cut off inside its headers (no blank line, no Call-ID) is dropped...
@@ -147,7 +147,7 @@ async def test_bad_input_never_disturbs_a_listened_call(tmp_path: Path) -> None:
                 )
                 before = await malformed(server)
                 client.send_raw(whole[: whole.index(b"Call-ID") + 12])
-                await wait_for(lambda: _malformed_at_least(server, before + 1), 10, "the cut-off request to be counted")
+                await wait_for(lambda: _malformed_at_least(server, before + 1), 30, "the cut-off request to be counted")
                 # ...one whose body is shorter than its Content-Length is a 400 (RFC 3261 §18.3).
                 cut = client.new_dialog()
                 whole = client.request_text(
@@ -229,7 +229,7 @@ async def test_bad_input_never_disturbs_a_listened_call(tmp_path: Path) -> None:
                 await asyncio.gather(sending, return_exceptions=True)
                 await listener.close()
             assert (await client.bye(dialog)).status == 200
-        await wait_for(lambda: _no_calls(server), 10, "the BYE to end the call")
+        await wait_for(lambda: _no_calls(server), 30, "the BYE to end the call")
         assert not server.state.node.calls.local
 
 

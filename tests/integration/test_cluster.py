@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.process import LiveProcess, live_cli, start_serve
 from tests.support.twilio import TwilioSender
+from tests.support.wait import wait_for
 
 INGEST_SECRET = "test-ingest-secret"
 
@@ -28,12 +30,9 @@ def get_calls(node: LiveProcess, token: str) -> list[dict[str, object]]:
         return list(json.load(response)["calls"])
 
 
-async def wait_until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await asyncio.to_thread(predicate):
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.1)
+async def wait_until(predicate: Callable[[], bool], what: str) -> None:
+    """``wait_for`` a blocking ``predicate`` (it asks a node over HTTP), run in a thread."""
+    await wait_for(lambda: asyncio.to_thread(predicate), 30, what, every=0.1)
 
 
 @pytest.fixture
@@ -60,13 +59,16 @@ async def test_two_nodes_share_the_roster(cluster) -> None:  # type: ignore[no-u
     sender = TwilioSender(f"{a.ws_url}/ingest/twilio", "CA-cluster-1", LOUD, QUIET, agent="agent-9")
     await sender.start(headers={"X-Live-Ingest-Secret": INGEST_SECRET})
     try:
-        await wait_until(lambda: any(c["call_id"] == "CA-cluster-1" for c in get_calls(b, token_b)))
+        await wait_until(
+            lambda: any(c["call_id"] == "CA-cluster-1" for c in get_calls(b, token_b)),
+            "CA-cluster-1 on node b",
+        )
         call = next(c for c in get_calls(b, token_b) if c["call_id"] == "CA-cluster-1")
         assert call["node_id"] == "node-a"
         assert call["agent_id"] == "agent-9"
     finally:
         await sender.stop()
-    await wait_until(lambda: not get_calls(b, token_b))
+    await wait_until(lambda: not get_calls(b, token_b), "node b to see no calls")
     assert not get_calls(a, token_a)
 
 
@@ -76,7 +78,10 @@ async def test_supervisor_on_other_node_hears_the_call(cluster) -> None:  # type
     await sender.start(headers={"X-Live-Ingest-Secret": INGEST_SECRET})
     listener = Listener(b.base_url, token_b)
     try:
-        await wait_until(lambda: any(c["call_id"] == "CA-cluster-2" for c in get_calls(b, token_b)))
+        await wait_until(
+            lambda: any(c["call_id"] == "CA-cluster-2" for c in get_calls(b, token_b)),
+            "CA-cluster-2 on node b",
+        )
         await listener.listen("CA-cluster-2")
         await listener.wait_frames(50, timeout=15)
         agent, caller = listener.stats["agent"].level(), listener.stats["caller"].level()

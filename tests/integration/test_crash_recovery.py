@@ -23,7 +23,7 @@ import aiohttp
 from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.process import LiveProcess, live_cli, start_serve
-from tests.support.server import free_port
+from tests.support.wait import wait_for
 from tests.support.twilio import TwilioSender
 
 INGEST_SECRET = "test-ingest-secret"
@@ -103,17 +103,16 @@ def check_after_restart(data_dir: Path, rounds: list[Tracked], seed: int) -> dic
 
 
 async def wait_for_call(proc: LiveProcess, token: str, call_id: str) -> None:
-    deadline = time.monotonic() + 10
     async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
+
+        async def on_roster() -> bool:
             async with http.get(
                 f"{proc.base_url}/api/calls", headers={"Authorization": f"Bearer {token}"}
             ) as response:
                 calls = (await response.json())["calls"]
-            if any(c["call_id"] == call_id for c in calls):
-                return
-            await asyncio.sleep(0.05)
-    raise TimeoutError(f"{call_id} did not reach the roster")
+            return any(c["call_id"] == call_id for c in calls)
+
+        await wait_for(on_roster, 30, f"{call_id} on the roster")
 
 
 async def churn(
@@ -184,11 +183,12 @@ async def test_kill_9_while_listens_start_and_end(tmp_path: Path) -> None:
     live_cli(data_dir, "users", "add", "sup", "--role", "supervisor", "--name", "Sam Supervisor")
     token = live_cli(data_dir, "users", "token", "sup")
     env = {"LIVE_NODE_ID": NODE, "LIVE_INGEST_SECRET": INGEST_SECRET}
-    port = free_port()
+    port: int | None = None  # chosen at the first start, kept across restarts
     rounds: list[Tracked] = []
     began = time.monotonic()
     for number in range(ROUNDS):
         proc = start_serve(data_dir, env, port=port)
+        port = proc.port
         try:
             if rounds:
                 reasons = check_after_restart(data_dir, rounds, seed)

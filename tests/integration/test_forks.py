@@ -7,10 +7,9 @@ both legs were heard.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from live.server.ingest_audiosocket import AUDIOSOCKET, ports
 from tests.support.l16 import AudioSocketSender, ForkSender, interleave, pcm
 from tests.support.listener import Listener
 from tests.support.server import RunningServer, running_server
+from tests.support.wait import wait_for
 
 AGENT_HZ, CALLER_HZ = 440, 300
 
@@ -29,14 +29,6 @@ AGENT_HZ, CALLER_HZ = 440, 300
 def tones(rate: int) -> tuple[bytes, bytes]:
     """(agent, caller) as 2 s of mono PCM at ``rate``: loud and quiet."""
     return pcm(AGENT_HZ, 2.0, 0.5, rate), pcm(CALLER_HZ, 2.0, 0.05, rate)
-
-
-async def wait_for(predicate: Callable[[], object], what: str, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"{what}: not after {timeout}s")
-        await asyncio.sleep(0.02)
 
 
 def fork_url(server: RunningServer, kind: str, query: str = "") -> str:
@@ -91,8 +83,11 @@ async def sending(items: list[Any]) -> AsyncIterator[None]:
 
 async def hears_both_legs(server: RunningServer, call_id: str) -> None:
     node = server.state.node
-    await wait_for(lambda: call_id in node.calls.roster.calls and node.calls.roster.calls[call_id].legs == ("agent", "caller"),
-                   "the call with both legs")
+    await wait_for(
+        lambda: call_id in node.calls.roster.calls and node.calls.roster.calls[call_id].legs == ("agent", "caller"),
+        30,
+        "the call with both legs",
+    )
     listener = Listener(server.base_url, server.tokens["sup"])
     try:
         answer = await listener.listen(call_id)
@@ -125,7 +120,11 @@ async def test_each_fork_kind_is_heard_on_both_legs(tmp_path: Path, kind: str) -
             if kind == "jambonz":
                 assert forks[0].ws is not None and forks[0].ws.protocol == "audio.jambonz.org"
                 assert call.attributes == {}  # the caller's number stays off the bus
-        await wait_for(lambda: not node.calls.local and not node.calls.roster.calls, "the call's end")
+        await wait_for(
+            lambda: not node.calls.local and not node.calls.roster.calls,
+            30,
+            "the call's end",
+        )
 
 
 async def test_asterisk_audiosocket_is_heard_on_both_legs(tmp_path: Path) -> None:
@@ -140,7 +139,7 @@ async def test_asterisk_audiosocket_is_heard_on_both_legs(tmp_path: Path) -> Non
             AudioSocketSender("127.0.0.1", agent_port, call.bytes, agent),
         ]
         async with sending(connections):
-            await wait_for(lambda: str(call) in node.calls.roster.calls, "the call")
+            await wait_for(lambda: str(call) in node.calls.roster.calls, 30, "the call")
             # AudioSocket carries no metadata: the phone system's CTI reports consent.
             async with aiohttp.ClientSession() as http, http.post(
                 f"{server.base_url}/api/calls/{call}/consent",
@@ -150,7 +149,11 @@ async def test_asterisk_audiosocket_is_heard_on_both_legs(tmp_path: Path) -> Non
                 assert response.status == 200, await response.text()
             await hears_both_legs(server, str(call))
             assert node.calls.roster.calls[str(call)].source == "audiosocket"
-        await wait_for(lambda: not node.calls.local, "the call's end (hangup on both connections)")
+        await wait_for(
+            lambda: not node.calls.local,
+            30,
+            "the call's end (hangup on both connections)",
+        )
 
 
 async def test_fork_authentication(tmp_path: Path) -> None:
@@ -171,8 +174,16 @@ async def test_fork_authentication(tmp_path: Path) -> None:
             ):
                 async with http.ws_connect(url, headers=headers) as ws:
                     await ws.send_json({**first, "callSid": "fork-auth", "uuid": "fork-auth"})
-                    await wait_for(lambda: "fork-auth" in server.state.node.calls.roster.calls, "the call")
-                await wait_for(lambda: "fork-auth" not in server.state.node.calls.roster.calls, "the call's end")
+                    await wait_for(
+                        lambda: "fork-auth" in server.state.node.calls.roster.calls,
+                        30,
+                        "the call",
+                    )
+                await wait_for(
+                    lambda: "fork-auth" not in server.state.node.calls.roster.calls,
+                    30,
+                    "the call's end",
+                )
 
 
 async def test_unknown_fork_kind_is_not_found(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.server import running_server
 from tests.support.twilio import TwilioSender
+from tests.support.wait import wait_for
 
 LOUD = tone(440, 2.0, 0.5)
 CALLER = tone(660, 2.0, 0.3)
@@ -23,8 +24,10 @@ async def post(server, path: str, body: dict[str, object]) -> int:  # type: igno
             return response.status
 
 
-async def levels_after(listener: Listener, seconds: float = 0.6) -> tuple[float, float]:
-    await asyncio.sleep(seconds)
+async def levels_after(listener: Listener, frames: int = 30) -> tuple[float, float]:
+    """The levels once ``frames`` more frames (20 ms each) arrived on both legs."""
+    heard = min(stats.frames for stats in listener.stats.values())
+    await listener.wait_frames(heard + frames)
     return listener.stats["agent"].level(10), listener.stats["caller"].level(10)
 
 
@@ -33,10 +36,7 @@ async def test_consent_and_payment_pause_gate_the_legs(tmp_path: Path) -> None:
         sender = TwilioSender(server.twilio_url, "CA-gate", LOUD, CALLER, consent="denied")
         await sender.start()
         node = server.state.node
-        for _ in range(100):
-            if "CA-gate" in node.calls.roster.calls:
-                break
-            await asyncio.sleep(0.02)
+        await wait_for(lambda: "CA-gate" in node.calls.roster.calls, 30, "the call")
         listener = Listener(server.base_url, server.tokens["sup"])
         try:
             answer = await listener.listen("CA-gate")
@@ -59,9 +59,14 @@ async def test_consent_and_payment_pause_gate_the_legs(tmp_path: Path) -> None:
 
             assert await post(server, "/api/calls/CA-gate/consent", {"consent": "maybe"}) == 400
             assert await post(server, "/api/calls/CA-unknown/pci", {"paused": True}) == 404
+            session_id = listener.session_id
             await listener.stop()
-            await asyncio.sleep(0.1)
-            entries = await node.ledger.entries(session_id=listener.session_id)
+
+            async def ended() -> list[object]:
+                return await node.ledger.entries(session_id=session_id, kind="listen.ended")
+
+            await wait_for(ended, 30, "the end of the listen on record")
+            entries = await node.ledger.entries(session_id=session_id)
             kinds = [(e.kind, e.fields.get("leg")) for e in entries]
             assert kinds == [
                 ("listen.started", None),
@@ -82,10 +87,7 @@ async def test_refused_listens_are_on_record(tmp_path: Path) -> None:
         sender = TwilioSender(server.twilio_url, "CA-refuse", LOUD, CALLER)
         await sender.start()
         node = server.state.node
-        for _ in range(100):
-            if "CA-refuse" in node.calls.roster.calls:
-                break
-            await asyncio.sleep(0.02)
+        await wait_for(lambda: "CA-refuse" in node.calls.roster.calls, 30, "the call")
         try:
             for user, purpose in (("agent", "quality"), ("sup", "gossip")):
                 listener = Listener(server.base_url, server.tokens[user])

@@ -11,6 +11,7 @@ from pathlib import Path
 from live.audit import MerkleLedger, open_ledger
 from live.audit.checkpoint import verify_note
 from tests import conftest_pg
+from tests.support.wait import wait_for
 
 postgres_server = conftest_pg.postgres_server
 postgres_db_url = conftest_pg.postgres_db_url
@@ -93,7 +94,8 @@ WORKER = textwrap.dedent(
         ledger = open_ledger(url, Path(data_dir) / "ledger.sqlite3", origin=ORIGIN,
                              checkpoint_every=5, checkpoint_interval_s=0.05)
         await ledger.open()
-        while not Path(go).exists():
+        Path(f"{go}.{name}").touch()  # opened: tell the test
+        while not Path(go).exists():  # bounded by the test's wait for this process
             await asyncio.sleep(0.01)
         for i in range(int(n)):
             await ledger.append("notice.delivered", actor="system", at=time.time(),
@@ -124,7 +126,12 @@ async def test_two_processes_append_concurrently_to_one_tree(
         )
         for name in ("p1", "p2")
     ]
-    await asyncio.sleep(1.0)  # let both open (and race to create the key)
+    # Both open at once (and race to create the key); then both append at once.
+    def opened() -> bool:
+        assert all(w.returncode is None for w in workers), "a process exited before appending"
+        return all(Path(f"{go}.{name}").exists() for name in ("p1", "p2"))
+
+    await wait_for(opened, 60, "both processes to open")
     go.touch()
     for worker in workers:
         assert await asyncio.wait_for(worker.wait(), 120) == 0

@@ -180,7 +180,7 @@ async def test_postgresql_frozen_past_the_command_timeout_refuses_the_start_and_
             pg.freeze()
             try:
                 # Not ready within seconds, long before the database's timeouts give up.
-                _, why = await wait_for(lambda: _unready(server.base_url), 15, "/readyz 503 on a frozen ledger")
+                _, why = await wait_for(lambda: _unready(server.base_url), 30, "/readyz 503 on a frozen ledger")
                 assert "does not answer" in why["reason"], why
                 before = time.time()
                 stop = asyncio.create_task(running.stop())
@@ -338,13 +338,15 @@ async def test_a_ledger_disk_turned_read_only_while_listening_spools_the_end(
             before = time.time()
             assert await asyncio.wait_for(listener.stop(), 30) == 200
             after = time.time()
-            _, why = await wait_for(lambda: _unready(server.base_url), 15, "/readyz 503")
+            _, why = await wait_for(lambda: _unready(server.base_url), 30, "/readyz 503")
             assert "ledger" in why["reason"]
             assert [e.session_id for e in await server.state.node.spool.pending()] == [session_id]
             assert session_id in await notices(server)  # the notice store is on the data disk
-            refused, body = await asyncio.wait_for(
-                listen_status(Listener(server.base_url, server.tokens["sup"]), "CA-ro"), 30
-            )
+            second = Listener(server.base_url, server.tokens["sup"])
+            try:
+                refused, body = await asyncio.wait_for(listen_status(second, "CA-ro"), 30)
+            finally:
+                await second.close()
             assert refused == 503, body  # fail closed: no start can be recorded
         finally:
             await listener.close()
@@ -383,7 +385,7 @@ async def test_a_data_disk_turned_read_only_while_listening_is_closed_with_bound
             before = time.time()
             assert await asyncio.wait_for(listener.stop(), 30) == 200
             after = time.time()
-            await wait_for(lambda: _unready(server.base_url), 15, "/readyz 503")
+            await wait_for(lambda: _unready(server.base_url), 30, "/readyz 503")
         finally:
             await listener.close()
             await sender.stop()
@@ -418,7 +420,7 @@ async def test_a_crash_between_the_end_and_its_notice_gives_the_notice_at_restar
 
             board.listen_ended = dies_here  # type: ignore[method-assign]
             stop = asyncio.create_task(listener.stop())
-            [end] = await wait_for(lambda: ended(server, session_id), 15, "the end on record")
+            [end] = await wait_for(lambda: ended(server, session_id), 30, "the end on record")
             assert end.fields["reason"] == "stopped"
             stop.cancel()
             await asyncio.gather(stop, return_exceptions=True)

@@ -126,10 +126,10 @@ async def test_an_end_while_the_ledger_disk_is_full_lands_with_its_time(
                 # The agent's notice does not wait for the ledger.
                 status, notices = await api(server, "GET", "/api/notices")
                 assert status == 200 and [n["session_id"] for n in notices["notices"]] == [session_id]
-            [end] = await wait_for(lambda: ended(server, session_id), 15, "the spooled end on record")
+            [end] = await wait_for(lambda: ended(server, session_id), 30, "the spooled end on record")
             assert before <= end.at <= after and end.fields["reason"] == "stopped"
             assert end.fields["ended_at"] == end.at
-            await wait_for(lambda: _ready(server.base_url), 10, "/readyz to say ready again")
+            await wait_for(lambda: _ready(server.base_url), 30, "/readyz to say ready again")
             await wait_for(
                 lambda: _metrics_have(server.base_url, {"live_ledger_spooled 0", "live_ledger_writable 1"}),
                 10,
@@ -227,11 +227,11 @@ async def test_kill_9_while_listening_is_on_record_with_bounds(tmp_path: Path) -
         await sender.start(headers={"X-Live-Ingest-Secret": "secret"})
         listener = Listener(proc.base_url, sup)
         try:
-            await wait_for(lambda: _roster_has(proc.base_url, sup, "CA-kill"), 10, "the call in the roster")
+            await wait_for(lambda: _roster_has(proc.base_url, sup, "CA-kill"), 30, "the call in the roster")
             session_id = str((await listener.listen("CA-kill", purpose="quality"))["session_id"])
             started = time.time()
             # Proof of life is refreshed every second or faster: wait for two of them.
-            first = await wait_for(lambda: _last_alive(data, session_id), 5, "a proof of life")
+            first = await wait_for(lambda: _last_alive(data, session_id), 30, "a proof of life")
             await wait_for(
                 lambda: (_last_alive(data, session_id) or 0) > first, 5, "a newer proof of life"
             )
@@ -296,7 +296,7 @@ async def _roster_has(base_url: str, token: str, call_id: str) -> bool:
 
 async def test_readyz_is_503_while_the_bus_is_down(tmp_path: Path, own_redis: RedisServer) -> None:
     async with running_server(tmp_path / "data", redis_url=own_redis.url) as server:
-        await wait_for(lambda: _ready(server.base_url), 10, "/readyz ready with Redis up")
+        await wait_for(lambda: _ready(server.base_url), 30, "/readyz ready with Redis up")
         own_redis.stop()
         _, body = await wait_for(
             lambda: _unready(server.base_url), 15, "/readyz to say the bus is down"
@@ -341,7 +341,7 @@ async def test_an_end_while_postgresql_is_down_lands_with_its_time(
                 assert [e.session_id for e in await server.state.node.spool.pending()] == [session_id]
             [end] = await wait_for(lambda: ended(server, session_id), 30, "the spooled end on record")
             assert before <= end.at <= after and end.fields["reason"] == "stopped"
-            await wait_for(lambda: _ready(server.base_url), 15, "/readyz to say ready again")
+            await wait_for(lambda: _ready(server.base_url), 30, "/readyz to say ready again")
         finally:
             await listener.close()
             await sender.stop()
@@ -362,7 +362,7 @@ async def test_an_end_while_the_data_disk_is_full_is_kept_by_the_spool(
                 after = time.time()
                 assert [e.session_id for e in await server.state.node.spool.pending()] == [session_id]
                 assert await ended(server, session_id) == []
-            [end] = await wait_for(lambda: ended(server, session_id), 15, "the spooled end on record")
+            [end] = await wait_for(lambda: ended(server, session_id), 30, "the spooled end on record")
             assert before <= end.at <= after and end.fields["reason"] == "stopped"
         finally:
             await listener.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.support.server import RunningServer, running_server
+from tests.support.wait import wait_for
 
 PROXIES = "127.0.0.1,10.0.0.2"  # the test client is the outer proxy, 10.0.0.2 an inner one
 
@@ -63,10 +64,9 @@ async def test_the_agent_socket_is_capped_per_person(tmp_path: Path) -> None:
             status, code = await refused_upgrade(http, f"{server.base_url}/api/agent/events", server.tokens["agent"])
             assert (status, code) == (429, "too_many_connections")
         # Once the socket is gone, the agent gets in again.
-        for _ in range(100):
-            if not server.state.limits.open_ws.get("agent"):
-                break
-            await asyncio.sleep(0.02)
+        await wait_for(
+            lambda: not server.state.limits.open_ws.get("agent"), 30, "the agent's socket to be freed"
+        )
         async with http.ws_connect(f"{server.ws_url}/api/agent/events", headers=agent):
             pass
 

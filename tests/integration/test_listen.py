@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -11,17 +10,10 @@ from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.server import running_server
 from tests.support.twilio import TwilioSender
+from tests.support.wait import wait_for
 
 LOUD = tone(440, 2.0, 0.5)
 QUIET = tone(660, 2.0, 0.05)
-
-
-async def wait_for(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.02)
 
 
 async def test_listener_hears_both_legs_and_session_is_logged(tmp_path: Path) -> None:
@@ -29,7 +21,7 @@ async def test_listener_hears_both_legs_and_session_is_logged(tmp_path: Path) ->
         sender = TwilioSender(server.twilio_url, "CA-listen-1", LOUD, QUIET, consent="granted")
         await sender.start()
         node = server.state.node
-        await wait_for(lambda: "CA-listen-1" in node.calls.roster.calls)
+        await wait_for(lambda: "CA-listen-1" in node.calls.roster.calls, 30, "the call")
         listener = Listener(server.base_url, server.tokens["sup"])
         answer = await listener.listen("CA-listen-1")
         assert [leg["leg"] for leg in answer["legs"]] == ["agent", "caller"]
@@ -52,12 +44,12 @@ async def test_hangup_ends_the_session_with_reason(tmp_path: Path) -> None:
         sender = TwilioSender(server.twilio_url, "CA-hangup", LOUD, QUIET)
         await sender.start()
         node = server.state.node
-        await wait_for(lambda: "CA-hangup" in node.calls.roster.calls)
+        await wait_for(lambda: "CA-hangup" in node.calls.roster.calls, 30, "the call")
         listener = Listener(server.base_url, server.tokens["sup"])
         await listener.listen("CA-hangup")
         await listener.wait_frames(10)
         await sender.stop()
-        await wait_for(lambda: not node.listens.sessions)
+        await wait_for(lambda: not node.listens.sessions, 30, "the listen session to end with the call")
         entries = await node.ledger.entries(session_id=listener.session_id)
         assert entries[-1].kind == "listen.ended"
         assert entries[-1].fields["reason"] == "call-ended"

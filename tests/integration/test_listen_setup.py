@@ -63,7 +63,7 @@ days = 30
 async def started_call(server: RunningServer, call_id: str) -> TwilioSender:
     sender = TwilioSender(server.twilio_url, call_id, LOUD, LOUD, agent="agent", consent="granted")
     await sender.start()
-    await wait_for(lambda: call_id in server.state.node.calls.roster.calls, 5, f"call {call_id}")
+    await wait_for(lambda: call_id in server.state.node.calls.roster.calls, 30, f"call {call_id}")
     return sender
 
 
@@ -89,6 +89,7 @@ async def test_an_abandoned_offer_ends_as_setup_failed_frees_its_slot_and_counts
                 await browser.listen("CA-abandon", apply_answer=False)
             with pytest.raises(RuntimeError, match="too_many_listens"):  # both slots held
                 await heard.listen("CA-abandon")
+            await heard.close()
             heard = Listener(server.base_url, server.tokens["sup"])
 
             async def setup_failed() -> list[Any]:

@@ -18,6 +18,7 @@ from tests.integration.test_policy_enforced import LOUD
 from tests.support.listener import Listener
 from tests.support.process import start_serve
 from tests.support.twilio import TwilioSender
+from tests.support.wait import wait_for
 
 CALLER_NUMBER = "+4930123456789"
 PASSWORD = "correct-horse-battery"
@@ -63,10 +64,12 @@ async def test_no_secret_or_number_reaches_the_log(tmp_path: Path) -> None:
             await sender.start(headers={"X-Live-Ingest-Secret": INGEST_SECRET})
             listener = Listener(proc.base_url, token)
             try:
-                for _ in range(100):
+
+                async def on_roster() -> bool:
                     async with http.get(f"{proc.base_url}/api/calls", headers={"Authorization": f"Bearer {token}"}) as r:
-                        if any(c["call_id"] == "CA-logs" for c in (await r.json())["calls"]):
-                            break
+                        return any(c["call_id"] == "CA-logs" for c in (await r.json())["calls"])
+
+                await wait_for(on_roster, 30, "CA-logs on the roster")
                 await listener.listen("CA-logs")
                 await listener.stop()
             finally:

@@ -14,6 +14,7 @@ from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.server import RunningServer, running_server
 from tests.support.twilio import TwilioSender
+from tests.support.wait import wait_for
 
 LOUD = tone(440, 2.0, 0.5)
 
@@ -121,14 +122,13 @@ async def test_after_call_notice_is_kept_until_seen_across_restarts(tmp_path: Pa
         try:
             await wait_call(server, "CA-after")
             await listener.listen("CA-after", purpose="training")
-            await asyncio.sleep(0.3)
+            await listener.wait_frames(10)
         finally:
             await listener.close()
             await sender.stop()  # the call ends: the listen ends with it
-        for _ in range(100):
-            if await server.state.node.ledger.entries(kind="listen.ended"):
-                break
-            await asyncio.sleep(0.05)
+        await wait_for(
+            lambda: server.state.node.ledger.entries(kind="listen.ended"), 30, "the listen's end"
+        )
         assert await server.state.node.ledger.entries(kind="notice.delivered") == []
 
     async with running_server(data, policy_file=file) as server:

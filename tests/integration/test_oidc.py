@@ -43,7 +43,7 @@ from live.server.errors import error_middleware
 from live.server.oidc_routes import local_path, setup_oidc_routes
 from live.types import Role
 from tests.support.oidc_provider import OidcProvider, ProviderUnavailable, running_oidc_provider
-from tests.support.server import free_port
+from tests.helpers import reserved_port
 
 SESSION_COOKIE = "live_session"
 COOKIE_SECRET = "test-secret"  # signs sessions and the login state, as the server does
@@ -57,8 +57,10 @@ def error_code(exc: pytest.ExceptionInfo[LiveError]) -> str:
 
 
 @pytest.fixture(scope="module")
-def app_port() -> int:
-    return free_port()
+def app_port() -> Iterator[int]:
+    """A port held for this module's app (the provider must know its redirect URI first)."""
+    with reserved_port() as held:
+        yield held.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -499,8 +501,6 @@ class Forger:
 @pytest.fixture
 async def forger() -> AsyncIterator[Forger]:
     forger = Forger()
-    port = free_port()
-    forger.issuer = f"http://127.0.0.1:{port}"
 
     async def discovery(request: web.Request) -> web.Response:
         return web.json_response(
@@ -521,8 +521,9 @@ async def forger() -> AsyncIterator[Forger]:
     app.router.add_get("/jwks", jwks)
     runner = web.AppRunner(app)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        forger.issuer = f"http://127.0.0.1:{runner.addresses[0][1]}"
         yield forger
     finally:
         await runner.cleanup()
@@ -630,12 +631,16 @@ async def test_withdrawn_key_stops_working_once_the_cache_is_old(forger: Forger)
 
 
 async def test_unreachable_provider_is_503() -> None:
-    settings = OidcSettings(
-        f"http://127.0.0.1:{free_port()}", "live-test", "s", "http://127.0.0.1:9/auth/oidc/callback"
-    )
-    async with OidcClient(settings, timeout_s=2) as client:
-        with pytest.raises(ServiceUnavailable) as exc:
-            await client.authorization_url(settings.redirect_uri)
+    with reserved_port() as held:  # ours, and nothing listens on it: connections are refused
+        settings = OidcSettings(
+            f"http://127.0.0.1:{held.getsockname()[1]}",
+            "live-test",
+            "s",
+            "http://127.0.0.1:9/auth/oidc/callback",
+        )
+        async with OidcClient(settings, timeout_s=2) as client:
+            with pytest.raises(ServiceUnavailable) as exc:
+                await client.authorization_url(settings.redirect_uri)
         assert exc.value.status == 503 and exc.value.code == "oidc_provider_unavailable"
 
 

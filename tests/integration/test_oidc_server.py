@@ -18,12 +18,15 @@ from live.auth.oidc import OidcClient, OidcSettings, TokenResponse
 from live.types import Role
 from tests.integration.test_oidc import browse, browser, real_tokens
 from tests.support.oidc_provider import OidcProvider, ProviderUnavailable, running_oidc_provider
-from tests.support.server import RunningServer, free_port, running_server
+from tests.helpers import reserved_port
+from tests.support.server import RunningServer, running_server
 
 
 @pytest.fixture(scope="module")
-def port() -> int:
-    return free_port()
+def port() -> Iterator[int]:
+    """A port held for this module's server (the provider must know its redirect URI first)."""
+    with reserved_port() as held:
+        yield held.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.server import RunningServer, running_server
 from tests.support.twilio import TwilioSender
+from tests.support.wait import wait_for
 
 LOUD = tone(440, 2.0, 0.5)
 CALLER = tone(660, 2.0, 0.3)
@@ -66,11 +67,7 @@ def write_policy(tmp_path: Path, **kwargs: Any) -> Path:
 
 
 async def wait_call(server: RunningServer, call_id: str) -> None:
-    for _ in range(200):
-        if call_id in server.state.node.calls.roster.calls:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"call {call_id} never arrived")
+    await wait_for(lambda: call_id in server.state.node.calls.roster.calls, 30, f"call {call_id}")
 
 
 async def try_listen(server: RunningServer, user: str, call_id: str) -> tuple[int, dict[str, Any]]:
@@ -111,8 +108,7 @@ async def test_the_caller_is_heard_as_the_consent_rule_says(
             answer = await listener.listen("CA-c")
             assert answer["legs"][1]["audible"] is caller_heard
             assert answer["legs"][1]["reason"] == reason
-            await listener.wait_frames(30)
-            await asyncio.sleep(0.6)
+            await listener.wait_frames(60)
             agent, caller = listener.stats["agent"].level(10), listener.stats["caller"].level(10)
             assert agent > 0.2, agent
             assert (caller > 0.1) if caller_heard else (caller < 0.005), caller

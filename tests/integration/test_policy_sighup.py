@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 import urllib.request
 from pathlib import Path
 
 from tests.integration.test_policy_enforced import policy_text
 from tests.support.process import live_cli, start_serve
+from tests.support.wait import wait_for_blocking
 
 
 def policy_version(base_url: str, token: str) -> str:
@@ -19,13 +19,10 @@ def policy_version(base_url: str, token: str) -> str:
 
 
 def wait_version(base_url: str, token: str, version: str) -> str:
-    seen = ""
-    for _ in range(100):
-        seen = policy_version(base_url, token)
-        if seen == version:
-            break
-        time.sleep(0.05)
-    return seen
+    wait_for_blocking(
+        lambda: policy_version(base_url, token) == version, 30, f"policy version {version}"
+    )
+    return version
 
 
 def test_sighup_reloads_the_policy(tmp_path: Path) -> None:
@@ -43,7 +40,7 @@ def test_sighup_reloads_the_policy(tmp_path: Path) -> None:
 
         policy.write_text('version = "h-3"\npurposes = []\n', encoding="utf-8")
         proc.process.send_signal(signal.SIGHUP)
-        time.sleep(0.5)
+        wait_for_blocking(lambda: "policy not reloaded" in proc.log(), 30, "the refused reload in the log")
         assert proc.process.poll() is None
         assert policy_version(proc.base_url, token) == "h-2"
         assert "policy not reloaded" in proc.log()

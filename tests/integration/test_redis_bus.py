@@ -26,7 +26,8 @@ from live.model import (
 )
 from live.types import CallId, Consent, NodeId, SessionId
 from tests.conftest import RedisServer
-from tests.helpers import free_port
+from tests.helpers import reserved_port
+from tests.support.wait import wait_for
 
 
 def call(call_id: str, node: str = "node-a", **changes: object) -> CallInfo:
@@ -38,20 +39,16 @@ def listener(session_id: str, node: str = "node-b", name: str = "Sam") -> Listen
     return ListenerInfo(SessionId(session_id), "sup-1", name, "quality", time.time(), NodeId(node))
 
 
-async def settle(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
+async def settle(predicate: Callable[[], bool], what: str = "the bus to deliver") -> None:
+    await wait_for(predicate, 30, what, every=0.02)
 
 
-async def settle_snapshot(
-    bus: RedisCallBus, check: Callable[[list[CallInfo]], bool], timeout: float = 5.0
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not check(calls := await bus.snapshot()):
-        assert time.monotonic() < deadline, f"snapshot still {calls!r}"
-        await asyncio.sleep(0.05)
+async def settle_snapshot(bus: RedisCallBus, check: Callable[[list[CallInfo]], bool]) -> None:
+    async def settled() -> list[CallInfo] | None:
+        calls = await bus.snapshot()
+        return calls if check(calls) else None
+
+    await wait_for(settled, 30, f"{bus.node_id}'s snapshot to settle")
 
 
 async def stop_heartbeat(bus: RedisCallBus) -> None:
@@ -177,7 +174,7 @@ async def test_a_silent_node_drops_out_of_snapshot(redis_url: str) -> None:
         assert [x.call_id for x in before] == ["CA1", "CC1"]
         assert len(before[0].listeners) == 1
         await stop_heartbeat(c)
-        await asyncio.sleep(1.0)
+        await settle_snapshot(b, lambda calls: [x.call_id for x in calls] == ["CA1"])
         [only] = await b.snapshot()
         assert only.call_id == "CA1" and only.listeners == ()  # its listener went with it
     finally:
@@ -256,7 +253,7 @@ async def test_media_relay_on_demand(
     await settle(lambda: len(got) == 200 and len(also) == 1)
     assert got == packets  # in order, none lost, the broken handler notwithstanding
     assert a.media_dropped == 0
-    await settle(lambda: not a.media_wanted(CallId("CA1")), timeout=2)  # the request expires
+    await settle(lambda: not a.media_wanted(CallId("CA1")), "the media request to expire")
 
     await unsubscribe()
     await unsubscribe()  # idempotent
@@ -300,27 +297,29 @@ async def test_dead_redis_refuses_then_recovers(own_redis: RedisServer) -> None:
         with pytest.raises(BusUnavailable):
             await other.want_media(CallId("CA1"))
         bus.publish_media(CallId("CA1"), b"lost")  # never raises, never blocks
-        await asyncio.sleep(0.5)  # let the readers notice and start backing off
+        # Both nodes notice the outage (and their readers start backing off).
+        await settle(lambda: bus.problem is not None and other.problem is not None, "the outage noticed")
 
         own_redis.start()  # empty: nothing was persisted
-        deadline = time.monotonic() + 15
-        while True:
+
+        async def carried_again() -> bool:
             try:
                 await bus.publish(CallUpdated(call("CA1", queue="back")))
-                await settle(lambda: any(isinstance(e, CallUpdated) for e in seen), timeout=1)
-                break
-            except (BusUnavailable, AssertionError):
-                assert time.monotonic() < deadline, "the bus did not recover"
-                await asyncio.sleep(0.2)
+            except BusUnavailable:
+                return False
+            return any(isinstance(e, CallUpdated) for e in seen)
+
+        await wait_for(carried_again, 30, "the bus to carry events again", every=0.2)
         # What node-a still asserts (including a call announced during the outage) is
         # written back once its heartbeat finds Redis empty.
         await settle_snapshot(other, lambda calls: {c.call_id for c in calls} == {"CA1", "CA2"})
         # The media subscription came back too.
-        deadline = time.monotonic() + 10
-        while not media:
-            assert time.monotonic() < deadline, "media relay did not recover"
+
+        def relayed() -> bool:
             bus.publish_media(CallId("CA1"), b"back")
-            await asyncio.sleep(0.2)
+            return bool(media)
+
+        await wait_for(relayed, 30, "the media relay to recover", every=0.2)
         assert set(media) == {b"back"}
     finally:
         await unsubscribe()
@@ -351,8 +350,9 @@ async def test_aclose_leaves_nothing_running_or_registered(
 
 async def test_unreachable_redis_at_start_is_a_clear_error() -> None:
     before = asyncio.all_tasks()
-    bus = RedisCallBus(f"redis://127.0.0.1:{free_port()}/0", "node-a")
-    with pytest.raises(BusUnavailable):
-        await bus.start()
+    with reserved_port() as held:  # ours, and nothing listens on it: connections are refused
+        bus = RedisCallBus(f"redis://127.0.0.1:{held.getsockname()[1]}/0", "node-a")
+        with pytest.raises(BusUnavailable):
+            await bus.start()
     assert asyncio.all_tasks() - before == set()
     await bus.aclose()

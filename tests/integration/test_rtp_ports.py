@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -15,6 +14,7 @@ from live.ingest.rtp import RtpLegReceiver
 from live.ingest.rtp_ports import PortsExhausted, RtpEndpoint, RtpPortPool, parse_port_range
 from live.ingest.srtp import SrtpReceiver, SrtpSender
 from tests.support.rtp import build_rtp
+from tests.support.wait import wait_for
 
 HOST = "127.0.0.1"
 SUITE = "AES_CM_128_HMAC_SHA1_80"
@@ -46,18 +46,6 @@ def port_is_taken(port: int) -> bool:
         except OSError:
             return True
     return False
-
-
-async def eventually(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    """Wait until ``condition()`` holds; fail loudly naming ``what`` after ``timeout`` s."""
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.001)
-
-    try:
-        await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 class Published:
@@ -172,7 +160,11 @@ async def test_udp_packets_reach_the_publisher(pool: RtpPortPool, sender: socket
     for n in range(5):
         for i, leg in enumerate(legs):
             sender.sendto(build_rtp(0, 100 + n, 160 * n, 10 + i, bytes([i, n]) * 80), (HOST, leg.port))
-    await eventually(lambda: len(agent.items) == 5 and len(caller.items) == 5, "10 packets published")
+    await wait_for(
+        lambda: len(agent.items) == 5 and len(caller.items) == 5,
+        30,
+        "10 packets published",
+    )
     assert agent.items == [(bytes([0, n]) * 80, 160 * n) for n in range(5)]
     assert caller.items == [(bytes([1, n]) * 80, 160 * n) for n in range(5)]
     assert legs[0].stats.received == 5 and legs[0].last_packet_ns > 0
@@ -184,13 +176,13 @@ async def test_garbage_rtcp_and_early_packets_are_counted_not_published(
 ) -> None:
     (leg,) = await pool.open_legs(1)
     sender.sendto(build_rtp(0, 1, 0, 5, b"early"), (HOST, leg.port))
-    await eventually(lambda: leg.unrouted == 1, "the early packet")
+    await wait_for(lambda: leg.unrouted == 1, 30, "the early packet")
     published = Published()
     leg.set_receiver(RtpLegReceiver(published, codec="PCMU"))
     sender.sendto(b"\x00not rtp", (HOST, leg.port))
     sender.sendto(bytes([0x81, 201, 0, 7]) + bytes(28), (HOST, leg.port))  # an RTCP RR (rtcp-mux)
     sender.sendto(build_rtp(0, 2, 160, 5, b"audio"), (HOST, leg.port))
-    await eventually(lambda: len(published.items) == 1, "the audio packet")
+    await wait_for(lambda: len(published.items) == 1, 30, "the audio packet")
     assert (leg.stats.bad, leg.stats.rtcp, leg.stats.received) == (1, 1, 1)
 
 
@@ -206,7 +198,7 @@ async def test_srtp_with_the_wrong_key_is_undecryptable_never_published(
         sender.sendto(wrong.protect(build_rtp(0, n, 160 * n, 9, b"forged")), (HOST, leg.port))
     sender.sendto(build_rtp(0, 5, 800, 9, b"plain"), (HOST, leg.port))  # unprotected: refused too
     sender.sendto(good.protect(build_rtp(0, 2, 160, 9, b"two")), (HOST, leg.port))
-    await eventually(lambda: len(published.items) == 2, "the two genuine packets")  # same socket: in order
+    await wait_for(lambda: len(published.items) == 2, 30, "the two genuine packets")  # same socket: in order
     assert [p for p, _ in published.items] == [b"one", b"two"]
     assert leg.stats.undecryptable == 4
 
@@ -218,12 +210,12 @@ async def test_rekeyed_receiver_keeps_the_timeline_and_the_counters(
     (leg,) = await pool.open_legs(1, lambda i: (RtpLegReceiver(published, codec="PCMU"), None))
     for n in range(3):
         sender.sendto(build_rtp(0, n, 160 * n, 1, b"x" * 160), (HOST, leg.port))
-    await eventually(lambda: len(published.items) == 3, "three packets")
+    await wait_for(lambda: len(published.items) == 3, 30, "three packets")
     key = os.urandom(30)
     leg.set_receiver(RtpLegReceiver(published, codec="PCMA", payload_types={8: "PCMA"}),
                      SrtpReceiver(SUITE, key))  # a re-INVITE: new keys, new codec, new SSRC
     sender.sendto(SrtpSender(SUITE, key).protect(build_rtp(8, 900, 12345, 2, b"y" * 160)), (HOST, leg.port))
-    await eventually(lambda: len(published.items) == 4, "the re-keyed packet")
+    await wait_for(lambda: len(published.items) == 4, 30, "the re-keyed packet")
     pts = [p for _, p in published.items]
     assert pts[:3] == [0, 160, 320] and pts[3] >= 480
     assert leg.stats.received == 4

@@ -11,6 +11,7 @@ from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.server import running_server
 from tests.support.twilio import TwilioSender
+from tests.support.wait import wait_for
 
 LOUD = tone(440, 1.0, 0.5)
 
@@ -20,10 +21,7 @@ async def test_shutdown_with_a_listener_keeps_the_notice(tmp_path: Path) -> None
     async with running_server(data) as server:
         sender = TwilioSender(server.twilio_url, "CA-shutdown", LOUD, LOUD, agent="agent")
         await sender.start()
-        for _ in range(100):
-            if "CA-shutdown" in server.state.node.calls.roster.calls:
-                break
-            await asyncio.sleep(0.02)
+        await wait_for(lambda: "CA-shutdown" in server.state.node.calls.roster.calls, 30, "the call")
         listener = Listener(server.base_url, server.tokens["sup"])
         await listener.listen("CA-shutdown")
         await listener.wait_frames(10)

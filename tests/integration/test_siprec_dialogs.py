@@ -62,7 +62,7 @@ async def test_a_recorded_call_is_heard_on_both_legs_and_bye_ends_it(tmp_path: P
                 "label:1", "recvonly", "label:2", "recvonly"
             ] or dialog.answer.count("a=recvonly") == 2, dialog.answer
             assert "PCMU/8000" in dialog.answer and "PCMA" not in dialog.answer
-            call = await wait_for(lambda: server.state.node.calls.roster.calls.get("call-udp-1@sbc"), 10, "the call")
+            call = await wait_for(lambda: server.state.node.calls.roster.calls.get("call-udp-1@sbc"), 30, "the call")
             assert (call.source, call.agent_id, call.queue, call.consent) == ("siprec", "agent", "billing", Consent.GRANTED)
 
             listener = Listener(server.base_url, server.tokens["sup"])
@@ -72,7 +72,7 @@ async def test_a_recorded_call_is_heard_on_both_legs_and_bye_ends_it(tmp_path: P
                                      listener.wait_frames(60, timeout=15))
                 assert listener.stats["agent"].level() > 4 * listener.stats["caller"].level() > 0
                 assert (await client.bye(dialog)).status == 200
-                await wait_for(lambda: "call-udp-1@sbc" not in server.state.node.calls.roster.calls, 10, "the call to end")
+                await wait_for(lambda: "call-udp-1@sbc" not in server.state.node.calls.roster.calls, 30, "the call to end")
                 ended = await wait_for(
                     lambda: server.state.node.ledger.entries(kind="listen.ended"), 10, "the listen's end on record"
                 )
@@ -91,9 +91,9 @@ async def test_tcp_and_options_keepalive(tmp_path: Path) -> None:
             response = await client.invite(dialog, sdp_offer(30010), metadata())
             assert response.status == 200
             assert "transport=tcp" in response.header("contact")
-            await wait_for(lambda: "call-tcp-1@sbc" in server.state.node.calls.roster.calls, 10, "the call")
+            await wait_for(lambda: "call-tcp-1@sbc" in server.state.node.calls.roster.calls, 30, "the call")
             assert (await client.bye(dialog)).status == 200
-            await wait_for(lambda: "call-tcp-1@sbc" not in server.state.node.calls.roster.calls, 10, "the call to end")
+            await wait_for(lambda: "call-tcp-1@sbc" not in server.state.node.calls.roster.calls, 30, "the call to end")
 
 
 async def test_tls_on_its_own_port(tmp_path: Path) -> None:
@@ -172,7 +172,7 @@ async def test_cancel_before_the_answer_leaves_nothing_behind(tmp_path: Path) ->
         recorder = srs(server)
         recorder.receive(invite, Peer())  # both before the INVITE's task runs: the CANCEL wins
         recorder.receive(cancel, Peer())
-        await wait_for(lambda: any(getattr(m, "status", 0) == 487 for m in sent), 10, "487 to the INVITE")
+        await wait_for(lambda: any(getattr(m, "status", 0) == 487 for m in sent), 30, "487 to the INVITE")
         statuses = sorted((m.status, m.headers.get("CSeq")) for m in sent)
         assert (200, "1 CANCEL") in statuses and (487, "1 INVITE") in statuses
         assert not any(s == 200 and c.endswith("INVITE") for s, c in statuses)
@@ -192,7 +192,7 @@ async def test_hold_keeps_the_listeners_track_alive_and_resume_returns_audio(tmp
                 assert hold.status == 200 and hold.body.count("a=inactive") == 2
                 before = listener.stats["agent"].frames
                 # No RTP at all while held: the silence keeps frames coming.
-                await wait_for(lambda: listener.stats["agent"].frames > before + 25, 15, "frames while on hold")
+                await wait_for(lambda: listener.stats["agent"].frames > before + 25, 30, "frames while on hold")
                 resume = await client.invite(dialog, sdp_offer(30080, version=3), metadata())
                 assert resume.status == 200 and resume.body.count("a=recvonly") == 2
                 await send_rtp(dialog.ports[0], packets(LOUD)[:50])
@@ -262,7 +262,7 @@ async def test_pcma_is_forwarded_as_pcma_and_an_unknown_agent_is_shown_unknown(t
             dialog = Dialog("alaw@sbc", "a")
             response = await client.invite(dialog, sdp_offer(30120, codecs="8 0"), metadata(agent="stranger"))
             assert response.status == 200 and "PCMA/8000" in response.body and "PCMU" not in response.body
-            call = await wait_for(lambda: server.state.node.calls.roster.calls.get("alaw@sbc"), 10, "the call")
+            call = await wait_for(lambda: server.state.node.calls.roster.calls.get("alaw@sbc"), 30, "the call")
             assert call.codec == "PCMA" and call.agent_id == ""
             listener = Listener(server.base_url, server.tokens["sup"])
             answer = await listener.listen("alaw@sbc")  # the built-in default policy: open scope
@@ -279,7 +279,7 @@ async def test_a_single_stream_is_one_leg_and_the_other_is_not_sent(tmp_path: Pa
             dialog = Dialog("one-leg@sbc", "o")
             response = await client.invite(dialog, sdp_offer(30130, labels=("7",)), None)
             assert response.status == 200 and len(dialog.ports) == 1
-            call = await wait_for(lambda: server.state.node.calls.roster.calls.get("one-leg@sbc"), 10, "the call")
+            call = await wait_for(lambda: server.state.node.calls.roster.calls.get("one-leg@sbc"), 30, "the call")
             assert call.legs == ("agent",)
             listener = Listener(server.base_url, server.tokens["sup"])
             answer = await listener.listen("one-leg@sbc")

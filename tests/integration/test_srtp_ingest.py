@@ -68,7 +68,7 @@ def leg_senders(dialog: Dialog, keys: tuple[bytes, bytes], ssrc_base: int) -> li
 async def connected_listener(server: RunningServer, call_id: str) -> Listener:
     listener = Listener(server.base_url, server.tokens["sup"])
     await listener.listen(call_id)
-    await wait_for(lambda: listener.pc.connectionState == "connected", 15, f"a listener to connect to {call_id}")
+    await wait_for(lambda: listener.pc.connectionState == "connected", 30, f"a listener to connect to {call_id}")
     return listener
 
 
@@ -122,7 +122,7 @@ async def test_srtp_legs_are_heard_and_a_wrong_key_is_counted_never_heard(tmp_pa
             assert (await good_client.options()).status == 200
             assert (await good_client.bye(good)).status == 200
             assert (await bad_client.bye(bad)).status == 200
-        await wait_for(lambda: no_calls(server), 10, "both calls to end with their BYE")
+        await wait_for(lambda: no_calls(server), 30, "both calls to end with their BYE")
 
 
 async def _at_least(server: RunningServer, count: int) -> bool:

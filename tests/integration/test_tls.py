@@ -8,7 +8,8 @@ import ipaddress
 import os
 import ssl
 import subprocess
-import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -20,7 +21,9 @@ from cryptography.x509.oid import NameOID
 from live.auth import UserStore
 from live.types import Role
 from tests.support.process import LIVE
-from tests.support.server import free_port, running_server
+from tests.helpers import port_taken, start_on_free_port
+from tests.support.server import running_server
+from tests.support.wait import wait_for_blocking
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -52,31 +55,41 @@ async def test_serve_over_tls_with_secure_cookies(tmp_path: Path) -> None:
     users = UserStore(tmp_path / "data" / "users.json")
     users.add("sup", Role.SUPERVISOR)
     token = users.issue_token("sup")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVE_")} | {
-        "LIVE_PORT": str(port),
-        "LIVE_DATA_DIR": str(tmp_path / "data"),
-        "LIVE_TLS_CERT": str(cert),
-        "LIVE_TLS_KEY": str(key),
-    }
-    log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([*LIVE, "serve"], stdout=log, stderr=subprocess.STDOUT, env=env)
     trust = ssl.create_default_context(cafile=str(cert))
+    log_path = tmp_path / "serve.log"
+
+    def serve_tls(port: int) -> tuple[subprocess.Popen[bytes], int]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LIVE_")} | {
+            "LIVE_PORT": str(port),
+            "LIVE_DATA_DIR": str(tmp_path / "data"),
+            "LIVE_TLS_CERT": str(cert),
+            "LIVE_TLS_KEY": str(key),
+        }
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen([*LIVE, "serve"], stdout=log, stderr=subprocess.STDOUT, env=env)
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                port_taken(log_path.read_text(), port, "live serve")
+                raise AssertionError(log_path.read_text())
+            try:
+                with urllib.request.urlopen(f"https://127.0.0.1:{port}/readyz", timeout=1, context=trust) as r:
+                    return bool(r.status == 200)
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                return False
+
+        try:
+            wait_for_blocking(ready, 60, f"live serve over TLS on port {port}", every=0.1)
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        return process, port
+
+    process, port = start_on_free_port(serve_tls, "live serve")
     base = f"https://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.poll() is None, log_path.read_text()
-                try:
-                    async with http.get(f"{base}/readyz", ssl=trust) as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.1)
             async with http.get(f"{base}/auth/link", params={"token": token}, ssl=trust, allow_redirects=False) as r:
                 assert r.status == 302
                 cookie = r.headers["Set-Cookie"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,34 +19,24 @@ from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.server import RunningServer, running_server
 from tests.support.twilio import TwilioSender, start_message
+from tests.support.wait import wait_for
 
 LOUD = tone(440, 2.0, 0.5)
 QUIET = tone(660, 2.0, 0.05)
 BOTH = ["agent", "caller"]
 
 
-async def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"{what} not met after {timeout}s")
-        await asyncio.sleep(0.02)
-
-
 async def entries(server: RunningServer, session_id: str | None) -> list[LedgerEntry]:
     return list(await server.state.node.ledger.entries(session_id=session_id))
 
 
-async def entries_of(server: RunningServer, session_id: str | None, kind: str, timeout: float = 5.0) -> list[LedgerEntry]:
+async def entries_of(server: RunningServer, session_id: str | None, kind: str, timeout: float = 30.0) -> list[LedgerEntry]:
     """The session's ledger entries of ``kind``, once there is one (they are written by a task)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        found = [e for e in await entries(server, session_id) if e.kind == kind]
-        if found:
-            return found
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"no {kind} for {session_id} after {timeout}s")
-        await asyncio.sleep(0.02)
+
+    async def found() -> list[LedgerEntry]:
+        return [e for e in await entries(server, session_id) if e.kind == kind]
+
+    return await wait_for(found, timeout, f"{kind} for {session_id}")
 
 
 def legs_of(answer: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -67,9 +56,13 @@ async def test_split_streams_are_one_call_and_both_legs_are_heard(tmp_path: Path
         caller = TwilioSender(server.twilio_url, "CA-split", LOUD, QUIET, tracks="inbound", agent="agent-3")
         agent = TwilioSender(server.twilio_url, "CA-split", LOUD, QUIET, tracks="outbound", agent="agent-3")
         await caller.start()
-        await wait_for(lambda: "CA-split" in node.calls.roster.calls, what="the call")
+        await wait_for(lambda: "CA-split" in node.calls.roster.calls, 30, "the call")
         await agent.start()  # the second socket of the callSid joins, is not refused
-        await wait_for(lambda: node.calls.roster.calls["CA-split"].legs == ("agent", "caller"), what="both legs")
+        await wait_for(
+            lambda: node.calls.roster.calls["CA-split"].legs == ("agent", "caller"),
+            30,
+            "both legs",
+        )
         assert await roster_legs(server, "CA-split") == BOTH
         assert len(node.calls.local) == 1
 
@@ -87,13 +80,21 @@ async def test_split_streams_are_one_call_and_both_legs_are_heard(tmp_path: Path
             assert started.fields["legs"] == BOTH
 
             await caller.stop()  # one stream ends: the call goes on with the agent leg
-            await wait_for(lambda: node.calls.roster.calls["CA-split"].legs == ("agent",), what="agent leg only")
+            await wait_for(
+                lambda: node.calls.roster.calls["CA-split"].legs == ("agent",),
+                30,
+                "agent leg only",
+            )
             assert node.listens.sessions, "the listen goes on"
             muted = await entries_of(server, listener.session_id, "leg.muted")
             assert [(e.fields["leg"], e.fields["reason"]) for e in muted] == [("caller", "not_sent")]
 
             await agent.stop()  # the last stream ends the call
-            await wait_for(lambda: not node.calls.local and not node.listens.sessions, what="the call's end")
+            await wait_for(
+                lambda: not node.calls.local and not node.listens.sessions,
+                30,
+                "the call's end",
+            )
             ended = [e for e in await entries(server, listener.session_id) if e.kind == "listen.ended"]
             assert [e.fields["reason"] for e in ended] == ["call-ended"]
         finally:
@@ -120,8 +121,12 @@ async def test_ledger_legs_are_the_legs_really_heard(tmp_path: Path, streams: li
         try:
             for sender in senders:
                 await sender.start()
-                await wait_for(lambda: "CA-legs" in node.calls.roster.calls, what="the call")
-            await wait_for(lambda: list(node.calls.roster.calls["CA-legs"].legs) == heard, what=f"legs {heard}")
+                await wait_for(lambda: "CA-legs" in node.calls.roster.calls, 30, "the call")
+            await wait_for(
+                lambda: list(node.calls.roster.calls["CA-legs"].legs) == heard,
+                30,
+                f"legs {heard}",
+            )
             assert await roster_legs(server, "CA-legs") == heard
             answer = await listener.listen("CA-legs")
             for leg, state in legs_of(answer).items():
@@ -147,7 +152,7 @@ async def test_a_stream_joining_during_a_listen_is_on_record(tmp_path: Path) -> 
         listener = Listener(server.base_url, server.tokens["sup"])
         try:
             await caller.start()
-            await wait_for(lambda: "CA-join" in node.calls.roster.calls, what="the call")
+            await wait_for(lambda: "CA-join" in node.calls.roster.calls, 30, "the call")
             answer = await listener.listen("CA-join")
             assert legs_of(answer)["agent"]["available"] is False
             await listener.wait_frames(10, legs=("caller",))
@@ -176,7 +181,7 @@ async def test_swapped_chunks_never_step_rtp_timestamps_back(tmp_path: Path) -> 
         listener = Listener(server.base_url, server.tokens["sup"])
         try:
             await sender.start()
-            await wait_for(lambda: "CA-swap" in node.calls.roster.calls, what="the call")
+            await wait_for(lambda: "CA-swap" in node.calls.roster.calls, 30, "the call")
             await listener.listen("CA-swap")
             await listener.wait_frames(100)
             media = node.calls.local["CA-swap"]
@@ -205,7 +210,11 @@ async def test_a_second_stream_on_another_node_is_refused_with_a_reason(tmp_path
         caller = TwilioSender(a.twilio_url, "CA-far", LOUD, QUIET, tracks="inbound")
         await caller.start()
         try:
-            await wait_for(lambda: "CA-far" in b.state.node.calls.roster.calls, what="the call on node b")
+            await wait_for(
+                lambda: "CA-far" in b.state.node.calls.roster.calls,
+                30,
+                "the call on node b",
+            )
             async with aiohttp.ClientSession() as http, http.ws_connect(b.twilio_url) as ws:
                 await ws.send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
                 await ws.send_json(start_message("CA-far", tracks="outbound"))

@@ -94,7 +94,7 @@ async def run_senders(commands: list[list[str]]) -> None:
 async def listen_connected(server: RunningServer, call_id: str) -> Listener:
     listener = Listener(server.base_url, server.tokens["sup"])
     await listener.listen(call_id)
-    await wait_for(lambda: listener.pc.connectionState == "connected", 15, "the listener to connect")
+    await wait_for(lambda: listener.pc.connectionState == "connected", 30, "the listener to connect")
     return listener
 
 
@@ -113,7 +113,7 @@ async def hear_both_legs(listener: Listener, senders: list[list[str]]) -> tuple[
 
 
 async def ends_with_the_call(server: RunningServer, listener: Listener) -> None:
-    await wait_for(lambda: _no_calls(server), 10, "the call to leave the roster")
+    await wait_for(lambda: _no_calls(server), 30, "the call to leave the roster")
     assert not server.state.node.listens.sessions
     session = await server.state.node.ledger.entries(session_id=listener.session_id)
     assert [(e.kind, e.fields.get("reason")) for e in session] == [("listen.started", None), ("listen.ended", "call-ended")]
@@ -184,9 +184,9 @@ async def test_a_call_whose_rtp_stops_ends_after_the_timeout(tmp_path: Path) -> 
         async def received() -> float:
             return metric(await metrics(server), 'live_rtp_received_total{source="rtp",leg="agent"}')
 
-        assert await wait_for(received, 10, "the server to count the packets") > 0
+        assert await wait_for(received, 30, "the server to count the packets") > 0
         # The RTP has stopped: the call ends by itself, within the timeout plus a sweep.
-        await wait_for(lambda: _no_calls(server), 20, "the silent call to end after rtp_timeout_s=2")
+        await wait_for(lambda: _no_calls(server), 30, "the silent call to end after rtp_timeout_s=2")
         assert not server.state.node.calls.local
         text = await metrics(server)
         assert metric(text, 'live_rtp_calls{source="rtp"}') == 0, text

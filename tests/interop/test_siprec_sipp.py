@@ -134,7 +134,7 @@ async def test_sipp_session_is_heard_held_resumed_and_ended(tmp_path: Path, vend
                 body = await listener.listen(call_id)
                 listened = parse_answer(body["sdp"])[1]
                 assert {s.codec for s in listened if s.kind == "audio"} == {codec}, body["sdp"]
-                await wait_for(lambda: listener.pc.connectionState == "connected", 15, "the listener to connect")
+                await wait_for(lambda: listener.pc.connectionState == "connected", 30, "the listener to connect")
 
                 sipp.proceed()  # play the pcap
                 await listener.wait_frames(int(pcap.packets_per_leg * 0.5), timeout=pcap.seconds + 15)
@@ -165,7 +165,7 @@ async def test_sipp_session_is_heard_held_resumed_and_ended(tmp_path: Path, vend
             finally:
                 await listener.close()
 
-        await wait_for(lambda: no_calls(server), 10, "the BYE to end the call")
+        await wait_for(lambda: no_calls(server), 30, "the BYE to end the call")
         assert not server.state.node.listens.sessions
         ended = await server.state.node.ledger.entries(kind="listen.ended")
         assert [e.fields["reason"] for e in ended] == ["call-ended"]
@@ -188,7 +188,7 @@ async def test_sipp_cancel_leaves_no_call_behind(tmp_path: Path) -> None:
         assert cancel[:1] in ([200], [481]), sipp.logs()
         if finals[0] == 200:
             assert sipp.received(200, "BYE"), sipp.logs()
-        await wait_for(lambda: no_calls(server), 10, "no call left after the CANCEL")
+        await wait_for(lambda: no_calls(server), 30, "no call left after the CANCEL")
         assert not server.state.node.calls.local
         await wait_for(
             lambda: _ports_free(server), 10, "the cancelled session's RTP ports to be released"

@@ -23,6 +23,7 @@ import pytest
 
 from tests.support.listener import Listener
 from tests.support.server import RunningServer, running_server
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.interop
 
@@ -88,12 +89,7 @@ async def test_streamdouble_fork_is_heard_on_both_legs(tmp_path: Path) -> None:
         listener = Listener(server.base_url, server.tokens["sup"])
         try:
             token = server.tokens["sup"]
-            calls: list[dict[str, Any]] = []
-            for _ in range(100):
-                calls = await roster(server, token)
-                if calls:
-                    break
-                await asyncio.sleep(0.05)
+            calls = await wait_for(lambda: roster(server, token), 30, "streamdouble's call")
             assert len(calls) == 1, calls
             call = calls[0]
             assert call["agent_id"] == "agent-7" and call["consent"] == "granted"
@@ -101,7 +97,7 @@ async def test_streamdouble_fork_is_heard_on_both_legs(tmp_path: Path) -> None:
             media = node.calls.local[call["call_id"]]
 
             await listener.listen(str(call["call_id"]))
-            await listener.wait_frames(100, timeout=10)
+            await listener.wait_frames(100)
             assert process.returncode is None, (
                 "streamdouble ended before the listener heard 100 frames"
             )
@@ -127,22 +123,13 @@ async def test_streamdouble_fork_is_heard_on_both_legs(tmp_path: Path) -> None:
         assert server.state.ingest.protocol_errors == 0
 
         # streamdouble's stop ended the call, and the listen session with it.
-        for _ in range(100):
-            if not await roster(server, server.tokens["sup"]):
-                break
-            await asyncio.sleep(0.05)
-        assert await roster(server, server.tokens["sup"]) == []
+        async def roster_empty() -> bool:
+            return await roster(server, server.tokens["sup"]) == []
+
+        await wait_for(roster_empty, 30, "the call to leave the roster")
         assert not node.calls.local and not node.listens.sessions
         ended = await node.ledger.entries(kind="listen.ended")
         assert [e.fields["reason"] for e in ended] == ["call-ended"]
-
-
-async def wait_until(predicate: Any, what: str, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"{what}: not after {timeout}s")
-        await asyncio.sleep(0.02)
 
 
 async def test_streamdouble_split_streams_are_one_call_with_both_legs(tmp_path: Path) -> None:
@@ -183,16 +170,20 @@ async def test_streamdouble_split_streams_are_one_call_with_both_legs(tmp_path: 
         runs = [asyncio.create_task(inbound.run())]
         listener = Listener(server.base_url, server.tokens["sup"])
         try:
-            await wait_until(lambda: call_sid in node.calls.roster.calls, "the call")
+            await wait_for(lambda: call_sid in node.calls.roster.calls, 30, "the call")
             runs.append(asyncio.create_task(outbound.run()))
-            await wait_until(lambda: node.calls.roster.calls[call_sid].legs == ("agent", "caller"), "both legs")
+            await wait_for(
+                lambda: node.calls.roster.calls[call_sid].legs == ("agent", "caller"),
+                30,
+                "both legs",
+            )
             [call] = await roster(server, server.tokens["sup"])
             assert call["call_id"] == call_sid and call["legs"] == ["agent", "caller"]
             media = node.calls.local[call_sid]
 
             answer = await listener.listen(call_sid)
             assert [(x["leg"], x["available"]) for x in answer["legs"]] == [("agent", True), ("caller", True)]
-            await listener.wait_frames(100, timeout=10)
+            await listener.wait_frames(100)
             assert not any(run.done() for run in runs), "streamdouble ended before 100 frames were heard"
             agent, caller = listener.stats["agent"].level(), listener.stats["caller"].level()
             assert agent > 0.2, agent
@@ -209,7 +200,7 @@ async def test_streamdouble_split_streams_are_one_call_with_both_legs(tmp_path: 
         assert (media.agent.received, media.caller.received) == (FRAMES_PER_LEG, FRAMES_PER_LEG)
         assert server.state.ingest.rejected_frames == 0 and server.state.ingest.protocol_errors == 0
         # The last stream's stop ended the call, and the listen with it.
-        await wait_until(lambda: not node.calls.local and not node.listens.sessions, "the call's end")
+        await wait_for(lambda: not node.calls.local and not node.listens.sessions, 30, "the call's end")
         [started] = await node.ledger.entries(kind="listen.started")
         assert started.fields["legs"] == ["agent", "caller"]
         ended = await node.ledger.entries(kind="listen.ended")
@@ -230,7 +221,7 @@ async def test_streamdouble_one_track_fork_marks_the_agent_leg_not_sent(tmp_path
         )
         listener = Listener(server.base_url, server.tokens["sup"])
         try:
-            await wait_until(lambda: len(node.calls.roster.calls) == 1, "the call")
+            await wait_for(lambda: len(node.calls.roster.calls) == 1, 30, "the call")
             [call] = await roster(server, server.tokens["sup"])
             assert call["legs"] == ["caller"]
             answer = await listener.listen(str(call["call_id"]))

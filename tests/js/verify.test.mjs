@@ -1,6 +1,6 @@
 // The agent page's verifier (web/agent/verify.js) under node: RFC 6962 consistency vectors
 // from transparency-dev, and, when LIVE_JS_VECTORS names a file written by
-// tests/unit/test_agent_verify_js.py, notes and proofs made by the Python ledger code.
+// tests/integration/test_agent_verify_js.py, notes and proofs made by the Python ledger code.
 // Run: node --test tests/js/
 
 import { test } from "node:test";

@@ -42,8 +42,8 @@ import aiohttp
 from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.process import LiveProcess, live_cli, start_serve
-from tests.support.server import free_port
 from tests.support.twilio import TwilioSender
+from tests.support.wait import wait_for
 
 KILL_POINTS = ("start", "listening", "stop")
 INGEST_SECRET = "kill9-ingest-secret"
@@ -144,12 +144,13 @@ class Harness:
             "LIVE_INGEST_SECRET": INGEST_SECRET,
             "LIVE_POLICY_FILE": str(policy),
         }
-        self.port = free_port()
+        self.port: int | None = None  # chosen at the first start, kept across restarts
 
     def start(self) -> tuple[float, float]:
         """Start ``live serve``; returns when the start began and when it was ready."""
         began = time.time()
         self.proc = start_serve(self.data_dir, self.env, port=self.port)
+        self.port = self.proc.port
         return began, time.time()
 
     def kill(self) -> float:
@@ -221,16 +222,15 @@ async def run_round(h: Harness, number: int, point: str | None = None) -> Round:
 
 
 async def _wait_roster(base_url: str, token: str, call_id: str) -> None:
-    deadline = time.monotonic() + 15
     async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
+
+        async def on_roster() -> bool:
             async with http.get(
                 f"{base_url}/api/calls", headers={"Authorization": f"Bearer {token}"}
             ) as response:
-                if any(c["call_id"] == call_id for c in (await response.json())["calls"]):
-                    return
-            await asyncio.sleep(0.05)
-    raise TimeoutError(f"{call_id} did not reach the roster")
+                return any(c["call_id"] == call_id for c in (await response.json())["calls"])
+
+        await wait_for(on_roster, 30, f"{call_id} on the roster")
 
 
 def audit_verify(data_dir: Path) -> subprocess.CompletedProcess[str]:

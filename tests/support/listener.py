@@ -15,6 +15,8 @@ import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from tests.support.wait import wait_for
+
 
 @dataclass
 class LegStats:
@@ -105,12 +107,16 @@ class Listener:
         except MediaStreamError:
             return
 
-    async def wait_frames(self, count: int, timeout: float = 10.0, legs: tuple[str, ...] = ("agent", "caller")) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while min(self.stats[leg].frames for leg in legs) < count:
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"only {[s.frames for s in self.stats.values()]} frames after {timeout}s")
-            await asyncio.sleep(0.05)
+    async def wait_frames(self, count: int, timeout: float = 30.0, legs: tuple[str, ...] = ("agent", "caller")) -> None:
+        await wait_for(
+            lambda: min(self.stats[leg].frames for leg in legs) >= count,
+            timeout,
+            f"{count} frames on {', '.join(legs)} (heard: {self.frames_heard})",
+        )
+
+    @property
+    def frames_heard(self) -> dict[str, int]:
+        return {leg: s.frames for leg, s in self.stats.items()}
 
     async def stop(self) -> int:
         status = 0

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.server import free_port
+from tests.helpers import port_taken, start_on_free_port
+from tests.support.wait import wait_for_blocking
 
 LIVE = [sys.executable, "-m", "live.cli"]
 
@@ -57,9 +57,18 @@ class LiveProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def start_serve(data_dir: Path, env: dict[str, str], *, port: int | None = None, timeout: float = 30) -> LiveProcess:
-    """``live serve`` on a free port; returns once ``/readyz`` answers 200."""
-    port = port or free_port()
+def start_serve(data_dir: Path, env: dict[str, str], *, port: int | None = None, timeout: float = 60) -> LiveProcess:
+    """``live serve``; returns once ``/readyz`` answers 200.
+
+    Without ``port`` it gets a free one (another one if that was taken meanwhile); with
+    ``port`` (a restart on the port it had) a taken port fails loudly.
+    """
+    if port is None:
+        return start_on_free_port(lambda free: _start_serve(data_dir, env, free, timeout), "live serve")
+    return _start_serve(data_dir, env, port, timeout)
+
+
+def _start_serve(data_dir: Path, env: dict[str, str], port: int, timeout: float) -> LiveProcess:
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"serve-{port}.log"
     full_env = {
@@ -68,16 +77,23 @@ def start_serve(data_dir: Path, env: dict[str, str], *, port: int | None = None,
     with open(log_path, "wb") as log:
         process = subprocess.Popen([*LIVE, "serve"], stdout=log, stderr=subprocess.STDOUT, env=full_env)
     proc = LiveProcess(process, port, data_dir, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         if process.poll() is not None:
+            port_taken(proc.log(), port, "live serve")
             raise RuntimeError(f"live serve exited with {process.returncode}:\n{proc.log()}")
         try:
             with urllib.request.urlopen(f"{proc.base_url}/readyz", timeout=1) as response:
-                if response.status == 200:
-                    return proc
+                return response.status == 200
         except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.1)
-    proc.stop()
-    raise RuntimeError(f"live serve did not become ready:\n{proc.log()}")
+            return False
+
+    try:
+        wait_for_blocking(ready, timeout, f"live serve on port {port} to be ready", every=0.1)
+    except AssertionError as error:
+        proc.stop()
+        raise AssertionError(f"{error}\n{proc.log()}") from None
+    except BaseException:
+        proc.stop()
+        raise
+    return proc

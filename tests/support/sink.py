@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 
 from live.errors import Conflict
 from live.ingest.sink import CallAnnouncement
 from live.media.hub import CallMedia, EncodedPacket, ListenerQueue
 from live.types import CallId, Consent, LegName
+from tests.support.wait import wait_for
 
 
 class RecordingSink:
@@ -42,10 +42,8 @@ class RecordingSink:
     def packets(self, leg: LegName) -> list[EncodedPacket]:
         return list(self.queues[leg]._items)
 
-    async def wait_packets(self, leg: LegName, count: int, timeout: float = 5.0) -> list[EncodedPacket]:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(self.packets(leg)) < count:
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"{leg}: {len(self.packets(leg))} of {count} packets")
-            await asyncio.sleep(0.01)
+    async def wait_packets(self, leg: LegName, count: int, timeout: float = 30.0) -> list[EncodedPacket]:
+        await wait_for(
+            lambda: len(self.packets(leg)) >= count, timeout, f"{count} {leg} packets", every=0.01
+        )
         return self.packets(leg)

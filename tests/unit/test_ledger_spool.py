@@ -108,8 +108,8 @@ async def test_the_retry_task_writes_the_spool_once_the_ledger_is_back(
             await spool.append("leg.muted", actor="system", at=T0 + 5, session_id="ls_3", leg="caller", reason="pci")
             await spool.append("listen.ended", actor="system", at=T0 + 6, session_id="ls_3", reason="stopped")
             assert len(await spool.pending()) == 2
-        await wait_for(lambda: ends(ledger, "ls_3"), 10, "the spooled end on record")
-        await wait_for(lambda: _empty(spool), 10, "the spool to empty")
+        await wait_for(lambda: ends(ledger, "ls_3"), 30, "the spooled end on record")
+        await wait_for(lambda: _empty(spool), 30, "the spool to empty")
         kinds = [(e.kind, e.at) for e in await ledger.entries(session_id="ls_3")]
         assert kinds == [("leg.muted", T0 + 5), ("listen.ended", T0 + 6)]
         assert spool.problem is None
@@ -200,7 +200,7 @@ async def test_closing_waits_for_a_statement_a_cancelled_caller_left_running(
     await asyncio.to_thread(inside.wait, 30)
     caller.cancel()
     closing = asyncio.create_task(spool.aclose())
-    await wait_for(lambda: spool._db is None, 10, "the spool to begin closing")
+    await wait_for(lambda: spool._db is None, 30, "the spool to begin closing")
     release.set()
     await closing
     assert outcome == [0], "the connection was closed beneath a running statement"

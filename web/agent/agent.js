@@ -19,6 +19,7 @@ let ledger = { state: "checking" };
 async function request(method, path, body) {
   const headers = { Accept: "application/json" };
   if (method !== "GET" && csrfToken) headers["X-CSRF-Token"] = csrfToken;
+  /** @type {RequestInit} */
   const init = { method, headers, credentials: "same-origin", cache: "no-store" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -177,7 +178,7 @@ function historyCells(listen) {
 }
 
 function renderHistory() {
-  const body = $("history-body");
+  const body = /** @type {HTMLTableSectionElement} */ ($("history-body"));
   body.replaceChildren();
   if (listens.length === 0) {
     const row = body.insertRow();
@@ -302,7 +303,7 @@ async function main() {
   $("user").hidden = false;
   $("user-name").textContent = me.display_name || me.user_id;
   $("user-role").textContent = i18n.label("role", me.role);
-  $("export-link").href = `/api/audit/export?agent=${encodeURIComponent(me.user_id)}&format=pdf`;
+  /** @type {HTMLAnchorElement} */ ($("export-link")).href = `/api/audit/export?agent=${encodeURIComponent(me.user_id)}&format=pdf`;
   render();
   await Promise.all([loadNotices(), loadHistory()]).catch(() => {});
   connect();

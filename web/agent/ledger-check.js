@@ -69,6 +69,7 @@ export async function checkLedger({ agentId, get, post, storage = window.localSt
   } catch (error) {
     if (!(error instanceof VerifyError)) throw error;
     if (error.problem === "unsupported") return { state: "unsupported" };
+    /** @type {{state: string, problem: string, detail: string, reported?: boolean}} */
     const failure = { ...result, state: "failed", problem: error.problem, detail: error.message };
     failure.reported = await report(storage, key, post, error.problem, kept, served.checkpoint);
     return failure;

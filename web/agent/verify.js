@@ -38,6 +38,7 @@ export function hex(bytes) {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** @param {string} text */
 export function fromHex(text) {
   return Uint8Array.from(text.match(/../g) || [], (h) => parseInt(h, 16));
 }

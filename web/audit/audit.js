@@ -129,7 +129,7 @@ function renderIntegrity() {
 }
 
 async function verify() {
-  const button = $("verify-again");
+  const button = /** @type {HTMLButtonElement} */ ($("verify-again"));
   button.disabled = true;
   verifyResult = null;
   verifyError = null;
@@ -157,7 +157,7 @@ async function verify() {
 function filters() {
   const params = new URLSearchParams();
   for (const name of ["agent", "supervisor", "from", "to"]) {
-    const value = $(name).value.trim();
+    const value = /** @type {HTMLInputElement} */ ($(name)).value.trim();
     if (value) params.set(name, value);
   }
   params.set("tz", Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC");
@@ -170,7 +170,7 @@ function legsText(legs) {
 }
 
 function renderSessions() {
-  const body = $("sessions-body");
+  const body = /** @type {HTMLTableSectionElement} */ ($("sessions-body"));
   const summary = $("search-summary");
   body.replaceChildren();
   if (searchError) {
@@ -236,7 +236,7 @@ function updateExportLinks() {
   $("export-missing").hidden = Boolean(agent);
   for (const format of ["pdf", "csv", "jsonl"]) {
     params.set("format", format);
-    $(`export-${format}`).href = `/api/audit/export?${params}`;
+    /** @type {HTMLAnchorElement} */ ($(`export-${format}`)).href = `/api/audit/export?${params}`;
   }
 }
 
@@ -246,7 +246,7 @@ function currentMonth() {
 }
 
 function updateReportLinks() {
-  const month = $("month").value || currentMonth();
+  const month = /** @type {HTMLInputElement} */ ($("month")).value || currentMonth();
   const params = new URLSearchParams({
     month,
     tz: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC",
@@ -254,7 +254,7 @@ function updateReportLinks() {
   });
   for (const format of ["pdf", "csv"]) {
     params.set("format", format);
-    $(`report-${format}`).href = `/api/audit/report?${params}`;
+    /** @type {HTMLAnchorElement} */ ($(`report-${format}`)).href = `/api/audit/report?${params}`;
   }
 }
 
@@ -272,7 +272,7 @@ async function main() {
   i18n.apply();
   i18n.mountSwitch($("lang-switch"));
   i18n.onChange(render);
-  $("month").value = currentMonth();
+  /** @type {HTMLInputElement} */ ($("month")).value = currentMonth();
   $("search").addEventListener("submit", search);
   $("search").addEventListener("input", updateExportLinks);
   $("report").addEventListener("submit", (event) => event.preventDefault());

@@ -23,6 +23,11 @@ export class Api {
     this.csrfToken = null;
   }
 
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {{body?: unknown, signal?: AbortSignal, keepalive?: boolean}} [options]
+   */
   async request(method, path, { body, signal, keepalive = false } = {}) {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";

@@ -96,7 +96,7 @@ let sinkId = "";
 let current = null;
 
 const roster = new RosterView({
-  tbody: byId("roster-body"),
+  tbody: /** @type {HTMLTableSectionElement} */ (byId("roster-body")),
   count: byId("roster-count"),
   shown: byId("roster-shown"),
   container: ui.rosterSection,

@@ -168,19 +168,20 @@ export class ListenSession {
    * @param {(session: ListenSession) => void} options.onEnd once, when ended or failed
    */
   constructor(options) {
-    Object.assign(this, {
-      api: options.api,
-      call: options.call,
-      purpose: options.purpose,
-      resumes: options.resumes ?? null,
-      sinkId: options.sinkId ?? "",
-      iceServers: options.iceServers,
-      audioContext: options.audioContext,
-      audioContainer: options.audioContainer,
-      onChange: options.onChange,
-      onLevels: options.onLevels,
-      onEnd: options.onEnd,
-    });
+    this.api = options.api;
+    /** @type {Record<string, any>} */
+    this.call = options.call;
+    this.purpose = options.purpose;
+    /** @type {string | null} */
+    this.resumes = options.resumes ?? null;
+    /** @type {string} */
+    this.sinkId = options.sinkId ?? "";
+    this.iceServers = options.iceServers;
+    this.audioContext = options.audioContext;
+    this.audioContainer = options.audioContainer;
+    this.onChange = options.onChange;
+    this.onLevels = options.onLevels;
+    this.onEnd = options.onEnd;
     this.state = "starting";
     this.pc = null;
     this.sessionId = null;

@@ -26,6 +26,12 @@ const CONSENT_BADGE = { granted: "badge-ok", denied: "badge-danger", unknown: "b
 const COLUMNS = 8;
 const SORT_KEY = "live.console.sort";
 
+/**
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {{className?: string, text?: string, attrs?: Record<string, string>}} [options]
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 function el(tag, { className, text, attrs } = {}) {
   const node = document.createElement(tag);
   if (className) node.className = className;

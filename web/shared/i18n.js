@@ -45,9 +45,16 @@ export const COMMON = {
   },
 };
 
+/** @typedef {Record<string, string>} StringTable */
+/** @typedef {{en: StringTable, de: StringTable}} PageStrings */
+
+/**
+ * @param {string | null | undefined} lang
+ * @returns {"en" | "de" | null}
+ */
 function normalise(lang) {
   const short = String(lang || "").trim().toLowerCase().slice(0, 2);
-  return LANGUAGES.includes(short) ? short : null;
+  return short === "en" || short === "de" ? short : null;
 }
 
 function readStored() {
@@ -58,6 +65,7 @@ function readStored() {
   }
 }
 
+/** @param {string} lang */
 function writeStored(lang) {
   try {
     window.localStorage.setItem(STORAGE_KEY, lang);
@@ -72,40 +80,61 @@ export function detectLanguage() {
   return fromUrl || readStored() || normalise(navigator.language) || "en";
 }
 
+/**
+ * @param {string} text
+ * @param {Record<string, unknown> | null | undefined} params
+ */
 function interpolate(text, params) {
   if (!params) return text;
-  return text.replace(/\{(\w+)\}/g, (whole, name) =>
+  return text.replace(/\{(\w+)\}/g, (/** @type {string} */ whole, /** @type {string} */ name) =>
     Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole,
   );
 }
 
 export class I18n {
-  /** @param {{en: Object<string,string>, de: Object<string,string>}} pageStrings */
+  /** @param {PageStrings} pageStrings */
   constructor(pageStrings = { en: {}, de: {} }) {
-    this.strings = {};
-    for (const lang of LANGUAGES) {
-      this.strings[lang] = { ...COMMON[lang], ...(pageStrings[lang] || {}) };
-    }
+    /** @type {PageStrings} */
+    this.strings = {
+      en: { ...COMMON.en, ...(pageStrings.en || {}) },
+      de: { ...COMMON.de, ...(pageStrings.de || {}) },
+    };
+    /** @type {"en" | "de"} */
     this.lang = detectLanguage();
+    /** @type {Set<(lang: string) => void>} */
     this._listeners = new Set();
+    /** @type {Element[]} */
+    this._switches = [];
   }
 
+  /** @param {string} key */
   has(key) {
     return key in this.strings[this.lang] || key in this.strings.en;
   }
 
   /** Translate `key`; missing German falls back to English, missing English to `fallback`/key. */
+  /**
+   * @param {string} key
+   * @param {Record<string, unknown> | null} [params]
+   * @param {string} [fallback]
+   * @returns {string}
+   */
   t(key, params, fallback) {
     const text = this.strings[this.lang][key] ?? this.strings.en[key] ?? fallback ?? key;
     return interpolate(text, params);
   }
 
   /** Translate an id from the server (purpose, reason): `prefix.id`, else the raw id. */
+  /**
+   * @param {string} prefix
+   * @param {unknown} id
+   */
   label(prefix, id) {
     if (id === null || id === undefined || id === "") return "";
     return this.t(`${prefix}.${id}`, null, String(id));
   }
 
+  /** @param {string} lang */
   setLanguage(lang) {
     const next = normalise(lang);
     if (!next) return;
@@ -123,19 +152,21 @@ export class I18n {
   }
 
   /** Call `fn(lang)` after every language change (to re-render dynamic text). */
+  /** @param {(lang: string) => void} fn */
   onChange(fn) {
     this._listeners.add(fn);
     return () => this._listeners.delete(fn);
   }
 
   /** Translate all marked-up elements under `root`. */
+  /** @param {Document | Element} root */
   apply(root = document) {
     if (root === document) document.documentElement.lang = this.lang;
     for (const el of root.querySelectorAll("[data-i18n]")) {
-      el.textContent = this.t(el.dataset.i18n);
+      el.textContent = this.t(el.getAttribute("data-i18n") || "");
     }
     for (const el of root.querySelectorAll("[data-i18n-attr]")) {
-      for (const pair of el.dataset.i18nAttr.split(";")) {
+      for (const pair of (el.getAttribute("data-i18n-attr") || "").split(";")) {
         const [attr, key] = pair.split(":").map((s) => s.trim());
         if (attr && key) el.setAttribute(attr, this.t(key));
       }
@@ -147,6 +178,7 @@ export class I18n {
    * Fill `container` (any element, usually `data-testid="lang-switch"`) with an EN/DE toggle.
    * Buttons carry `data-lang` and `aria-pressed`.
    */
+  /** @param {Element} container */
   mountSwitch(container) {
     container.setAttribute("role", "group");
     container.classList.add("lang-switch");
@@ -160,19 +192,19 @@ export class I18n {
       button.addEventListener("click", () => this.setLanguage(lang));
       container.append(button);
     }
-    this._switches = [...(this._switches || []), container];
+    this._switches = [...this._switches, container];
     this._syncSwitches();
   }
 
   _syncSwitches() {
-    for (const container of this._switches || []) {
+    for (const container of this._switches) {
       container.setAttribute("aria-label", this.t("lang.group"));
       for (const button of container.querySelectorAll("button[data-lang]")) {
-        const lang = button.dataset.lang;
+        const lang = button.getAttribute("data-lang") === "de" ? "de" : "en";
         button.setAttribute("aria-pressed", String(lang === this.lang));
         // Name each language in its own language, the usual convention for switches.
         button.setAttribute("aria-label", this.strings[lang][`lang.${lang}`]);
-        button.title = this.strings[lang][`lang.${lang}`];
+        button.setAttribute("title", this.strings[lang][`lang.${lang}`]);
       }
     }
   }

@@ -36,5 +36,5 @@ const STRINGS = {
 };
 
 const i18n = new I18n(STRINGS);
-i18n.mountSwitch(document.getElementById("lang-switch"));
+i18n.mountSwitch(/** @type {HTMLElement} */ (document.getElementById("lang-switch")));
 i18n.apply();

@@ -4,7 +4,7 @@
 // every node), then goes to the sign-in page. The label is translated by the page's own
 // i18n (`data-i18n="auth.signOut"`, one of the common strings).
 
-const button = document.getElementById("signout");
+const button = /** @type {HTMLButtonElement | null} */ (document.getElementById("signout"));
 
 async function csrfToken() {
   const response = await fetch("/api/me", { credentials: "same-origin" });
@@ -13,7 +13,8 @@ async function csrfToken() {
   return typeof me.csrf_token === "string" ? me.csrf_token : null;
 }
 
-async function signOut() {
+/** @param {HTMLButtonElement} button */
+async function signOut(button) {
   button.disabled = true;
   try {
     const token = await csrfToken();
@@ -30,7 +31,7 @@ async function signOut() {
 }
 
 if (button) {
-  button.addEventListener("click", signOut);
+  button.addEventListener("click", () => signOut(button));
   csrfToken()
     .then((token) => {
       button.hidden = !token;

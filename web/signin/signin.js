@@ -86,10 +86,10 @@ const STRINGS = {
 };
 
 const i18n = new I18n(STRINGS);
-const errorBox = document.getElementById("signin-error");
-const form = document.getElementById("signin-form");
-const input = document.getElementById("signin-link");
-const formError = document.getElementById("signin-form-error");
+const errorBox = /** @type {HTMLElement} */ (document.getElementById("signin-error"));
+const form = /** @type {HTMLFormElement} */ (document.getElementById("signin-form"));
+const input = /** @type {HTMLInputElement} */ (document.getElementById("signin-link"));
+const formError = /** @type {HTMLElement} */ (document.getElementById("signin-form-error"));
 
 // Error codes may come as "expired" or "link-expired"; compare in one spelling.
 const errorCode = (new URLSearchParams(window.location.search).get("error") || "").trim();
@@ -105,6 +105,7 @@ function renderError() {
 }
 
 /** The token from a pasted link (`…/auth/link?token=…`) or a bare token. */
+/** @param {string} text */
 function tokenFrom(text) {
   const value = text.trim();
   if (!value) return null;
@@ -134,8 +135,9 @@ input.addEventListener("input", () => {
 });
 
 // User name and password (local users), and the organisation's sign-in when configured.
-const passwordForm = document.getElementById("password-form");
-const passwordError = document.getElementById("password-error");
+const passwordForm = /** @type {HTMLFormElement} */ (document.getElementById("password-form"));
+const passwordError = /** @type {HTMLElement} */ (document.getElementById("password-error"));
+/** @type {string | null} */
 let passwordErrorKey = null;
 
 function showPasswordError() {
@@ -149,8 +151,8 @@ function showPasswordError() {
 
 passwordForm.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const user = document.getElementById("signin-user").value.trim();
-  const password = document.getElementById("signin-password").value;
+  const user = /** @type {HTMLInputElement} */ (document.getElementById("signin-user")).value.trim();
+  const password = /** @type {HTMLInputElement} */ (document.getElementById("signin-password")).value;
   try {
     const response = await fetch("/auth/signin", {
       method: "POST",
@@ -174,18 +176,18 @@ async function showMethods() {
   try {
     const response = await fetch("/auth/methods", { credentials: "same-origin" });
     const methods = await response.json();
-    document.getElementById("oidc-card").hidden = !methods.oidc;
-    document.getElementById("password-card").hidden = !methods.password;
+    /** @type {HTMLElement} */ (document.getElementById("oidc-card")).hidden = !methods.oidc;
+    /** @type {HTMLElement} */ (document.getElementById("password-card")).hidden = !methods.password;
     const next = new URLSearchParams(window.location.search).get("next");
     if (next && next.startsWith("/") && !next.startsWith("//")) {
-      document.getElementById("oidc-link").href = `/auth/oidc/login?next=${encodeURIComponent(next)}`;
+      /** @type {HTMLAnchorElement} */ (document.getElementById("oidc-link")).href = `/auth/oidc/login?next=${encodeURIComponent(next)}`;
     }
   } catch {
     // keep the defaults: link and password shown
   }
 }
 
-i18n.mountSwitch(document.getElementById("lang-switch"));
+i18n.mountSwitch(/** @type {HTMLElement} */ (document.getElementById("lang-switch")));
 i18n.apply();
 renderError();
 i18n.onChange(renderError);

@@ -19,7 +19,6 @@ import fcntl
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -27,6 +26,9 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.helpers import port_taken, start_on_free_port
+from tests.support.wait import wait_for_blocking
 
 HERE = Path(__file__).resolve().parent
 SECRETS = {
@@ -99,19 +101,22 @@ class OidcProvider:
                 self.process.wait()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def running_oidc_provider(
     redirect_uri: str, log_dir: Path, *, timeout: float = 30
 ) -> Iterator[OidcProvider]:
     """The provider on a free loopback port, ready (discovery answers) when this yields."""
     ensure_node_modules()
-    port = _free_port()
+    provider = start_on_free_port(
+        lambda port: _start_provider(port, redirect_uri, log_dir, timeout), "the OIDC provider"
+    )
+    try:
+        yield provider
+    finally:
+        provider.stop()
+
+
+def _start_provider(port: int, redirect_uri: str, log_dir: Path, timeout: float) -> OidcProvider:
     log_path = log_dir / f"oidc-provider-{port}.log"
     env = {**os.environ, "NODE_ENV": "test", "DEBUG": ""}
     with open(log_path, "wb") as log:
@@ -130,23 +135,24 @@ def running_oidc_provider(
             env=env,
         )
     provider = OidcProvider(process, port, redirect_uri, log_path)
+
+    def discovered() -> bool:
+        if process.poll() is not None:
+            port_taken(provider.log(), port, "the OIDC provider")
+            raise RuntimeError(f"OIDC provider exited with {process.returncode}:\n{provider.log()}")
+        try:
+            url = f"{provider.issuer}/.well-known/openid-configuration"
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return bool(json.load(response).get("issuer") == provider.issuer)
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+            return False
+
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"OIDC provider exited with {process.returncode}:\n{provider.log()}"
-                )
-            try:
-                url = f"{provider.issuer}/.well-known/openid-configuration"
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    if json.load(response).get("issuer") == provider.issuer:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"OIDC provider did not start:\n{provider.log()}")
-            time.sleep(0.1)
-        yield provider
-    finally:
+        wait_for_blocking(discovered, timeout, f"the OIDC provider on port {port}", every=0.1)
+    except AssertionError as error:
         provider.stop()
+        raise RuntimeError(f"{error}:\n{provider.log()}") from None
+    except BaseException:
+        provider.stop()
+        raise
+    return provider

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
+from tests.helpers import port_taken
 from tests.support.wait import wait_for
 
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
@@ -30,6 +31,7 @@ _TRACE_HEAD = re.compile(r"^\s*(UDP|TCP|TLS) message (sent|received)", re.IGNORE
 
 
 def free_udp_port() -> int:
+    """A UDP port sipp is told to use (it binds it itself): a taken one fails loudly."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -132,9 +134,13 @@ class Sipp:
         """sipp's exit status (0: every call succeeded); fails loudly with its logs."""
         assert self.process is not None
         try:
-            return await asyncio.wait_for(self.process.wait(), timeout or self.timeout_s + 15)
+            status = await asyncio.wait_for(self.process.wait(), timeout or self.timeout_s + 15)
         except TimeoutError:
             raise AssertionError(f"sipp did not exit in time\n{self.logs()}") from None
+        if status != 0:
+            # Its UDP port, free when chosen, taken by another process since: say so.
+            port_taken(self.logs(), self.port, "sipp")
+        return status
 
     async def wait_marker(self, name: str, sync_dir: Path, timeout: float = 20) -> None:
         """Wait until the scenario touches ``sync_dir/name`` (or sipp exits: then fail)."""
@@ -143,6 +149,7 @@ class Sipp:
             if (sync_dir / name).exists():
                 return True
             if self.process is not None and self.process.returncode is not None:
+                port_taken(self.logs(), self.port, "sipp")
                 raise AssertionError(f"sipp exited ({self.process.returncode}) before {name!r}\n{self.logs()}")
             return False
 

@@ -28,6 +28,7 @@ from live.audit.merkle import leaf_hash
 from live.audit.verify import VerifyReport
 from live.errors import LedgerUnavailable
 from tests import conftest_pg
+from tests.support.wait import wait_for
 
 postgres_server = conftest_pg.postgres_server
 postgres_db_url = conftest_pg.postgres_db_url
@@ -191,9 +192,14 @@ async def test_timer_signs_checkpoints_even_when_idle(backend: Backend) -> None:
     await ledger.open()
     try:
         await listen(ledger, 1)
-        await asyncio.sleep(0.4)
-        _, _, checkpoints = await ledger.store.read_all()
         key = ledger.verifier_key()
+
+        async def signed_thrice() -> list[Any] | None:
+            _, _, checkpoints = await ledger.store.read_all()
+            sizes = [verify_note(c.note, key).size for c in checkpoints]
+            return checkpoints if sizes.count(2) >= 3 else None
+
+        checkpoints = await wait_for(signed_thrice, 30, "three idle checkpoints of size 2")
     finally:
         await ledger.aclose()
     sizes = [verify_note(c.note, key).size for c in checkpoints]
@@ -545,3 +551,9 @@ async def test_concurrent_appends_in_one_process_stay_ordered(ledger: MerkleLedg
     )
     assert sorted(seqs) == list(range(40))
     assert (await ledger.verify()).ok
+
+
+async def test_an_unreachable_postgres_is_unavailable(tmp_path: Path) -> None:
+    ledger = open_ledger("postgresql://nobody@127.0.0.1:9/none", tmp_path / "a.db")
+    with pytest.raises(LedgerUnavailable, match="cannot connect"):
+        await asyncio.wait_for(ledger.open(), 20)
