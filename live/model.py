@@ -45,11 +45,11 @@ class CallInfo:
     # listed here is never heard and is reported as not sent. Both, unless the source says.
     legs: tuple[LegName, ...] = LEGS
 
-    def with_listener(self, listener: ListenerInfo) -> "CallInfo":
+    def with_listener(self, listener: ListenerInfo) -> CallInfo:
         others = tuple(x for x in self.listeners if x.session_id != listener.session_id)
         return dataclasses.replace(self, listeners=others + (listener,))
 
-    def without_listener(self, session_id: SessionId) -> "CallInfo":
+    def without_listener(self, session_id: SessionId) -> CallInfo:
         return dataclasses.replace(
             self, listeners=tuple(x for x in self.listeners if x.session_id != session_id)
         )

@@ -23,7 +23,7 @@ class Consent(str, enum.Enum):
     UNKNOWN = "unknown"
 
     @classmethod
-    def parse(cls, value: object) -> "Consent":
+    def parse(cls, value: object) -> Consent:
         text = str(value).strip().lower() if value is not None else ""
         for member in cls:
             if member.value == text:

@@ -43,12 +43,12 @@ class RedisServer:
         assert self.port is not None, "start the server first"
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         if self.port is None:
             return start_on_free_port(self._start, "redis-server")
         return self._start(self.port)
 
-    def _start(self, port: int) -> "RedisServer":
+    def _start(self, port: int) -> RedisServer:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.log.write_bytes(b"")
         self.process = process = subprocess.Popen(

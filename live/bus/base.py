@@ -14,7 +14,8 @@ Semantics every implementation keeps:
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from ..model import BusEvent, CallInfo
 from ..types import CallId

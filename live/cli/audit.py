@@ -20,7 +20,7 @@ import argparse
 import asyncio
 import getpass
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any

@@ -12,6 +12,7 @@ from ..demo.links import demo_links
 from .runtime import add_settings_options, settings_of
 from .serve import Closeable, listen_options, run_server, with_session_key
 
+
 def demo_options(args: argparse.Namespace) -> dict[str, Any]:
     values: dict[str, Any] = {
         **listen_options(args),

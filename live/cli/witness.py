@@ -153,7 +153,7 @@ async def witness_once(
         if s.startswith(f"\u2014 {key.name} ")
     )
     cosigned = add_signature_lines(own, [line])
-    state.mkdir(parents=True, exist_ok=True)
+    state.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (one directory, once a round)
     write_atomically(previous_path, cosigned)
     return checkpoint.size, cosigned
 

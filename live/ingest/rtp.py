@@ -26,8 +26,9 @@ sequence order with a strictly increasing ``pts`` in 8 kHz units, forwarded unto
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from ..errors import ProtocolError
 from ..media.hub import PACKET_SAMPLES, SAMPLE_RATE, SILENCE_BYTE
@@ -133,7 +134,7 @@ class LegStats:
     def jitter_ms(self) -> float:
         return self.jitter * 1000.0 / SAMPLE_RATE
 
-    def add(self, other: "LegStats") -> None:
+    def add(self, other: LegStats) -> None:
         """Add ``other``'s counters to these (a node's totals keep ended calls' packets)."""
         for name in self.__dataclass_fields__:
             if name != "jitter":

@@ -17,7 +17,8 @@ import logging
 import re
 import socket
 import time
-from typing import Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from ..errors import ConfigError, ServiceUnavailable
 from .rtp import LegStats, RtpLegReceiver

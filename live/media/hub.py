@@ -16,7 +16,8 @@ import asyncio
 import fractions
 import time
 from collections import deque
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 from ..model import Codec
 from ..types import LegName

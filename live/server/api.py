@@ -23,6 +23,7 @@ from ..model import (
 from ..policy import SetConsent, SetPci
 from ..types import Consent, Role
 from .bodies import answer
+from .roster_json import AgentDirectory
 from .route import SUPERVISORS, Reply, Route, Rule, entry_of, path_param, roles, takes
 from .schemas import (
     Call,
@@ -40,7 +41,6 @@ from .schemas import (
     RunningListen,
     RunningListens,
 )
-from .roster_json import AgentDirectory
 from .security import check_origin, require
 from .state import STATE, ServerState
 

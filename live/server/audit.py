@@ -40,7 +40,13 @@ from typing import Any
 
 from aiohttp import web
 
-from ..audit.checkpoint import CheckpointError, parse_checkpoint, parse_note, parse_verifier_key, verify_note
+from ..audit.checkpoint import (
+    CheckpointError,
+    parse_checkpoint,
+    parse_note,
+    parse_verifier_key,
+    verify_note,
+)
 from ..audit.log import MerkleLedger
 from ..audit.proofs import b64
 from ..audit.witnessed import BOOK_FILE, CosignatureBook, with_cosignatures

@@ -12,7 +12,7 @@ from aiohttp import web
 from ..auth import Identity
 from ..auth.oidc import OidcClient, OidcSettings
 from ..config import Settings
-from ..errors import ConfigError, Forbidden, Unauthorized
+from ..errors import Forbidden, Unauthorized
 from ..types import Role
 from .abuse import check_user_signin
 from .bodies import answer

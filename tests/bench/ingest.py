@@ -357,7 +357,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ints = lambda text: sorted({int(x) for x in text.split(",") if x.strip()})
+    def ints(text: str) -> list[int]:
+        return sorted({int(x) for x in text.split(",") if x.strip()})
+
     parser.add_argument(
         "--calls",
         type=ints,

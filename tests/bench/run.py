@@ -428,7 +428,7 @@ class Bench:
         print()
         print(report.format_summary(summary, self.args.latency_target_ms, counts), flush=True)
         return {
-            "config": {k: v for k, v in vars(self.args).items()},
+            "config": dict(vars(self.args).items()),
             "environment": environment(self.server_pin, self.load_pin),
             "summary": summary,
             "rounds": self.rounds,
@@ -475,7 +475,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ints = lambda text: [int(x) for x in text.split(",") if x.strip()]
+    def ints(text: str) -> list[int]:
+        return [int(x) for x in text.split(",") if x.strip()]
+
     parser.add_argument(
         "--listeners",
         type=ints,

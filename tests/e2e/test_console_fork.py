@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, expect
 
+from tests.e2e.test_console import heard_both_legs
 from tests.support.l16 import ForkSender, interleave, pcm
 from tests.support.server import running_server
-from tests.e2e.test_console import heard_both_legs
 
 pytestmark = pytest.mark.e2e
 

@@ -189,7 +189,7 @@ async def test_parallel_listen_requests_cannot_slip_past_the_limit(tmp_path: Pat
         listeners = [Listener(server.base_url, server.tokens["sup"]) for _ in range(6)]
         try:
             await wait_call(server, "CA-race")
-            results = await asyncio.gather(*(l.listen("CA-race") for l in listeners), return_exceptions=True)
+            results = await asyncio.gather(*(one.listen("CA-race") for one in listeners), return_exceptions=True)
             refused = [r for r in results if isinstance(r, Exception)]
             assert len(results) - len(refused) == 2, results
             assert all("too_many_listens" in str(r) for r in refused), refused

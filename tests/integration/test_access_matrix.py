@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -24,9 +25,9 @@ from aiohttp import WSMsgType, web
 from live.config import load_settings
 from live.server import create_app
 from live.server.access import check_routes
+from live.server.pages import WEB_ROOT
 from live.server.route import route_key
 from live.server.routes import ACCESS, WS_MESSAGES
-from live.server.pages import WEB_ROOT
 from live.types import Role
 from tests.support.server import PEOPLE, RunningServer, running_server
 

@@ -23,8 +23,8 @@ import aiohttp
 from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.process import LiveProcess, live_cli, start_serve
-from tests.support.wait import wait_for
 from tests.support.twilio import TwilioSender
+from tests.support.wait import wait_for
 
 INGEST_SECRET = "test-ingest-secret"
 

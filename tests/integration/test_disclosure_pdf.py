@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+
 from PIL import Image
+
 from live.audit import SqliteLedger
-from live.reports.csvfiles import CSV_COLUMNS, disclosure_csv
-from live.reports.disclosure import collect_disclosure, listener_of
+from live.reports.csvfiles import disclosure_csv
+from live.reports.disclosure import collect_disclosure
 from live.reports.disclosure_pdf import disclosure_pdf
 from tests.unit.test_disclosure import BERLIN, T0, UTC, ledger, role_of  # noqa: F401 (fixtures)
 

@@ -4,7 +4,6 @@ over the size limit, and whose address counts behind a chain of trusted proxies.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 from pathlib import Path

@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 
 from live.audit import SqliteLedger
-from live.media.hub import EncodedPacket, ListenerQueue
 from live.listens.service import SETUP_S
+from live.media.hub import EncodedPacket, ListenerQueue
 from tests.support.g711 import tone
 from tests.support.listener import Listener
 from tests.support.server import RunningServer, running_server

@@ -3,7 +3,6 @@ digest notices, delivery and acknowledgement on record, and notices kept across 
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 

@@ -42,8 +42,8 @@ from live.errors import ConfigError, Forbidden, LiveError, ServiceUnavailable, U
 from live.server.errors import error_middleware
 from live.server.oidc_routes import local_path, setup_oidc_routes
 from live.types import Role
-from tests.support.oidc_provider import OidcProvider, ProviderUnavailable, running_oidc_provider
 from tests.helpers import reserved_port
+from tests.support.oidc_provider import OidcProvider, ProviderUnavailable, running_oidc_provider
 
 SESSION_COOKIE = "live_session"
 COOKIE_SECRET = "test-secret"  # signs sessions and the login state, as the server does

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
 from live.auth.oidc import OidcClient, OidcSettings, TokenResponse
 from live.types import Role
+from tests.helpers import reserved_port
 from tests.integration.test_oidc import browse, browser, real_tokens
 from tests.support.oidc_provider import OidcProvider, ProviderUnavailable, running_oidc_provider
-from tests.helpers import reserved_port
 from tests.support.server import RunningServer, running_server
 
 

@@ -3,7 +3,6 @@ reloading the policy file (a bad file keeps the last good policy; a change is on
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 

@@ -8,12 +8,14 @@ import dataclasses
 import io
 import subprocess
 from pathlib import Path
+
 from PIL import Image
+
 from live.audit import SqliteLedger
 from live.audit.csvsafe import safe_cell
-from live.reports.csvfiles import duration_text, ended_text, report_csv
-from live.reports.monthly import aggregate, collect_report, load_team_map, team_resolver
-from live.reports.periods import PeriodError, parse_month, zone_named
+from live.reports.csvfiles import report_csv
+from live.reports.monthly import aggregate, collect_report
+from live.reports.periods import parse_month
 from live.reports.report_pdf import report_pdf
 from tests.unit.test_report import BERLIN, DAY, MARCH, ledger, session  # noqa: F401 (fixtures)
 

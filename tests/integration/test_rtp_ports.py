@@ -11,7 +11,7 @@ import pytest
 
 from live.errors import ConfigError
 from live.ingest.rtp import RtpLegReceiver
-from live.ingest.rtp_ports import PortsExhausted, RtpEndpoint, RtpPortPool, parse_port_range
+from live.ingest.rtp_ports import PortsExhausted, RtpPortPool, parse_port_range
 from live.ingest.srtp import SrtpReceiver, SrtpSender
 from tests.support.rtp import build_rtp
 from tests.support.wait import wait_for
@@ -222,7 +222,7 @@ async def test_rekeyed_receiver_keeps_the_timeline_and_the_counters(
 
 
 async def test_close_stops_reception(pool: RtpPortPool, ports: range) -> None:
-    legs: list[RtpEndpoint] = await pool.open_legs(3)
+    await pool.open_legs(3)
     pool.close()
     assert pool.in_use == 0
     assert not any(port_is_taken(p) for p in range(ports.start, ports.start + 6))

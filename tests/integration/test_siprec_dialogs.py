@@ -14,8 +14,8 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from live.ingest.siprec import SessionRecordingServer
 from live.ingest.sip.message import parse_message
+from live.ingest.siprec import SessionRecordingServer
 from live.types import Consent
 from tests.integration.test_tls import self_signed
 from tests.support.g711 import tone

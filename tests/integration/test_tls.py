@@ -20,8 +20,8 @@ from cryptography.x509.oid import NameOID
 
 from live.auth import UserStore
 from live.types import Role
-from tests.support.process import LIVE
 from tests.helpers import port_taken, start_on_free_port
+from tests.support.process import LIVE
 from tests.support.server import running_server
 from tests.support.wait import wait_for_blocking
 

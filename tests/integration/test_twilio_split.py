@@ -6,7 +6,6 @@ which legs were heard.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from pathlib import Path
 from typing import Any

@@ -50,7 +50,7 @@ def alaw_encode_sample(sample: int) -> int:
     else:
         mask = 0x55
         value = -value - 1
-    for segment, end in enumerate(_ALAW_SEGMENT_ENDS):
+    for segment, end in enumerate(_ALAW_SEGMENT_ENDS):  # noqa: B007 (read after the loop)
         if value <= end:
             break
     else:

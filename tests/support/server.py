@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -15,7 +16,6 @@ from live.server import create_app
 from live.server.state import STATE, ServerState
 from live.types import Role
 from tests.helpers import listening_socket
-
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from live.errors import Conflict
 from live.ingest.sink import CallAnnouncement
 from live.media.hub import CallMedia, EncodedPacket, ListenerQueue

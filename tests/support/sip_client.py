@@ -120,7 +120,7 @@ class SipClient:
         self._reader_task: asyncio.Task[None] | None = None
         self.local_port = 0
 
-    async def __aenter__(self) -> "SipClient":
+    async def __aenter__(self) -> SipClient:
         loop = asyncio.get_running_loop()
         if self.transport == "udp":
             client = self

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import secrets
 from typing import Any
 
 import aiohttp
-
 
 TRACKS = {"both": ["inbound", "outbound"], "inbound": ["inbound"], "outbound": ["outbound"]}
 

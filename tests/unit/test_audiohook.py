@@ -211,7 +211,8 @@ class Sink:
 
 
 class Harness:
-    def __init__(self, *, linger_s: float = 0.0, handshake: Handshake = Handshake(ORG, SESSION, "c")) -> None:
+    def __init__(self, *, linger_s: float = 0.0, handshake: Handshake | None = None) -> None:
+        handshake = handshake or Handshake(ORG, SESSION, "c")
         self.sink = Sink()
         self.calls = AudioHookCalls(self.sink, linger_s=linger_s)
         self.sent: list[dict[str, Any]] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from live.demo.voices import demo_calls, load_clip, parse_mulaw_wav

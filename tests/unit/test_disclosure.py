@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from live.audit import SqliteLedger
 from live.audit.csvsafe import safe_cell
@@ -18,7 +16,6 @@ from live.l10n import clock
 from live.policy import ShownListener
 from live.reports.csvfiles import CSV_COLUMNS, disclosure_csv
 from live.reports.disclosure import collect_disclosure, listener_of
-from live.reports.disclosure_pdf import disclosure_pdf
 from live.reports.periods import PeriodError, parse_period, zone_named
 from live.reports.service import AuditService, ExportRequest, People, Requester
 from live.reports.sessions import ListenRecord, join_sessions

@@ -8,7 +8,6 @@ import time
 import pytest
 
 from live.bus import MemoryCallBus
-from live.model import Roster
 from live.model import (
     BusEvent,
     CallEnded,
@@ -18,6 +17,7 @@ from live.model import (
     ListenEnded,
     ListenerInfo,
     ListenStarted,
+    Roster,
 )
 from live.types import CallId, Consent, NodeId, SessionId
 

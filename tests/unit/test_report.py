@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import subprocess
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from live.audit import SqliteLedger
-from live.audit.csvsafe import safe_cell
 from live.audit.entry import LedgerEntry
 from live.errors import ConfigError
-from live.reports.csvfiles import duration_text, ended_text, report_csv
-from live.reports.monthly import aggregate, collect_report, load_team_map, team_resolver
+from live.reports.csvfiles import duration_text, ended_text
+from live.reports.monthly import aggregate, load_team_map, team_resolver
 from live.reports.periods import PeriodError, parse_month, zone_named
-from live.reports.report_pdf import report_pdf
 from live.reports.sessions import ListenRecord
 
 BERLIN = zone_named("Europe/Berlin")
