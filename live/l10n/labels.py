@@ -1,8 +1,8 @@
 """Labels of the ids people see: purposes, roles, legs, refusal and end reasons, in EN/DE.
 
-The one server-side table: the purpose labels are those of the supervisor console
-(``web/console/strings.js``), so a purpose reads the same in the console, on the agent
-page, in notices, exports and reports. An id without a label is shown as it is (a site's
+The one server-side table: the purpose labels are those of the pages
+(``web/shared/purposes.js``; a test holds the two equal), so a purpose reads the same in the
+console, on the agent page, in notices, exports and reports. An id without a label is shown as it is (a site's
 own purpose from its policy file).
 """
 

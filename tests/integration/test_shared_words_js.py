@@ -1,5 +1,6 @@
 """The pages' shared words: one table of purpose labels (web/shared/purposes.js) that the
-console, the agent page and the audit page all use. (The duration rule is checked against the
+console, the agent page and the audit page all use, and that says what the server's table
+(live/l10n/labels.py: notices, exports, reports) says. (The duration rule is checked against the
 server's in tests/integration/test_duration_rule_js.py.)"""
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+
+from live.l10n.labels import LABELS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,3 +40,12 @@ def test_every_page_names_purposes_with_the_shared_table() -> None:
         for lang in ("en", "de"):
             words = {k: v for k, v in strings[lang].items() if k.startswith("purpose.")}
             assert words == shared_table[lang], (name, lang)
+
+
+def test_the_server_names_purposes_as_the_pages_do() -> None:
+    shared = (ROOT / "web/shared/purposes.js").as_uri()
+    got = node_json(f"import {{ PURPOSES }} from '{shared}'; console.log(JSON.stringify(PURPOSES))")
+    server = {
+        lang: {k: v for k, v in words.items() if k.startswith("purpose.")} for lang, words in LABELS.items()
+    }
+    assert got == server
