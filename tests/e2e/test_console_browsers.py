@@ -15,9 +15,10 @@ import pytest
 from live.audit.entry import LedgerEntry
 from live.types import CallId, Consent
 from tests.e2e.test_console_roster import add_names, announce, policy_file
+from tests.helpers import free_port
 from tests.support.browser_driver import BROWSERS, run_script
 from tests.support.g711 import tone
-from tests.support.server import RunningServer, free_port, running_server
+from tests.support.server import RunningServer, running_server
 from tests.support.twilio import TwilioSender
 from tests.support.wait import wait_for
 

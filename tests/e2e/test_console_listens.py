@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
+from tests.helpers import free_port
 from tests.support.g711 import tone
-from tests.support.server import RunningServer, free_port, running_server
+from tests.support.server import RunningServer, running_server
 from tests.support.twilio import TwilioSender
 from tests.support.wait import wait_for
 

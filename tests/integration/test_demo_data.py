@@ -14,8 +14,8 @@ from pathlib import Path
 
 from live.auth import UserStore
 from live.demo.links import TOKENS_FILE, demo_links
+from tests.helpers import free_port
 from tests.integration.test_audit_cli import _fill
-from tests.support.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LINK = re.compile(r"^(supervisor|agent|auditor): (http://\S+)$")

@@ -13,8 +13,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.helpers import free_port
 from tests.support.listener import Listener
-from tests.support.server import free_port, running_server
+from tests.support.server import running_server
 from tests.support.wait import wait_for
 
 
