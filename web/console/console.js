@@ -406,6 +406,7 @@ function dropSlot(slot, focusRoster) {
   renderActivity();
 }
 
+/** @returns {HTMLButtonElement | null} */
 function rowButton(callId) {
   if (!callId) return null;
   return document.querySelector(
@@ -503,6 +504,7 @@ function startListening(call, purpose, { slot = null, resumes = null } = {}) {
   ensureAudioContext();
   const target = slot || newSlot();
   target.cut = null;
+  /** @type {ListenSession & {consentAtStart?: string, lastState?: string | null}} */
   const session = new ListenSession({
     api,
     call,

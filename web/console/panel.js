@@ -18,7 +18,18 @@ const canChooseOutput = () =>
 
 export class ListenPanel {
   constructor({ template, container, i18n, onStop, onResume, onDismiss, onVolume, onOutput }) {
-    Object.assign(this, { i18n, onStop, onResume, onDismiss, onVolume, onOutput });
+    /** @type {import("../shared/i18n.js").I18n} */
+    this.i18n = i18n;
+    /** @type {() => void} */
+    this.onStop = onStop;
+    /** @type {() => void} */
+    this.onResume = onResume;
+    /** @type {() => void} */
+    this.onDismiss = onDismiss;
+    /** @type {(leg: string, percent: number) => void} */
+    this.onVolume = onVolume;
+    /** @type {(deviceId: string) => void} */
+    this.onOutput = onOutput;
     panels += 1;
     const root = template.content.firstElementChild.cloneNode(true);
     const part = (name, scope = root) => scope.querySelector(`[data-role="${name}"]`);

@@ -8,7 +8,20 @@ import { agentLabel } from "./rosterquery.js";
 
 export class PurposeDialog {
   constructor({ dialog, form, callText, select, error, cancel, i18n, onConfirm }) {
-    Object.assign(this, { dialog, form, callText, select, error, i18n, onConfirm });
+    /** @type {HTMLDialogElement} */
+    this.dialog = dialog;
+    /** @type {HTMLFormElement} */
+    this.form = form;
+    /** @type {HTMLElement} */
+    this.callText = callText;
+    /** @type {HTMLSelectElement} */
+    this.select = select;
+    /** @type {HTMLElement} */
+    this.error = error;
+    /** @type {import("../shared/i18n.js").I18n} */
+    this.i18n = i18n;
+    /** @type {(call: object, purpose: string) => void} */
+    this.onConfirm = onConfirm;
     this.call = null;
     this.returnFocus = null;
     this.purposes = [];

@@ -63,7 +63,13 @@ export class RosterView {
    * @param {(call: object, button: HTMLButtonElement) => void} options.onSwitch
    */
   constructor({ tbody, count, shown, container, teamCounts, controls, i18n, onListen, onSwitch }) {
-    Object.assign(this, { tbody, container, teamCounts, controls, i18n, onListen, onSwitch });
+    this.tbody = tbody;
+    this.container = container;
+    this.teamCounts = teamCounts;
+    this.controls = controls;
+    this.i18n = i18n;
+    this.onListen = onListen;
+    this.onSwitch = onSwitch;
     this.countEl = count;
     this.shownEl = shown;
     this.calls = new Map();
@@ -197,7 +203,10 @@ export class RosterView {
     this.controls.search.select();
   }
 
-  /** The first visible row's Listen button (mobile test, keyboard start). */
+  /**
+   * The first visible row's Listen button (mobile test, keyboard start).
+   * @returns {HTMLButtonElement | null}
+   */
   firstButton() {
     return this._visibleRows()[0]?.querySelector('[data-testid="listen-button"]') || null;
   }
@@ -226,7 +235,8 @@ export class RosterView {
     listened.addEventListener("change", () => this._setFilter({ listened: listened.value }));
     sort.addEventListener("change", () => this._setSort(sort.value));
     this.teamCounts.addEventListener("click", (event) => {
-      const button = event.target.closest("button[data-team]");
+      /** @type {HTMLButtonElement | null} */
+      const button = /** @type {Element} */ (event.target).closest("button[data-team]");
       if (!button) return;
       const value = this.filter.team === button.dataset.team ? "" : button.dataset.team;
       this.controls.team.value = value;
@@ -303,7 +313,7 @@ export class RosterView {
     this.tbody.addEventListener("keydown", (event) => {
       if (!["ArrowDown", "ArrowUp", "Home", "End"].includes(event.key)) return;
       const rows = this._visibleRows();
-      const current = event.target.closest("tr");
+      const current = /** @type {Element} */ (event.target).closest("tr");
       let index = rows.indexOf(current);
       if (event.key === "ArrowDown") index = Math.min(rows.length - 1, index + 1);
       else if (event.key === "ArrowUp") {
@@ -317,6 +327,7 @@ export class RosterView {
       const target = rows[index];
       if (!target) return;
       event.preventDefault();
+      /** @type {HTMLButtonElement | null} */
       const button = target.querySelector("button:not([hidden]):not(:disabled)") || target.querySelector("button");
       button?.focus();
     });
