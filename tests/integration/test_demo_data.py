@@ -67,6 +67,8 @@ def demo_links_printed(data: Path) -> tuple[dict[str, str], list[str]]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
     assert process.returncode == 0
     return links, who
 

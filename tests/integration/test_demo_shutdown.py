@@ -74,6 +74,8 @@ def test_stopping_the_demo_records_shutdown(tmp_path: Path) -> None:
         if process.poll() is None:
             process.terminate()
         process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
     assert process.returncode == 0
 
     async def ended_reason() -> object:
