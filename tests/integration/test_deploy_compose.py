@@ -9,7 +9,9 @@ test (test_turn_relay.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -25,6 +27,7 @@ import yaml
 
 from tests.conftest import RedisServer
 from tests.conftest_pg import PostgresServer, _bindir
+from tests.helpers import start_on_free_port
 from tests.support.compose import DEPLOY, ROOT, Service, load_compose
 from tests.support.g711 import tone
 from tests.support.listener import Listener
@@ -100,15 +103,11 @@ class ComposePostgres(PostgresServer):
         pwfile = self.base / "pwfile"
         pwfile.write_text(self.password_file.read_text().strip())
         if self.as_user:
-            import os
-
             os.chown(self.base, self.as_user["user"], self.as_user["group"])
             os.chown(pwfile, self.as_user["user"], self.as_user["group"])
         self._run("initdb", "-D", str(self.data), "-U", self.user, f"--pwfile={pwfile}",
                   "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync",
                   "--no-instructions")
-        from tests.helpers import start_on_free_port
-
         start_on_free_port(self._launch_on, "postgres")
         self._run("createdb", "-h", str(self.base), "-p", str(self.port), "-U", self.user, self.database)
 
@@ -214,7 +213,8 @@ async def test_a_call_on_one_node_is_heard_on_the_other(compose_cluster: Cluster
 
     # The shared ledger (PostgreSQL, the compose file's URL and password) holds the listen.
     secrets = compose_cluster.secrets
-    verify = subprocess.run(
+    verify = await asyncio.to_thread(
+        subprocess.run,
         ["sh", str(DEPLOY / "docker-entrypoint.sh"), sys.executable, "-m", "live.cli", "audit", "verify", "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "SECRETS_DIR": str(secrets),

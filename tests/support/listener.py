@@ -14,8 +14,8 @@ from typing import Any
 
 import aiohttp
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from tests.support.wait import wait_for
 
