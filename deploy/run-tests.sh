@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(redis-server postgresql chromium firefox-esr poppler-utils sox
   # Telephony peers we did not write: sipp (SIPREC), GStreamer and ffmpeg (plain RTP senders)
-  sip-tester gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good ffmpeg)
+  sip-tester gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good ffmpeg
+  # TURN for the relay-only listener test (coturn, as in deploy/compose.yaml)
+  coturn)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -40,6 +40,7 @@ class NodeStats:
     calls: CallStats
     listens: ListenStats
     ledger: LedgerStats
+    bus_connected: bool  # the bus can be used now (an in-process bus always can)
 
 
 def make_bus(settings: Settings) -> CallBus:
@@ -148,7 +149,9 @@ class Node:
         return None
 
     def stats(self) -> NodeStats:
-        return NodeStats(self.calls.stats(), self.listens.stats(), self.housekeeping.stats())
+        return NodeStats(
+            self.calls.stats(), self.listens.stats(), self.housekeeping.stats(), self.bus.problem is None
+        )
 
 
 def build_node(

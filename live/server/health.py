@@ -45,6 +45,8 @@ async def metrics(request: web.Request) -> web.Response:
         f"live_ledger_spooled {ledger.spooled}",
         "# TYPE live_ledger_writable gauge",
         f"live_ledger_writable {1 if ledger.writable else 0}",
+        "# TYPE live_bus_connected gauge",
+        f"live_bus_connected {1 if stats.bus_connected else 0}",
         "# TYPE live_listen_refused_total counter",
         f"live_listen_refused_total {listens.refused}",
         "# TYPE live_ingest_connections_total counter",

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from tests.support.wait import wait_for
 
@@ -30,10 +32,17 @@ class LegStats:
 
 
 class Listener:
-    def __init__(self, base_url: str, token: str) -> None:
+    """``ice_servers`` and ``relay_only`` are the browser's ``RTCConfiguration``
+    (``iceServers``, ``iceTransportPolicy: "relay"``): with ``relay_only`` every packet it
+    receives has come through a TURN server."""
+
+    def __init__(
+        self, base_url: str, token: str, *, ice_servers: Sequence[RTCIceServer] = (), relay_only: bool = False
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {token}"}
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers), iceTransportPolicy=policy))
         self.stats = {"agent": LegStats(), "caller": LegStats()}
         self.session_id: str | None = None
         self.answer: dict[str, Any] = {}

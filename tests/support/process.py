@@ -7,6 +7,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,25 +58,36 @@ class LiveProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def start_serve(data_dir: Path, env: dict[str, str], *, port: int | None = None, timeout: float = 60) -> LiveProcess:
-    """``live serve``; returns once ``/readyz`` answers 200.
+def start_serve(
+    data_dir: Path,
+    env: dict[str, str],
+    *,
+    port: int | None = None,
+    timeout: float = 60,
+    command: Sequence[str] = (*LIVE, "serve"),
+) -> LiveProcess:
+    """``live serve`` (or ``command``, which runs it); returns once ``/readyz`` answers 200.
 
     Without ``port`` it gets a free one (another one if that was taken meanwhile); with
     ``port`` (a restart on the port it had) a taken port fails loudly.
     """
     if port is None:
-        return start_on_free_port(lambda free: _start_serve(data_dir, env, free, timeout), "live serve")
-    return _start_serve(data_dir, env, port, timeout)
+        return start_on_free_port(
+            lambda free: _start_serve(data_dir, env, free, timeout, command), "live serve"
+        )
+    return _start_serve(data_dir, env, port, timeout, command)
 
 
-def _start_serve(data_dir: Path, env: dict[str, str], port: int, timeout: float) -> LiveProcess:
+def _start_serve(
+    data_dir: Path, env: dict[str, str], port: int, timeout: float, command: Sequence[str]
+) -> LiveProcess:
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"serve-{port}.log"
     full_env = {
         k: v for k, v in os.environ.items() if not k.startswith("LIVE_")
     } | {"LIVE_PORT": str(port), "LIVE_HOST": "127.0.0.1", "LIVE_DATA_DIR": str(data_dir)} | env
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([*LIVE, "serve"], stdout=log, stderr=subprocess.STDOUT, env=full_env)
+        process = subprocess.Popen(list(command), stdout=log, stderr=subprocess.STDOUT, env=full_env)
     proc = LiveProcess(process, port, data_dir, log_path)
 
     def ready() -> bool:
