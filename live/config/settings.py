@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .values import (
@@ -128,6 +128,16 @@ class OidcConfig(Group):
 class SessionConfig(Group):
     secret: SecretStr = setting(SecretStr(""), "session_secret")
     ttl_s: WholeNumber = setting(8 * 3600, "session_ttl_s")
+    # Revoked sessions and tokens are read from the shared store this often; a node whose
+    # last read is older than the bound refuses cookies and API tokens (fail closed).
+    revocation_poll_s: PositiveNumber = setting(1, "revocation_poll_s")
+    revocation_bound_s: PositiveNumber = setting(10, "revocation_bound_s")
+
+    @model_validator(mode="after")
+    def _poll_within_bound(self) -> SessionConfig:
+        if self.revocation_poll_s >= self.revocation_bound_s:
+            raise ValueError("revocation_poll_s must be below revocation_bound_s")
+        return self
 
 
 class LimitConfig(Group):
