@@ -62,6 +62,8 @@ async def metrics(request: web.Request) -> web.Response:
         f"live_websockets {state.limits.open_ws_total}",
         "# TYPE live_packets_late_total counter",
         f"live_packets_late_total {calls.packets_late}",
+        "# TYPE live_revocations_current gauge",
+        f"live_revocations_current {0 if state.revocations.stale_for() is not None else 1}",
     ]
     for source in state.metric_sources:
         lines.extend(source())

@@ -175,6 +175,8 @@ async def test_a_node_cut_off_from_the_store_refuses_credentials_and_recovers(
             await wait_for(refused, 60, "node B to refuse credentials it cannot check", every=0.2)
             async with http.get(f"{b.base_url}/readyz") as response:
                 assert response.status == 503
+            async with http.get(f"{b.base_url}/metrics") as response:
+                assert "live_revocations_current 0" in (await response.text()).splitlines()
             # Requests without credentials are not affected.
             async with http.get(f"{b.base_url}/healthz") as response:
                 assert response.status == 200
@@ -185,6 +187,8 @@ async def test_a_node_cut_off_from_the_store_refuses_credentials_and_recovers(
                 return (await me(http, b, cookie))[0] == 200 and (await bearer(http, b, token))[0] == 200
 
             await wait_for(accepted, 60, "node B to accept credentials once the store is back", every=0.2)
+            async with http.get(f"{b.base_url}/metrics") as response:
+                assert "live_revocations_current 1" in (await response.text()).splitlines()
             # And what is signed out from now on is refused, as before the outage.
             await sign_out(http, a, cookie)
             await refused_everywhere(http, [a, b], cookie, "the sign-out after the outage")
