@@ -131,7 +131,7 @@ class SessionConfig(Group):
     # Revoked sessions and tokens are read from the shared store this often; a node whose
     # last read is older than the bound refuses cookies and API tokens (fail closed).
     revocation_poll_s: PositiveNumber = setting(1, "revocation_poll_s")
-    revocation_bound_s: PositiveNumber = Field(10, validation_alias="revocation_bound_s", validate_default=True)
+    revocation_bound_s: PositiveNumber = Field(default=10, validation_alias="revocation_bound_s", validate_default=True)
 
     @field_validator("revocation_bound_s")
     @classmethod
