@@ -93,5 +93,12 @@ class BusUnavailable(ServiceUnavailable):
     code = "bus_unavailable"
 
 
+class RevocationsUnavailable(ServiceUnavailable):
+    """Revoked sessions and tokens cannot be written or learnt: a node that has not read
+    them for too long refuses cookies and API tokens (fail closed)."""
+
+    code = "revocations_unavailable"
+
+
 class ConfigError(LiveError):
     code = "config_error"

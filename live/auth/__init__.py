@@ -1,7 +1,7 @@
 """Identities, roles, API tokens and browser sessions."""
 
 from .identity import Identity
-from .sessions import Revocations, SessionCodec
+from .sessions import SessionCodec
 from .users import UserStore
 
-__all__ = ["Identity", "Revocations", "SessionCodec", "UserStore"]
+__all__ = ["Identity", "SessionCodec", "UserStore"]

@@ -35,14 +35,10 @@ class RedisKeys:
         return f"{self.prefix}nodes"
 
     @property
-    def revoked_sessions(self) -> str:
-        """Sorted set session_id -> expiry (unix seconds) of signed-out browser sessions."""
-        return f"{self.prefix}revoked:sessions"
-
-    @property
-    def revoked_users(self) -> str:
-        """Hash user_id -> unix seconds: every session of the user issued up to then is revoked."""
-        return f"{self.prefix}revoked:users"
+    def revocations(self) -> str:
+        """Pub/sub channel announcing revoked sessions and tokens (JSON ``Revocation``); the
+        durable copy is in the shared database (``live.auth.revocation_store``)."""
+        return f"{self.prefix}revocations"
 
     def media(self, call_id: str) -> str:
         """Pub/sub channel of one call's relayed packets."""

@@ -42,8 +42,9 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     settings, users = _users(args)
+    tokens = tuple(users.get(args.user).tokens)
     users.remove(args.user)
-    sign_out_everywhere(settings, args.user)
+    sign_out_everywhere(settings, args.user, tokens)
     print(f"removed {args.user}")
     return 0
 
@@ -64,29 +65,25 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def cmd_signout(args: argparse.Namespace) -> int:
     settings, users = _users(args)
-    users.get(args.user)
-    sign_out_everywhere(settings, args.user)
+    tokens = tuple(users.get(args.user).tokens) if args.tokens else ()
+    sign_out_everywhere(settings, args.user, tokens)
     withdrawn = users.revoke_tokens(args.user) if args.tokens else 0
     print(f"signed out every session of {args.user}" + (f"; {withdrawn} API token(s) withdrawn" if args.tokens else ""))
     return 0
 
 
-def sign_out_everywhere(settings: Settings, user_id: str) -> None:
-    """Revoke every browser session of ``user_id`` issued until now, on every node."""
-    from ..auth import Revocations
-    from ..server.revocation import RevocationService
+def sign_out_everywhere(settings: Settings, user_id: str, token_digests: tuple[str, ...] = ()) -> None:
+    """Revoke every browser session of ``user_id`` issued until now, and the API tokens with
+    these SHA-256 digests, on every node (the shared revocations, announced through Redis)."""
+    from ..auth.revocation_service import revoke_from_outside
+    from ..auth.revocation_store import open_revocation_store
+    from ..auth.revocations import token_revoked, user_revoked
 
-    async def revoke() -> None:
-        service = RevocationService(
-            Revocations(settings.data_dir / "sessions.sqlite3"), settings.redis_url.get_secret_value()
-        )
-        await service.start()
-        try:
-            await service.revoke_user(user_id, time.time())
-        finally:
-            await service.stop()
-
-    asyncio.run(revoke())
+    now = time.time()
+    revocations = [user_revoked(user_id, now, settings.session.ttl_s)]
+    revocations += [token_revoked(digest, now) for digest in token_digests]
+    store = open_revocation_store(settings.ledger.url.get_secret_value(), settings.data_dir)
+    asyncio.run(revoke_from_outside(store, settings.redis_url.get_secret_value(), revocations))
 
 
 def register(subparsers: Any) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .values import (
@@ -128,6 +128,18 @@ class OidcConfig(Group):
 class SessionConfig(Group):
     secret: SecretStr = setting(SecretStr(""), "session_secret")
     ttl_s: WholeNumber = setting(8 * 3600, "session_ttl_s")
+    # Revoked sessions and tokens are read from the shared store this often; a node whose
+    # last read is older than the bound refuses cookies and API tokens (fail closed).
+    revocation_poll_s: PositiveNumber = setting(1, "revocation_poll_s")
+    revocation_bound_s: PositiveNumber = Field(default=10, validation_alias="revocation_bound_s", validate_default=True)
+
+    @field_validator("revocation_bound_s")
+    @classmethod
+    def _bound_above_poll(cls, bound: int, info: ValidationInfo) -> int:
+        poll = info.data.get("revocation_poll_s")
+        if poll is not None and bound <= poll:
+            raise ValueError(f"must be above revocation_poll_s ({poll})")
+        return bound
 
 
 class LimitConfig(Group):

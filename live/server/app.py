@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..auth import Revocations, SessionCodec, UserStore
+from ..auth import SessionCodec, UserStore
+from ..auth.revocation_service import RevocationService
+from ..auth.revocation_store import open_revocation_store
 from ..config import Settings
 from ..node import Node, build_node
 from ..types import EndReason
@@ -26,7 +28,6 @@ from . import (
 from .abuse import AbuseLimits, abuse_middleware
 from .access import access_middleware
 from .errors import Handler, error_middleware
-from .revocation import RevocationService
 from .routes import mount_all
 from .state import STATE, ServerState
 
@@ -65,6 +66,18 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
+def revocation_service(settings: Settings) -> RevocationService:
+    """Revocations in the ledger's database (PostgreSQL or the data directory's SQLite),
+    announced through Redis when the nodes share one."""
+    return RevocationService(
+        open_revocation_store(settings.ledger.url.get_secret_value(), settings.data_dir),
+        session_ttl_s=settings.session.ttl_s,
+        redis_url=settings.redis_url.get_secret_value(),
+        poll_s=settings.session.revocation_poll_s,
+        bound_s=settings.session.revocation_bound_s,
+    )
+
+
 def create_app(settings: Settings, *, users: UserStore | None = None, node: Node | None = None) -> web.Application:
     """The whole server as an aiohttp application; the node starts and stops with it."""
     app = web.Application(middlewares=[security_headers, error_middleware, abuse_middleware, access_middleware], client_max_size=64 * 1024)
@@ -75,7 +88,7 @@ def create_app(settings: Settings, *, users: UserStore | None = None, node: Node
         # Without a configured secret, sessions last as long as this process.
         sessions=SessionCodec(settings.session.secret.get_secret_value() or secrets.token_hex(32), settings.session.ttl_s),
         limits=AbuseLimits.from_settings(settings),
-        revocations=RevocationService(Revocations(settings.data_dir / "sessions.sqlite3"), settings.redis_url.get_secret_value()),
+        revocations=revocation_service(settings),
     )
     app[STATE] = state
 

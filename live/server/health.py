@@ -19,6 +19,8 @@ async def readyz(request: web.Request) -> web.Response:
     if not state.ready:
         return answer(NotReady(status="starting"), status=503)
     reason = state.node.unready_reason()
+    if reason is None and state.revocations.stale_for() is not None:  # every credential is refused
+        reason = "revoked sessions could not be read from the shared store in time"
     if reason is not None:  # listens would be refused (fail closed): take no traffic
         return answer(NotReady(status="unavailable", reason=reason), status=503)
     return answer(Ready(status="ready", node_id=state.node.node_id))
@@ -62,6 +64,8 @@ async def metrics(request: web.Request) -> web.Response:
         f"live_websockets {state.limits.open_ws_total}",
         "# TYPE live_packets_late_total counter",
         f"live_packets_late_total {calls.packets_late}",
+        "# TYPE live_revocations_current gauge",
+        f"live_revocations_current {0 if state.revocations.stale_for() is not None else 1}",
     ]
     for source in state.metric_sources:
         lines.extend(source())

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from ..auth import Identity
+from ..auth.users import token_digest
 from ..errors import Forbidden, NotFound, Unauthorized
 from ..types import Role
 from .state import STATE
@@ -17,6 +18,10 @@ CSRF_HEADER = "X-CSRF-Token"
 
 
 def identify(request: web.Request) -> Identity | None:
+    """Who the request's bearer token or session cookie stands for; ``None`` without one.
+
+    A node that cannot currently know every revocation answers a request that brings a
+    valid-looking credential with 503 ``revocations_unavailable`` (fail closed)."""
     state = request.app[STATE]
     header = request.headers.get("Authorization", "")
     if header:
@@ -24,14 +29,15 @@ def identify(request: web.Request) -> Identity | None:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("malformed Authorization header", code="bad_token")
         user = state.users.by_token(token.strip())
-        if user is None:
+        # Withdrawn on any node (the shared revocations), or unknown here: refused alike.
+        if user is None or state.revocations.token_revoked(token_digest(token.strip())):
             raise Unauthorized("unknown or revoked token", code="bad_token")
         return user.identity("token")
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
     session = state.sessions.read(cookie, time.time())
-    if session is None or state.revocations.local.is_revoked(session):
+    if session is None or state.revocations.session_revoked(session):
         return None
     external = session.identity()
     if external is not None:  # signed in with OpenID Connect: the cookie says who

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ..auth import SessionCodec, UserStore
+from ..auth.revocation_service import RevocationService
 from ..config import Settings
 from ..node import Node
-from .revocation import RevocationService
 
 if TYPE_CHECKING:
     from ..ingest.rtp_ports import RtpPortPool
