@@ -47,8 +47,19 @@ def make_bus(settings: Settings) -> CallBus:
     if settings.redis_url:
         from .bus.redis import RedisCallBus
 
-        return RedisCallBus(settings.redis_url.get_secret_value(), settings.effective_node_id)
+        return RedisCallBus(
+            settings.redis_url.get_secret_value(),
+            settings.effective_node_id,
+            heartbeat_s=heartbeat_s(settings),
+            node_timeout_s=float(settings.node_timeout_s),
+        )
     return MemoryCallBus()
+
+
+def heartbeat_s(settings: Settings) -> float:
+    """How often a node beats and resyncs its roster: four beats fit in the node timeout,
+    and at most every 2 s (a dead node's calls leave within ``node_timeout_s`` + this)."""
+    return min(2.0, settings.node_timeout_s / 4)
 
 
 def make_ledger(settings: Settings) -> Ledger:
@@ -76,6 +87,7 @@ class Node:
         policy_path: Path,
         ice_servers: Sequence[IceServer] = (),
         listener_queue_packets: int = 10,
+        resync_s: float | None = None,
     ) -> None:
         self.node_id = node_id
         self.bus = bus
@@ -83,7 +95,7 @@ class Node:
         self.spool = spool
         self.policy = PolicyHolder(policy_path, ledger)
         self.notices = NoticeBoard(notice_store, spool, self.policy.current)
-        self.calls = CallRegistry(node_id, bus, self.policy)
+        self.calls = CallRegistry(node_id, bus, self.policy, resync_s=resync_s)
         self.listens = ListenService(
             node_id=node_id,
             ledger=ledger,
@@ -159,13 +171,16 @@ def build_node(
 ) -> Node:
     """The node ``settings`` describe; tests may pass their own bus or ledger."""
     ledger = ledger if ledger is not None else make_ledger(settings)
+    bus = bus if bus is not None else make_bus(settings)
     return Node(
         node_id=NodeId(settings.effective_node_id),
-        bus=bus if bus is not None else make_bus(settings),
+        bus=bus,
         ledger=ledger,
         spool=LedgerSpool(settings.data_dir / SPOOL_FILE, ledger),
         notice_store=NoticeStore(settings.data_dir / NOTICES_FILE),
         policy_path=settings.policy_path,
         ice_servers=settings.ice_servers,
         listener_queue_packets=settings.listener_queue_packets,
+        # A bus that can lose events (Redis) is reconciled with at every heartbeat.
+        resync_s=None if isinstance(bus, MemoryCallBus) else heartbeat_s(settings),
     )

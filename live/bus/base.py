@@ -6,7 +6,12 @@ Semantics every implementation keeps:
   included, in publish order per publisher. It also updates the shared roster so that a node
   (or a console) arriving later gets the current state from ``snapshot``.
 * ``snapshot`` returns the calls alive in the cluster, each with its current listeners. Calls
-  of a node that stopped heart-beating drop out.
+  of a node that stopped heart-beating drop out. ``view`` adds the nodes alive, so that a
+  reader can tell a call that ended from one whose node was lost.
+* ``publish`` raises ``BusUnavailable`` when the shared roster cannot take the event now; what
+  the publishing node asserts about its own calls and listens is still kept, and written back
+  (ends announced again) once the bus is usable again: failed publishes are repaired, never
+  lost for good. Other nodes catch up through their periodic resync (``CallRegistry``).
 * Media relay: the node that ingests a call publishes that call's packets with
   ``publish_media`` only while some other node has asked for them with ``want_media``
   (renewed while it listens); ``media_wanted`` tells the ingesting node whether to bother.
@@ -15,6 +20,7 @@ Semantics every implementation keeps:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..model import BusEvent, CallInfo
@@ -23,6 +29,14 @@ from ..types import CallId
 EventHandler = Callable[[BusEvent], None]
 MediaHandler = Callable[[bytes], None]
 Unsubscribe = Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """The cluster's state as the bus has it at one moment."""
+
+    calls: tuple[CallInfo, ...]  # alive, oldest first, each with its listeners
+    nodes: frozenset[str]  # the nodes whose heartbeat is fresh
 
 
 class CallBus(Protocol):
@@ -41,6 +55,9 @@ class CallBus(Protocol):
 
     async def snapshot(self) -> list[CallInfo]:
         """Every live call in the cluster with its listeners."""
+
+    async def view(self) -> ClusterView:
+        """Every live call with its listeners, and the nodes alive, read at one moment."""
 
     def subscribe(self, handler: EventHandler) -> Unsubscribe:
         """Call ``handler`` for every event from now on; returns the unsubscribe function."""

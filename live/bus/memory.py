@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from ..model import BusEvent, CallInfo, Roster
 from ..types import CallId
-from .base import EventHandler, MediaHandler, Unsubscribe
+from .base import ClusterView, EventHandler, MediaHandler, Unsubscribe
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,10 @@ class MemoryCallBus:
 
     async def snapshot(self) -> list[CallInfo]:
         return list(self._roster.calls.values())
+
+    async def view(self) -> ClusterView:
+        calls = tuple(self._roster.calls.values())
+        return ClusterView(calls, frozenset(call.node_id for call in calls))
 
     def subscribe(self, handler: EventHandler) -> Unsubscribe:
         self._handlers.append(handler)

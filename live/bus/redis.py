@@ -7,15 +7,18 @@
 * A node's calls and listeners count only while its heartbeat (sorted set, Redis server time,
   so clock skew between nodes does not matter) is fresh: a hung node's calls leave
   ``snapshot`` after ``node_timeout_s``. A node that starts again under the same id first
-  withdraws what its previous life left behind; a node that finds its heartbeat gone (Redis
-  restarted empty) writes its calls and listeners back.
+  withdraws what its previous life left behind.
+* Repair: a node that finds its heartbeat gone (Redis restarted empty), or whose publish
+  failed, makes Redis say what it asserts at its next heartbeat: its calls and listens are
+  written back, its entries it no longer has are removed, and the ends it could not publish
+  are published then.
 * Media crosses nodes only on demand (architecture decision 7): a listening node publishes
   ``want:<call_id>`` every couple of seconds, and the ingesting node relays that call's packets
   on ``media:<call_id>`` while the request is fresh. Relayed packets go through a bounded
   queue and a single writer that pipelines them, so the media path never waits for Redis and
   never reorders packets; when the queue is full the oldest packet is dropped and counted.
-* Redis down: ``publish``, ``snapshot`` and ``want_media`` raise ``BusUnavailable``; the
-  subscriptions reconnect with backoff and resubscribe; nothing else on the node stops.
+* Redis down: ``publish``, ``snapshot`` and ``want_media`` raise ``BusUnavailable`` (a failed
+  publish is repaired as above); the subscriptions reconnect with backoff and resubscribe; nothing else on the node stops.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from ..model import (
     ListenStarted,
 )
 from ..types import CallId, EndReason
-from .base import EventHandler, MediaHandler, Unsubscribe
+from .base import ClusterView, EventHandler, MediaHandler, Unsubscribe
 from .keys import RedisKeys
 
 log = logging.getLogger(__name__)
@@ -117,6 +120,9 @@ class RedisCallBus:
         self._own_calls: dict[EncodableT, EncodableT] = {}
         self._own_listens: dict[str, tuple[str, bytes]] = {}
         self._heartbeat_failure: str | None = None
+        # A publish failed since the last repair; the ends it could not publish, in order.
+        self._dirty = False
+        self._unsent_ends: list[bytes] = []
 
     @property
     def problem(self) -> str | None:
@@ -235,10 +241,41 @@ class RedisCallBus:
 
     async def _beat(self, client: aioredis.Redis) -> None:
         added = await client.eval(_HEARTBEAT_LUA, 1, self.keys.nodes, self.node_id)
-        if added and (self._own_calls or self._own_listens):
-            # Our heartbeat was gone: Redis restarted empty or was flushed. Write back what
-            # this node still asserts so that snapshots show it again.
+        if added or self._dirty:
+            await self._repair(client, lost=bool(added))
+
+    async def _repair(self, client: aioredis.Redis, *, lost: bool) -> None:
+        """Make the shared roster say what this node asserts, and publish the ends it could
+        not publish. ``lost``: Redis had forgotten this node (restarted empty, flushed)."""
+        async with self._publish_lock:
+            unsent = list(self._unsent_ends)
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.hgetall(self.keys.calls)
+                pipe.hgetall(self.keys.listens)
+                raw_calls, raw_listens = await pipe.execute()
+            stale_calls = [
+                key
+                for key, value in raw_calls.items()
+                if (call := _decode_call(value)) is not None
+                and call.node_id == self.node_id
+                and call.call_id not in self._own_calls
+            ]
+            gone = {key.decode() for key in stale_calls}
+            stale_listens = [
+                key
+                for key, value in raw_listens.items()
+                if (listen := _decode_listen(value)) is not None
+                and (
+                    (listen.listener.node_id == self.node_id
+                     and listen.listener.session_id not in self._own_listens)
+                    or listen.call_id in gone
+                )
+            ]
             async with client.pipeline(transaction=True) as pipe:
+                if stale_calls:
+                    pipe.hdel(self.keys.calls, *stale_calls)
+                if stale_listens:
+                    pipe.hdel(self.keys.listens, *stale_listens)
                 if self._own_calls:
                     pipe.hset(self.keys.calls, mapping=dict(self._own_calls))
                 if self._own_listens:
@@ -246,9 +283,18 @@ class RedisCallBus:
                         sid: value for sid, (_, value) in self._own_listens.items()
                     }
                     pipe.hset(self.keys.listens, mapping=listens)
+                for data in unsent:
+                    pipe.publish(self.keys.events, data)
                 await pipe.execute()
-            log.warning("Redis had lost this node's state; restored %d calls and %d listens",
-                        len(self._own_calls), len(self._own_listens))
+            del self._unsent_ends[: len(unsent)]
+            self._dirty = False
+        if lost or stale_calls or stale_listens or unsent:
+            log.warning(
+                "repaired this node's state in Redis: %d calls and %d listens asserted, "
+                "%d stale entries removed, %d ends published late",
+                len(self._own_calls), len(self._own_listens),
+                len(stale_calls) + len(stale_listens), len(unsent),
+            )
 
     async def _heartbeat(self, client: aioredis.Redis) -> None:
         failing = False
@@ -281,6 +327,11 @@ class RedisCallBus:
             async with self._publish_lock:
                 await self._write_event(client, event, data)
         except (RedisError, OSError) as exc:
+            # Repaired at the next heartbeat: what this node asserts is written back, and
+            # an end is published then (the others would otherwise keep the call or listen).
+            self._dirty = True
+            if isinstance(event, (CallEnded, ListenEnded)):
+                self._unsent_ends.append(data)
             raise BusUnavailable(f"Redis publish failed: {exc}") from exc
 
     async def _write_event(self, client: aioredis.Redis, event: BusEvent, data: bytes) -> None:
@@ -351,6 +402,10 @@ class RedisCallBus:
 
     async def snapshot(self) -> list[CallInfo]:
         """Calls of live nodes, oldest first, each with the listeners of live nodes."""
+        return list((await self.view()).calls)
+
+    async def view(self) -> ClusterView:
+        """Calls of live nodes (as ``snapshot``) and the live nodes, read in one transaction."""
         try:
             async with self._client().pipeline(transaction=True) as pipe:
                 pipe.time()
@@ -371,7 +426,8 @@ class RedisCallBus:
         for listen in sorted(listens, key=lambda x: x.listener.started_at):
             if listen.call_id in calls and listen.listener.node_id in alive:
                 calls[listen.call_id] = calls[listen.call_id].with_listener(listen.listener)
-        return sorted(calls.values(), key=lambda c: (c.started_at, c.call_id))
+        ordered = sorted(calls.values(), key=lambda c: (c.started_at, c.call_id))
+        return ClusterView(tuple(ordered), frozenset(alive))
 
     def subscribe(self, handler: EventHandler) -> Unsubscribe:
         self._handlers.append(handler)

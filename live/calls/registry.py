@@ -7,6 +7,14 @@ a call ingested elsewhere that someone here listens to arrives as a ``RemoteFeed
 
 Whoever must act when a call changes or ends (the listen service) registers as a
 ``CallWatcher``; the registry knows nothing of listen sessions.
+
+Resync, not hope: events can be lost (a Redis outage, a node's subscription down) and nodes
+can die without a word. Every ``resync_s`` the registry reads the cluster's state from the bus
+and reconciles its roster with it (``resync``): calls gone end here too (``node-lost`` when
+their node's heartbeat is stale, so a dead node's calls leave every roster within the bus's
+node timeout plus one resync), calls new are added, changed calls and listeners are taken.
+A call ingested here is this node's to say: the roster keeps it while its socket lives, even
+while the bus cannot carry it, and its media and state go with the socket.
 """
 
 from __future__ import annotations
@@ -22,13 +30,13 @@ from typing import Any, Protocol
 from ..auth import Identity
 from ..bus import CallBus
 from ..bus.base import EventHandler, Unsubscribe
-from ..errors import Conflict, LiveError, NotFound
+from ..errors import BusUnavailable, Conflict, LiveError, NotFound
 from ..ingest.sink import CallAnnouncement
 from ..media.hub import CallMedia
 from ..model import BusEvent, CallEnded, CallInfo, CallStarted, CallUpdated, Roster
 from ..policy import SetConsent, SetPci
 from ..policy_holder import PolicyHolder
-from ..types import LEGS, CallId, Consent, LegName, NodeId
+from ..types import LEGS, CallId, Consent, EndReason, LegName, NodeId
 from .gates import apply_gates
 from .relay import RemoteFeed, relay_tap
 
@@ -44,8 +52,9 @@ class CallWatcher(Protocol):
     def call_changed(self, before: CallInfo, after: CallInfo) -> None:
         """A call's state changed on the bus (consent, payment pause, legs)."""
 
-    def call_gone(self, call_id: CallId) -> None:
-        """A call ended somewhere in the cluster (bus ``call.ended``)."""
+    def call_gone(self, call_id: CallId, reason: EndReason) -> None:
+        """A call ended somewhere in the cluster (bus ``call.ended``, ``call-ended``) or its
+        node was lost (``node-lost``, found by a resync)."""
 
 
 ENDED_CALLS_KEPT = 1000  # recently ended calls remembered, so a late listen is refused on record
@@ -63,9 +72,17 @@ class CallStats:
 class CallRegistry:
     """Owns the roster, the media of calls ingested here and the feeds of remote calls."""
 
-    def __init__(self, node_id: NodeId, bus: CallBus, policy: PolicyHolder) -> None:
+    def __init__(
+        self, node_id: NodeId, bus: CallBus, policy: PolicyHolder, *, resync_s: float | None = None
+    ) -> None:
         self.node_id = node_id
         self._bus = bus
+        self._resync_s = resync_s  # None: the bus never loses events (in-process)
+        self._resync_task: asyncio.Task[None] | None = None
+        # While a resync reads the cluster: the calls bus events touched meanwhile (newer
+        # than what the read returns, so the resync leaves them alone).
+        self._touched: set[CallId] | None = None
+        self._handlers: list[EventHandler] = []
         self._policy = policy
         self.roster = Roster()
         self.local: dict[CallId, CallMedia] = {}
@@ -90,9 +107,15 @@ class CallRegistry:
         self._unsubscribe = self._bus.subscribe(self._on_event)
         for call in await self._bus.snapshot():
             self.roster.calls[call.call_id] = call
+        if self._resync_s is not None:
+            self._resync_task = asyncio.create_task(self._resync_loop(self._resync_s), name="roster-resync")
 
     async def stop(self) -> None:
         """End the calls ingested here, drop the feeds of remote calls, leave the bus."""
+        task, self._resync_task = self._resync_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         for call_id in list(self.local):
             await self.call_ended(call_id)
         for feed in list(self._remote.values()):
@@ -137,8 +160,15 @@ class CallRegistry:
         return dataclasses.replace(known, legs=own.legs)
 
     def subscribe(self, handler: EventHandler) -> Unsubscribe:
-        """Every bus event from now on (roster sockets, ingest adapters)."""
-        return self._bus.subscribe(handler)
+        """Every roster change from now on, once applied (roster sockets, ingest adapters):
+        the bus's events, and the ones a resync or an outage made here."""
+        self._handlers.append(handler)
+
+        def unsubscribe() -> None:
+            if handler in self._handlers:
+                self._handlers.remove(handler)
+
+        return unsubscribe
 
     def stats(self) -> CallStats:
         return CallStats(
@@ -218,7 +248,19 @@ class CallRegistry:
         self._local_info[call_id] = info
         for leg in LEGS:
             media.leg(leg).taps.append(relay_tap(self._bus, call_id))
-        await self._bus.publish(CallStarted(info))
+        try:
+            await self._bus.publish(CallStarted(info))
+        except BusUnavailable as exc:
+            # The call goes on here; the bus writes it back once Redis is usable again and
+            # the other nodes take it at their next resync.
+            log.warning("call %s started while the bus is down (%s); announced later", call_id, exc.message)
+            self._apply(CallStarted(info))
+        except BaseException:
+            # Refused: nothing of it may stay (a retry of the same call must be accepted).
+            self.local.pop(call_id, None)
+            self._local_info.pop(call_id, None)
+            media.close()
+            raise
         return media
 
     async def call_ended(self, call_id: CallId) -> None:
@@ -229,10 +271,13 @@ class CallRegistry:
         for watcher in self._watchers:
             await watcher.local_call_ending(call_id)
         media.close()
+        ended = CallEnded(call_id, time.time())
         try:
-            await self._bus.publish(CallEnded(call_id, time.time()))
+            await self._bus.publish(ended)
         except LiveError:
-            log.error("could not announce the end of call %s", call_id)
+            # The bus publishes the end once Redis is back (repair); this node knows now.
+            log.error("could not announce the end of call %s; announced later", call_id)
+            self._apply(ended)
 
     async def consent_reported(self, call_id: CallId, consent: Consent) -> None:
         await self.update_call(call_id, consent=consent)
@@ -261,12 +306,79 @@ class CallRegistry:
         if media is not None:
             self._local_info[call.call_id] = updated
             apply_gates(updated, media, self._policy.loaded)
-        await self._bus.publish(CallUpdated(updated))
+        try:
+            await self._bus.publish(CallUpdated(updated))
+        except BusUnavailable:
+            if media is None:  # another node's call: the change did not happen
+                raise
+            # A call ingested here: in force now, announced once the bus is back (repair).
+            log.warning("call %s changed while the bus is down; announced later", call_id)
+            self._apply(CallUpdated(updated))
         return updated
+
+    # --- resync --------------------------------------------------------------------------
+
+    async def resync(self) -> None:
+        """Reconcile the roster with the cluster's state as the bus has it now: calls gone
+        end here (``node-lost`` if their node is not alive), new calls are added, changed
+        ones and listeners taken. Calls ingested here and calls that bus events touched
+        while the state was being read are left alone. ``BusUnavailable`` if it cannot read."""
+        self._touched = set()
+        try:
+            view = await self._bus.view()
+            touched = self._touched
+        finally:
+            self._touched = None
+        now = time.time()
+        seen = {call.call_id: call for call in view.calls}
+        for call_id, held in list(self.roster.calls.items()):
+            if call_id in seen or call_id in touched or call_id in self.local:
+                continue
+            lost = held.node_id not in view.nodes
+            log.warning("resync: call %s is gone (%s)", call_id, "node lost" if lost else "ended")
+            self._apply(CallEnded(call_id, now), EndReason.NODE_LOST if lost else EndReason.CALL_ENDED)
+        for call in view.calls:
+            if call.call_id in touched:
+                continue
+            known = self.roster.calls.get(call.call_id)
+            if known is None:
+                if call.call_id not in self.local:
+                    self._apply(CallStarted(call))
+                continue
+            if call.call_id not in self.local and _state(known) != _state(call):
+                self._apply(CallUpdated(call))
+            current = self.roster.calls[call.call_id]
+            if current.listeners != call.listeners:
+                self.roster.calls[call.call_id] = dataclasses.replace(current, listeners=call.listeners)
+                self._deliver(CallUpdated(self.roster.calls[call.call_id]))
+        for call_id, info in self._local_info.items():
+            if call_id not in self.roster.calls and call_id not in touched:
+                self._apply(CallStarted(info))  # this node's call, whatever Redis says
+
+    async def _resync_loop(self, every_s: float) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.resync()
+                failing = False
+            except BusUnavailable as exc:
+                if not failing:
+                    log.warning("roster resync paused: %s", exc.message)
+                failing = True
+            except Exception:  # task boundary: keep resyncing
+                log.exception("roster resync failed")
 
     # --- the bus -------------------------------------------------------------------------
 
     def _on_event(self, event: BusEvent) -> None:
+        """An event from the bus."""
+        if self._touched is not None:
+            self._touched.add(event.call.call_id if isinstance(event, (CallStarted, CallUpdated)) else event.call_id)
+        self._apply(event)
+
+    def _apply(self, event: BusEvent, reason: EndReason = EndReason.CALL_ENDED) -> None:
+        """Apply an event to the roster, act on it, and tell the subscribers."""
         before = self.roster.calls.get(event.call.call_id) if isinstance(event, CallUpdated) else None
         if isinstance(event, CallEnded) and (ended := self.roster.calls.get(event.call_id)) is not None:
             self._ended[event.call_id] = ended
@@ -288,12 +400,25 @@ class CallRegistry:
                 apply_gates(event.call, media, self._policy.loaded)
         elif isinstance(event, CallEnded):
             for watcher in self._watchers:
-                watcher.call_gone(event.call_id)
+                watcher.call_gone(event.call_id, reason)
             gone = self._remote.pop(event.call_id, None)
             if gone is not None:
                 self._spawn(gone.stop(), "drop-feed")
+        self._deliver(event)
+
+    def _deliver(self, event: BusEvent) -> None:
+        for handler in list(self._handlers):
+            try:
+                handler(event)
+            except Exception:  # a subscriber's bug must not stop delivery to the others
+                log.exception("roster subscriber failed on %s", event.kind)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _state(call: CallInfo) -> CallInfo:
+    """A call's state without its listeners (those come from the listening nodes)."""
+    return dataclasses.replace(call, listeners=())

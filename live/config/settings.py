@@ -172,6 +172,9 @@ class Settings(BaseSettings):
     public_url: str = ""
     node_id: str = ""
     redis_url: SecretUrl = SecretUrl("")
+    # With Redis: a node silent this long is lost; its calls leave every roster and listens
+    # on them end as node-lost within this plus one heartbeat (min(2, this / 4) s).
+    node_timeout_s: PositiveNumber = 8
     ice_servers: IceServers = ()
     purposes: Purposes = DEFAULT_PURPOSES
     # The monitoring policy file (empty: the built-in default, live/policy/default.toml)

@@ -302,10 +302,12 @@ class ListenService:
             if session.call_id == call_id:
                 await self._finish(session, EndReason.CALL_ENDED)
 
-    def call_gone(self, call_id: CallId) -> None:
+    def call_gone(self, call_id: CallId, reason: EndReason) -> None:
+        """End the sessions on a call that ended (``call-ended``) or whose node was lost
+        (``node-lost``)."""
         for session in list(self.sessions.values()):
             if session.call_id == call_id and not session.ended:
-                self._spawn(self._finish(session, EndReason.CALL_ENDED), "end-on-hangup")
+                self._spawn(self._finish(session, reason), "end-on-hangup")
 
     def call_changed(self, before: CallInfo, after: CallInfo) -> None:
         """Write ``leg.muted`` / ``leg.unmuted`` for each session served here whose leg changed."""
