@@ -12,12 +12,12 @@ from live.audit import open_ledger
 from live.auth import Identity
 from live.bus import MemoryCallBus
 from live.calls import CallRegistry
-from live.errors import Conflict, Forbidden, NotFound
+from live.errors import BusUnavailable, Conflict, Forbidden, NotFound, ServiceUnavailable
 from live.ingest.sink import CallAnnouncement
-from live.model import BusEvent, CallEnded, CallInfo, CallStarted
+from live.model import BusEvent, CallEnded, CallInfo, CallStarted, ListenerInfo, ListenStarted
 from live.policy import SetConsent, SetPci
 from live.policy_holder import PolicyHolder
-from live.types import CallId, Consent, NodeId, Role
+from live.types import CallId, Consent, EndReason, NodeId, Role, SessionId
 
 DEFAULT = Path(__file__).resolve().parents[2] / "live" / "policy" / "default.toml"
 SAM = Identity("sam", "Sam Supervisor", Role.SUPERVISOR)
@@ -38,8 +38,8 @@ class Watcher:
     def call_changed(self, before: CallInfo, after: CallInfo) -> None:
         self.seen.append(f"changed {after.call_id} {before.consent.value}->{after.consent.value}")
 
-    def call_gone(self, call_id: CallId) -> None:
-        self.seen.append(f"gone {call_id}")
+    def call_gone(self, call_id: CallId, reason: EndReason) -> None:
+        self.seen.append(f"gone {call_id}" + ("" if reason is EndReason.CALL_ENDED else f" {reason.value}"))
 
 
 @pytest.fixture
@@ -120,3 +120,101 @@ async def test_changes_are_the_policy_s(registry: tuple[CallRegistry, MemoryCall
     resumed = await calls.change(CTI, "CA1", SetPci(False))
     assert not resumed.pci_paused and media.agent.audible
     assert calls.current(CallId("CA1")).pci_paused is False
+
+
+def remote(call_id: str, node: str = "n2", **changes: object) -> CallInfo:
+    return CallInfo(CallId(call_id), "twilio", "agent-2", 1.0, NodeId(node), **changes)  # type: ignore[arg-type]
+
+
+async def test_resync_takes_what_the_bus_did_not_deliver(
+    registry: tuple[CallRegistry, MemoryCallBus, Watcher],
+) -> None:
+    """Events lost on the way (an outage): the roster is reconciled with the bus's state."""
+    calls, bus, watcher = registry
+    for call_id in ("CA1", "CA2", "CA3"):
+        await bus.publish(CallStarted(remote(call_id)))
+    events: list[BusEvent] = []
+    calls.subscribe(events.append)
+    # Behind the registry's back: CA1 ended (its node n2 lives on, with CA3), CA3 changed
+    # consent and gained a listener, CA4 started.
+    listener = ListenerInfo(SessionId("ls_1"), "sam", "Sam", "quality", 2.0, NodeId("n3"))
+    roster = bus._roster  # the bus's shared state, changed without delivering the events
+    roster.apply(CallEnded(CallId("CA1"), 3.0))
+    roster.apply(CallStarted(remote("CA3", consent=Consent.GRANTED)))
+    roster.apply(ListenStarted(CallId("CA3"), listener, ("agent",)))
+    roster.apply(CallStarted(remote("CA4")))
+    await calls.resync()
+    assert sorted(c.call_id for c in calls.calls()) == ["CA2", "CA3", "CA4"]
+    assert calls.call("CA3").consent is Consent.GRANTED
+    assert calls.call("CA3").listeners == (listener,)
+    assert "gone CA1" in watcher.seen and calls.recently_ended("CA1") is not None
+    assert any(isinstance(e, CallEnded) and e.call_id == "CA1" for e in events)  # consoles hear it
+    # A node with no call left in the view is lost: its calls' listens end as node-lost.
+    roster.calls.clear()
+    await calls.resync()
+    assert calls.calls() == []
+    assert {"gone CA2 node-lost", "gone CA3 node-lost", "gone CA4 node-lost"} <= set(watcher.seen)
+    await calls.resync()  # nothing left to do: no further news
+    assert len([s for s in watcher.seen if s.startswith("gone")]) == 4
+
+
+async def test_resync_keeps_the_calls_ingested_here(
+    registry: tuple[CallRegistry, MemoryCallBus, Watcher],
+) -> None:
+    calls, bus, _watcher = registry
+    await calls.call_started(CallAnnouncement(CallId("CA1"), "twilio", "agent-1"))
+    bus._roster.calls.clear()  # the bus lost it (Redis restarted empty)
+    await calls.resync()
+    assert [c.call_id for c in calls.calls()] == ["CA1"] and "CA1" in calls.local
+
+
+class FailingBus(MemoryCallBus):
+    """A bus whose publishes fail with ``error`` while it is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.error: Exception | None = None
+
+    async def publish(self, event: BusEvent) -> None:
+        if self.error is not None:
+            raise self.error
+        await super().publish(event)
+
+
+@pytest.fixture
+async def failing(tmp_path: Path) -> AsyncIterator[tuple[CallRegistry, FailingBus]]:
+    ledger = open_ledger("", tmp_path / "ledger.sqlite3", key_path=tmp_path / "key.pem", checkpoint_interval_s=0)
+    await ledger.open()
+    policy = PolicyHolder(DEFAULT, ledger)
+    await policy.start()
+    bus = FailingBus()
+    calls = CallRegistry(NodeId("n1"), bus, policy)
+    await calls.start()
+    yield calls, bus
+    bus.error = None
+    await calls.stop()
+    await ledger.aclose()
+
+
+async def test_a_call_starting_while_the_bus_is_down_goes_on_here(
+    failing: tuple[CallRegistry, FailingBus],
+) -> None:
+    calls, bus = failing
+    bus.error = BusUnavailable("Redis publish failed: connection refused")
+    await calls.call_started(CallAnnouncement(CallId("CA1"), "twilio", "agent-1"))
+    assert calls.known("CA1") is not None  # served and listed here meanwhile
+    await calls.call_ended(CallId("CA1"))
+    assert calls.known("CA1") is None and not calls.local
+    bus.error = None
+    await calls.call_started(CallAnnouncement(CallId("CA1"), "twilio", "agent-1"))  # not "already live"
+
+
+async def test_a_refused_call_leaves_nothing_behind(failing: tuple[CallRegistry, FailingBus]) -> None:
+    calls, bus = failing
+    bus.error = ServiceUnavailable("refused")
+    with pytest.raises(ServiceUnavailable):
+        await calls.call_started(CallAnnouncement(CallId("CA1"), "twilio", "agent-1"))
+    assert calls.known("CA1") is None and not calls.local and calls.stats().node_calls == 0
+    bus.error = None
+    await calls.call_started(CallAnnouncement(CallId("CA1"), "twilio", "agent-1"))
+    assert calls.known("CA1") is not None
