@@ -76,9 +76,6 @@ class ListenSlots:
         if self._written:
             await self._write({})
 
-    def running_here(self, user_id: str) -> int:
-        return len(self._running().get(user_id, ())) + self.starting[user_id]
-
     async def acquire(self, user_id: str) -> Hold:
         """A hold for one more listen of ``user_id``, unless they are at the cap."""
         sessions = list(self._running().get(user_id, ()))
