@@ -54,6 +54,7 @@ class ListenSlots:
         self._written: set[str] = set()  # people whose sessions this node has in the store
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._unsubscribe: Callable[[], None] | None = None
 
     def start(self, running: RunningSessions, bus: CallBus) -> None:
@@ -68,9 +69,11 @@ class ListenSlots:
             self._unsubscribe()
             self._unsubscribe = None
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Stopped by a flag, not by cancelling a wait: the loop ends after the write it
+            # may be doing (bounded by the store's socket timeout).
+            self._closing = True
+            self._wake.set()
+            await self._task
             self._task = None
         # Withdraw this node's sessions (they end with the node) rather than wait for leases.
         if self._written:
@@ -113,10 +116,13 @@ class ListenSlots:
             self._wake.set()
 
     async def _renew(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.renew_s)
+                async with asyncio.timeout(self.renew_s):
+                    await self._wake.wait()
             self._wake.clear()
+            if self._closing:
+                return
             try:
                 await self._write(self._running())
             except Exception:  # task boundary: keep renewing
