@@ -40,6 +40,15 @@ class RedisKeys:
         durable copy is in the shared database (``live.auth.revocation_store``)."""
         return f"{self.prefix}revocations"
 
+    def limit(self, name: str, key: str) -> str:
+        """Hash {tokens, stamp} of one cluster-wide rate limit bucket (``live.limits.store``)."""
+        return f"{self.prefix}limit:{name}:{key}"
+
+    def listening(self, user_id: str) -> str:
+        """Sorted set member -> lease end (ms, Redis time): one person's listens at once,
+        running (``s:<node>:<session>``) and being set up (``p:<node>:<request>``)."""
+        return f"{self.prefix}listening:{user_id}"
+
     def media(self, call_id: str) -> str:
         """Pub/sub channel of one call's relayed packets."""
         return f"{self.prefix}media:{call_id}"

@@ -143,9 +143,16 @@ class SessionConfig(Group):
 
 
 class LimitConfig(Group):
-    """Abuse limits, per node (see live/server/abuse.py)."""
+    """Abuse limits (see live/server/abuse.py): cluster-wide in Redis when ``redis_url`` is
+    set, per node while Redis cannot be reached; sockets are always per node."""
 
+    # Failed sign-ins refused (429) per (client address, user name), and per user name from
+    # every address; per address they only slow the answers down, past a threshold a whole
+    # floor of agents behind one NAT address stays under.
     signin_failures_per_minute: WholeNumber = setting(10, "signin_failures_per_minute")
+    signin_user_failures_per_minute: WholeNumber = setting(30, "signin_user_failures_per_minute")
+    signin_address_failures_per_minute: WholeNumber = setting(200, "signin_address_failures_per_minute")
+    signin_backoff_max_ms: WholeNumber = setting(5000, "signin_backoff_max_ms")
     bad_tokens_per_minute: WholeNumber = setting(30, "bad_tokens_per_minute")
     listens_per_minute: WholeNumber = setting(30, "listens_per_minute")
     listens_per_supervisor: WholeNumber = setting(4, "listens_per_supervisor")

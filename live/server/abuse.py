@@ -1,11 +1,13 @@
 """Abuse limits: rate limits on sign-in, bearer tokens and listening; connection limits.
 
-All per node and in memory (a cluster multiplies the rates by its node count; the limits are
-there to make guessing and flooding slow, not to meter fair use).
+The rates and listens at once are cluster-wide when ``LIVE_REDIS_URL`` is set (in Redis, see
+``live.limits``), and per node while Redis cannot be reached (the documented fallback:
+logged, ``live_limits_shared 0``). Sockets are counted per node. The limits are there to make
+guessing and flooding slow, not to meter fair use.
 
-* Sign-in: only *failures* count, per client address and per user name, so a whole call
-  centre behind one NAT address signing in at the start of a shift is never slowed, while a
-  password or link-token guesser is stopped after a handful of tries.
+* Sign-in: only *failures* count (``live.limits.signin``): refused per (address, user) and
+  per user, only slowed per address, so a whole call centre behind one NAT address is never
+  locked out, while a password guesser is stopped after a handful of tries.
 * Bearer tokens: unknown tokens count per client address (a valid token always works).
 * Listening: every listen request counts per person; at most ``listens_per_supervisor``
   sessions run at once per person.
@@ -17,96 +19,95 @@ Refusals are ``429`` with ``Retry-After`` (``503`` when the node is full).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import math
-import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from ..config import Settings
 from ..errors import ServiceUnavailable, TooManyRequests, Unauthorized
+from ..limits import LimitStore, ListenSlots, RateLimit, Rates, SharedLimits, SignInThrottle
+from ..limits.signin import signin_limits
+from ..listens import ListenService
+from ..node import Node
 from .errors import Handler
 from .route import Route, entry_of
 from .security import identify
 from .state import STATE
 
-MAX_KEYS = 50_000  # buckets kept before full ones are forgotten
 INGEST = "\0ingest"  # the open_ws key of telephony sockets (no user id starts with NUL)
 SIGNIN_USER: web.RequestKey[str] = web.RequestKey("live_signin_user", str)
+SIGNIN_ADDRESS: web.RequestKey[str] = web.RequestKey("live_signin_address", str)
 
 
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    stamp: float
-
-
-@dataclass(slots=True)
-class RateLimit:
-    """A token bucket per key: ``per_minute`` refill, bursts up to ``burst``."""
-
-    per_minute: float
-    burst: float
-    buckets: dict[str, _Bucket] = field(default_factory=dict)
-
-    def _bucket(self, key: str, now: float) -> _Bucket:
-        bucket = self.buckets.get(key)
-        if bucket is None:
-            if len(self.buckets) >= MAX_KEYS:
-                self._forget_full(now)
-            bucket = self.buckets[key] = _Bucket(self.burst, now)
-        else:
-            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.per_minute / 60)
-            bucket.stamp = now
-        return bucket
-
-    def _forget_full(self, now: float) -> None:
-        for key in [k for k, b in self.buckets.items() if b.tokens + (now - b.stamp) * self.per_minute / 60 >= self.burst]:
-            del self.buckets[key]
-
-    def retry_after(self, key: str, now: float) -> float:
-        """Seconds until ``key`` may go again (0: now)."""
-        if self.per_minute <= 0:
-            return 0.0
-        bucket = self._bucket(key, now)
-        return 0.0 if bucket.tokens >= 1 else (1 - bucket.tokens) * 60 / self.per_minute
-
-    def spend(self, key: str, now: float) -> None:
-        if self.per_minute > 0:
-            bucket = self._bucket(key, now)
-            bucket.tokens = max(0.0, bucket.tokens - 1)
+def _running_by_person(listens: ListenService) -> dict[str, list[str]]:
+    running: dict[str, list[str]] = {}
+    for session in list(listens.sessions.values()):
+        if not session.ended:
+            running.setdefault(session.actor.user_id, []).append(session.session_id)
+    return running
 
 
 @dataclass(slots=True)
 class AbuseLimits:
-    signin: RateLimit
-    bad_token: RateLimit
-    listen: RateLimit
+    rates: Rates
+    signin: SignInThrottle
+    slots: ListenSlots
     ws_per_user: int
     ws_total: int
     ingest_connections: int
-    listens_per_supervisor: int
     trusted_proxies: frozenset[str]
     open_ws: Counter[str] = field(default_factory=Counter)  # per person, and INGEST
-    listens_starting: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
+    slowed: Counter[str] = field(default_factory=Counter)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AbuseLimits:
-        return cls(
-            signin=RateLimit(settings.limits.signin_failures_per_minute, settings.limits.signin_failures_per_minute),
-            bad_token=RateLimit(settings.limits.bad_tokens_per_minute, settings.limits.bad_tokens_per_minute),
-            listen=RateLimit(settings.limits.listens_per_minute, settings.limits.listens_per_minute),
-            ws_per_user=settings.limits.ws_per_user,
-            ws_total=settings.limits.ws_total,
-            ingest_connections=settings.limits.ingest_connections,
-            listens_per_supervisor=settings.limits.listens_per_supervisor,
-            trusted_proxies=frozenset(settings.limits.trusted_proxies),
+        limits = settings.limits
+        url = settings.redis_url.get_secret_value()
+        shared = SharedLimits(LimitStore(url, settings.effective_node_id) if url else None)
+        rates = Rates(
+            {
+                **signin_limits(
+                    limits.signin_failures_per_minute,
+                    limits.signin_user_failures_per_minute,
+                    limits.signin_address_failures_per_minute,
+                ),
+                "bad_token": RateLimit(limits.bad_tokens_per_minute, limits.bad_tokens_per_minute),
+                "listen": RateLimit(limits.listens_per_minute, limits.listens_per_minute),
+            },
+            shared,
         )
+        return cls(
+            rates=rates,
+            signin=SignInThrottle(rates, limits.signin_backoff_max_ms / 1000),
+            slots=ListenSlots(limits.listens_per_supervisor, shared),
+            ws_per_user=limits.ws_per_user,
+            ws_total=limits.ws_total,
+            ingest_connections=limits.ingest_connections,
+            trusted_proxies=frozenset(limits.trusted_proxies),
+        )
+
+    async def start(self, node: Node) -> None:
+        """Use the shared store (if any) and count the node's listen sessions."""
+        await self.rates.shared.start()
+        self.slots.start(lambda: _running_by_person(node.listens), node.bus)
+
+    async def aclose(self) -> None:
+        await self.slots.aclose()
+        await self.rates.shared.aclose()
+
+    def metric_lines(self) -> list[str]:
+        return [
+            "# TYPE live_abuse_slowed_total counter",
+            *(f"live_abuse_slowed_total{{limit=\"{what}\"}} {n}" for what, n in sorted(self.slowed.items())),
+            *self.rates.shared.metric_lines(),
+        ]
 
     def client_address(self, request: web.Request) -> str:
         """The peer, or behind a trusted proxy the last address it did not add itself."""
@@ -156,58 +157,58 @@ def _holding(counter: Counter[str], key: str) -> Iterator[None]:
 async def abuse_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Runs before the access check, so that what it refuses costs the server least."""
     limits = request.app[STATE].limits
-    now = time.monotonic()
     address = limits.client_address(request)
     try:
-        return await _limited(request, handler, limits, address, now)
+        return await _limited(request, handler, limits, address)
     except Unauthorized as exc:
         if exc.code != "bad_token":
             raise
         # Guessing tokens: a valid token always works (whoever shares the address), an
         # unknown one is answered 429 once this address has sent too many.
-        if wait := limits.bad_token.retry_after(address, now):
+        if wait := await limits.rates.wait("bad_token", address):
             raise limits.refuse("bad_token", wait, "too many unknown tokens from this address; wait and try again") from None
-        limits.bad_token.spend(address, now)
+        await limits.rates.spend("bad_token", address)
         raise
 
 
-async def _limited(
-    request: web.Request, handler: Handler, limits: AbuseLimits, address: str, now: float
-) -> web.StreamResponse:
+async def _limited(request: web.Request, handler: Handler, limits: AbuseLimits, address: str) -> web.StreamResponse:
     entry = entry_of(request)
     if not isinstance(entry, Route):
         return await handler(request)
     if entry.limit == "signin":
-        return await _signin(request, handler, limits, address, now)
+        return await _signin(request, handler, limits, address)
     if entry.limit == "listen":
         identity = identify(request)
         if identity is not None:
-            if wait := limits.listen.retry_after(identity.user_id, now):
-                raise limits.refuse("listen", wait, "too many listen requests; wait and try again")
-            limits.listen.spend(identity.user_id, now)
-            # Sessions running plus listen requests still being set up (they register their
-            # session only when the answer is ready): parallel requests cannot slip past.
-            key = identity.user_id
-            running = len(request.app[STATE].node.listens.sessions_of(identity)) + limits.listens_starting[key]
-            if running >= limits.listens_per_supervisor:
-                limits.refused["listens_at_once"] += 1
-                raise TooManyRequests(
-                    f"you are listening to {running} calls already; stop one first",
-                    code="too_many_listens",
-                    retry_after_s=5,
-                )
-            with _holding(limits.listens_starting, key):
-                return await handler(request)
+            return await _listen(request, handler, limits, identity.user_id)
     if entry.rule.websocket:
         return await _connection(request, handler, limits, entry.rule.kind == "ingest")
     return await handler(request)
 
 
-async def _signin(
-    request: web.Request, handler: Handler, limits: AbuseLimits, address: str, now: float
-) -> web.StreamResponse:
-    if wait := limits.signin.retry_after(f"ip:{address}", now):
-        raise limits.refuse("signin", wait, "too many failed sign-ins from this address; wait and try again")
+async def _listen(request: web.Request, handler: Handler, limits: AbuseLimits, user_id: str) -> web.StreamResponse:
+    if wait := await limits.rates.take("listen", user_id):
+        raise limits.refuse("listen", wait, "too many listen requests; wait and try again")
+    hold = await limits.slots.acquire(user_id)
+    if not hold.granted:
+        limits.refused["listens_at_once"] += 1
+        raise TooManyRequests(
+            f"you are listening to {hold.running} calls already; stop one first",
+            code="too_many_listens",
+            retry_after_s=5,
+        )
+    try:
+        return await handler(request)
+    finally:
+        await limits.slots.release(hold)
+
+
+async def _signin(request: web.Request, handler: Handler, limits: AbuseLimits, address: str) -> web.StreamResponse:
+    # Per address, failures only slow the answer down: never a refusal (see live.limits.signin).
+    if delay := await limits.signin.backoff(address):
+        limits.slowed["signin_address"] += 1
+        await asyncio.sleep(delay)
+    request[SIGNIN_ADDRESS] = address
     response: web.StreamResponse | None = None
     error: Exception | None = None
     try:
@@ -219,21 +220,19 @@ async def _signin(
         error = exc
         raise
     finally:
-        user = request.get(SIGNIN_USER, "")
         if _failed_signin(request, response, error):
-            limits.signin.spend(f"ip:{address}", now)
-            if user:
-                limits.signin.spend(f"user:{user}", now)
+            await limits.signin.failed(address, request.get(SIGNIN_USER, ""))
     return response
 
 
-def check_user_signin(request: web.Request, user: str) -> None:
+async def check_user_signin(request: web.Request, user: str) -> None:
     """Called by the password sign-in once it knows the user name: a user whose password is
-    being guessed is refused for a while, from every address."""
+    being guessed (from this address, or from anywhere) is refused for a while."""
     limits = request.app[STATE].limits
     request[SIGNIN_USER] = user
-    if wait := limits.signin.retry_after(f"user:{user}", time.monotonic()):
-        raise limits.refuse("signin", wait, "too many failed sign-ins for this user; wait and try again")
+    message, wait = await limits.signin.refusal(request.get(SIGNIN_ADDRESS, ""), user)
+    if wait:
+        raise limits.refuse("signin", wait, f"{message}; wait and try again")
 
 
 async def _connection(request: web.Request, handler: Handler, limits: AbuseLimits, ingest: bool) -> web.StreamResponse:
@@ -255,3 +254,16 @@ async def _connection(request: web.Request, handler: Handler, limits: AbuseLimit
         )
     with _holding(limits.open_ws, key):
         return await handler(request)
+
+
+def setup(app: web.Application) -> None:
+    """The limits start once the node runs (they count its sessions) and stop before it."""
+    state = app[STATE]
+    state.metric_sources.append(state.limits.metric_lines)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await state.limits.start(state.node)
+        yield
+        await state.limits.aclose()
+
+    app.cleanup_ctx.append(lifecycle)

@@ -15,6 +15,7 @@ from ..config import Settings
 from ..node import Node, build_node
 from ..types import EndReason
 from . import (
+    abuse,
     api,
     audit,
     ingest,
@@ -111,6 +112,7 @@ def create_app(settings: Settings, *, users: UserStore | None = None, node: Node
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(end_listens)
     # What the routes need (their state, lifecycles, metrics); the routes come from the table.
+    abuse.setup(app)  # after the node's lifecycle: the limits count its listen sessions
     api.setup(app)
     audit.setup(app)
     ingest.setup(app)

@@ -75,7 +75,7 @@ async def sign_in_methods(request: web.Request) -> web.Response:
 async def sign_in(request: web.Request, body: SignIn) -> web.Response:
     # The route checks the Origin first: a foreign page must not sign this browser into
     # someone else's account (login CSRF).
-    check_user_signin(request, body.user[:200])
+    await check_user_signin(request, body.user[:200])
     user = request.app[STATE].users.by_password(body.user, body.password)
     if user is None:
         raise Unauthorized("wrong user or password", code="bad_credentials")

@@ -148,7 +148,11 @@ async def test_no_server_errors_and_answers_as_documented(tmp_path: Path, user: 
     # Limits far above the fuzzer's pace, so the sign-in handlers themselves get fuzzed
     # (the limits have their own tests in test_abuse_limits.py).
     async with running_server(
-        tmp_path / "live", signin_failures_per_minute=100_000, bad_tokens_per_minute=100_000
+        tmp_path / "live",
+        signin_failures_per_minute=100_000,
+        signin_user_failures_per_minute=100_000,
+        signin_address_failures_per_minute=100_000,
+        bad_tokens_per_minute=100_000,
     ) as server, live_call(server):
         auth = ["-H", f"Authorization: Bearer {server.tokens[user]}"] if user else []
         args = st_command(server.base_url, report, config, "--exclude-path-regex", OIDC_ONLY, *auth)
