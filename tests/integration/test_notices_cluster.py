@@ -6,6 +6,7 @@ the shared store, delivered once, and marking it seen on B is what C shows."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -46,7 +47,7 @@ async def agent_page(server: RunningServer) -> AsyncIterator[aiohttp.ClientWebSo
     async with aiohttp.ClientSession() as http, http.ws_connect(
         f"{server.ws_url}/api/agent/events", headers={"Authorization": f"Bearer {server.tokens['agent']}"}
     ) as ws:
-        first = await ws.receive_json(timeout=10)
+        first = await next_event(ws)
         assert first["type"] == "monitoring" and first["active"] is False
         yield ws
 
@@ -63,8 +64,14 @@ async def listen_once(server: RunningServer, call_id: str, purpose: str) -> str:
         assert await listener.stop() == 200
 
 
+async def next_event(ws: aiohttp.ClientWebSocketResponse) -> Any:
+    """The page's next event; a bound on a broken run (the socket's pings would renew
+    ``receive``'s own timeout for ever)."""
+    return await asyncio.wait_for(ws.receive_json(), 30)
+
+
 async def next_notice(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
-    event = await ws.receive_json(timeout=30)
+    event = await next_event(ws)
     assert event["type"] == "notice", event
     notice: dict[str, Any] = event["notice"]
     return notice
@@ -81,14 +88,14 @@ async def test_live_indicator_for_a_listen_on_another_node(
             async with agent_page(b) as ws:
                 await wait_call(c, "CA-cl-live")
                 await listener.listen("CA-cl-live", purpose="training")
-                assert await ws.receive_json(timeout=30) == {
+                assert await next_event(ws) == {
                     "type": "monitoring",
                     "active": True,
                     "listeners": ["Sam Supervisor"],
                     "listening": [{"listener": "Sam Supervisor", "purpose": "training"}],
                 }
                 assert await listener.stop() == 200
-                assert await ws.receive_json(timeout=30) == {
+                assert await next_event(ws) == {
                     "type": "monitoring",
                     "active": False,
                     "listeners": [],
