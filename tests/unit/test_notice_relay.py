@@ -3,10 +3,16 @@ made them is not told twice; a notice about one listen is kept once."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
+import msgpack
+import pytest
+
 from live.bus import MemoryCallBus
+from live.codec import WIRE_VERSION, decode_event, encode_event
+from live.errors import BadRequest
 from live.model import ListenEnded, ListenerInfo, ListenStarted
 from live.notices import NoticeBoard, NoticeRelay, NoticeStore
 from live.types import CallId, NodeId, SessionId
@@ -103,3 +109,17 @@ async def test_a_store_from_before_notice_keys_gains_them(tmp_path: Path) -> Non
         assert [n.notice_id for n in await store.of_agent("agent-9")] == ["nt-old", first.notice_id]
     finally:
         await store.aclose()
+
+
+def test_what_the_notice_needs_crosses_the_wire() -> None:
+    start = started("c", "ls-1", "after_call")
+    assert decode_event(encode_event(start)) == start
+    end = ListenEnded(CallId("CA-1"), SessionId("ls-1"), "stopped", 1060.0, "agent-9", "c", "nt-1")
+    assert decode_event(encode_event(end)) == end
+    bad = msgpack.packb({"k": "listen.ended", "v": WIRE_VERSION, "d": {**_fields(end), "notice_id": 7}})
+    with pytest.raises(BadRequest):
+        decode_event(bad)
+
+
+def _fields(event: ListenEnded) -> dict[str, object]:
+    return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
