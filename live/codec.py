@@ -42,6 +42,7 @@ def _plain(value: Any) -> Any:
 # Wire types of plain fields, by the annotation text of the dataclasses in ``model``.
 _PLAIN_TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
+    "str | None": (str, type(None)),
     "CallId": (str,),
     "SessionId": (str,),
     "NodeId": (str,),

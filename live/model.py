@@ -83,6 +83,11 @@ class ListenStarted:
     call_id: CallId
     listener: ListenerInfo
     legs: tuple[LegName, ...]
+    # What the agent's notice board needs, on whichever node serves the agent's page: the
+    # listener as the policy discloses them, and the agent's notice mode for this listen.
+    agent_id: str = ""
+    label: str = ""
+    notice_mode: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,11 @@ class ListenEnded:
     session_id: SessionId
     reason: str
     ended_at: float
+    # For the agent's notice board on the other nodes: whose call, which node ended it (that
+    # node told its own pages already) and the notice it kept in the shared store, if any.
+    agent_id: str = ""
+    node_id: str = ""
+    notice_id: str | None = None
 
 
 BusEvent = CallStarted | CallUpdated | CallEnded | ListenStarted | ListenEnded

@@ -24,7 +24,7 @@ from .calls import CallRegistry, CallStats
 from .config import IceServer, Settings
 from .housekeeping import Housekeeping, LedgerStats
 from .listens import ListenService, ListenStats
-from .notices import NoticeBoard, NoticeStore
+from .notices import NoticeBoard, NoticeRelay, NoticeTable, open_notice_store
 from .policy_holder import PolicyHolder
 from .types import NodeId
 
@@ -83,7 +83,7 @@ class Node:
         bus: CallBus,
         ledger: Ledger,
         spool: LedgerSpool,
-        notice_store: NoticeStore,
+        notice_store: NoticeTable,
         policy_path: Path,
         ice_servers: Sequence[IceServer] = (),
         listener_queue_packets: int = 10,
@@ -95,6 +95,7 @@ class Node:
         self.spool = spool
         self.policy = PolicyHolder(policy_path, ledger)
         self.notices = NoticeBoard(notice_store, spool, self.policy.current)
+        self.notice_relay = NoticeRelay(self.notices, node_id)  # listens made on other nodes
         self.calls = CallRegistry(node_id, bus, self.policy, resync_s=resync_s)
         self.listens = ListenService(
             node_id=node_id,
@@ -126,6 +127,10 @@ class Node:
             await self.policy.start()
             await self.notices.start()
             undo.append(self.notices.aclose)
+            self.notice_relay.start()
+            undo.append(self.notice_relay.aclose)
+            unfollow = self.bus.subscribe(self.notice_relay.on_event)
+            undo.append(_undoing(unfollow))
             await self.listens.start()
             await self.housekeeping.start()
             undo.append(self.housekeeping.stop)
@@ -147,6 +152,7 @@ class Node:
         await self.housekeeping.stop()
         await self.listens.settled()
         await self.bus.aclose()
+        await self.notice_relay.aclose()
         await self.spool.aclose()
         await self.notices.aclose()
         await self.ledger.aclose()
@@ -166,6 +172,13 @@ class Node:
         )
 
 
+def _undoing(step: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def undo() -> None:
+        step()
+
+    return undo
+
+
 def build_node(
     settings: Settings, *, bus: CallBus | None = None, ledger: Ledger | None = None
 ) -> Node:
@@ -177,7 +190,7 @@ def build_node(
         bus=bus,
         ledger=ledger,
         spool=LedgerSpool(settings.data_dir / SPOOL_FILE, ledger),
-        notice_store=NoticeStore(settings.data_dir / NOTICES_FILE),
+        notice_store=open_notice_store(settings.ledger.url.get_secret_value(), settings.data_dir / NOTICES_FILE),
         policy_path=settings.policy_path,
         ice_servers=settings.ice_servers,
         listener_queue_packets=settings.listener_queue_packets,

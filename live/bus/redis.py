@@ -228,7 +228,10 @@ class RedisCallBus:
             for listen in listens.values():
                 if listen.listener.node_id == self.node_id:
                     session_id = listen.listener.session_id
-                    ended = ListenEnded(listen.call_id, session_id, reason.value, now)
+                    ended = ListenEnded(
+                        listen.call_id, session_id, reason.value, now,
+                        agent_id=listen.agent_id, node_id=self.node_id,
+                    )
                     pipe.publish(self.keys.events, encode_event(ended))
             for call in calls.values():
                 pipe.publish(self.keys.events, encode_event(CallEnded(call.call_id, now)))

@@ -65,7 +65,7 @@ async def record_end(
     # Served here until its end is kept (ledger or spool): whoever sees the session gone
     # finds the end on record.
     kept()
-    noticed = await _notice_ended(session, reason, ended_at, heard["heard_s"], notices)
+    noticed, notice_id = await _notice_ended(session, reason, ended_at, heard["heard_s"], notices)
     if recorded and noticed:
         # Only now: a crash between the end and its notice leaves the proof of life, and
         # the next start gives the notice of the ended session (``recovery``).
@@ -75,18 +75,28 @@ async def record_end(
             log.warning("could not clear the proof of life of %s: %s", session.session_id, exc.message)
     try:
         await bus.publish(
-            ListenEnded(session.call_id, session.session_id, reason.value, ended_at)
+            ListenEnded(
+                session.call_id,
+                session.session_id,
+                reason.value,
+                ended_at,
+                agent_id=session.agent_id,
+                node_id=node_id,
+                notice_id=notice_id,
+            )
         )
     except LiveError:
         log.error("could not announce the end of listen %s", session.session_id)
     await session.peer.close(reason)
 
+
 async def _notice_ended(
     session: ListenSession, reason: EndReason, ended_at: float, heard_s: float | None, notices: NoticeBoard
-) -> bool:
-    """Give the agent the notice of an ended session; whether it was kept."""
+) -> tuple[bool, str | None]:
+    """Give the agent the notice of an ended session: whether it was kept, and the id of the
+    notice to show now (the other nodes show it to the agent's pages they serve)."""
     try:
-        await notices.listen_ended(
+        notice = await notices.listen_ended(
             agent_id=session.agent_id,
             session_id=session.session_id,
             call_id=session.call_id,
@@ -105,5 +115,5 @@ async def _notice_ended(
         )
     except LiveError as exc:
         log.error("could not give notice of listen %s: %s", session.session_id, exc.message)
-        return False
-    return True
+        return False, None
+    return True, None if notice is None else notice.notice_id

@@ -271,7 +271,16 @@ class ListenService:
             session_id, actor.user_id, actor.display_name, purpose, session.started_at, self.node_id
         )
         try:
-            await self._bus.publish(ListenStarted(call.call_id, listener, tuple(heard)))
+            await self._bus.publish(
+                ListenStarted(
+                    call.call_id,
+                    listener,
+                    tuple(heard),
+                    agent_id=call.agent_id,
+                    label=session.label,
+                    notice_mode=session.notice_mode,
+                )
+            )
         except LiveError:
             log.error("could not announce listen %s on the bus", session_id)
         if not session.peer.connected.is_set():

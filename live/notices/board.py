@@ -14,6 +14,10 @@ Every notice is stored with its words in English and German (``texts``); each re
 ``text`` in their language (``localised``). A notice stays in the store until seen. ``notice.delivered`` is appended once, when a notice
 first reaches the agent (pushed to an open page, or listed by ``GET /api/notices``);
 ``notice.seen`` when the agent acknowledges it.
+
+In a cluster the node that makes a listen tells the board here; the boards of the other
+nodes learn it from the bus (``relay.NoticeRelay``), and the store is shared, so an agent
+whose page another node serves sees the same indicator and the same notices.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any, Protocol, TypeAlias
 
 from ..errors import Forbidden, LiveError, NotFound
 from ..policy import Policy
-from .store import Notice, NoticeStore
+from .store import Notice, NoticeTable, notice_key
 from .text import after_call_text, digest_text, texts_of
 
 log = logging.getLogger(__name__)
@@ -60,7 +64,7 @@ class NoticeBoard:
 
     def __init__(
         self,
-        store: NoticeStore,
+        store: NoticeTable,
         ledger: EntryRecorder,
         policy: Callable[[], Policy],
         clock: Callable[[], float] = time.time,
@@ -134,24 +138,46 @@ class NoticeBoard:
         call_id: str,
         mode: str | None,
         item: dict[str, Any],
-    ) -> None:
+    ) -> Notice | None:
         """``item``: purpose, listener (label), started_at, call_started_at, duration_s,
-        policy_version. Creates the notice the mode asks for."""
+        policy_version. Creates the notice the mode asks for (once per listen, whichever node
+        asks) and returns it when there is one to show now (``after_call``)."""
+        self._unwatch(agent_id, session_id)
+        data = {"session_id": session_id, "call_id": call_id, **item}
+        if mode == "after_call":
+            zone = self.policy().hours.zone
+            texts = texts_of(after_call_text, data, zone)
+            notice, new = await self.store.add(
+                agent_id,
+                "after_call",
+                texts["en"],
+                {**data, "texts": texts},
+                self.clock(),
+                key=notice_key(session_id, "after_call"),
+            )
+            if new:
+                await self._announce(notice)
+            return notice
+        if mode == "digest":
+            await self.store.add_digest_item(agent_id, session_id, data, self.clock())
+        return None
+
+    def _unwatch(self, agent_id: str, session_id: str) -> None:
         sessions = self.watching.get(agent_id, {})
         if sessions.pop(session_id, None) is not None:
             if not sessions:
                 self.watching.pop(agent_id, None)
             self._push(agent_id, self.monitoring_event(agent_id))
-        data = {"session_id": session_id, "call_id": call_id, **item}
-        if mode == "after_call":
-            zone = self.policy().hours.zone
-            texts = texts_of(after_call_text, data, zone)
-            notice = await self.store.add(
-                agent_id, "after_call", texts["en"], {**data, "texts": texts}, self.clock()
-            )
+
+    async def listen_ended_elsewhere(self, *, agent_id: str, session_id: str, notice_id: str | None) -> None:
+        """A listen made on another node ended: clear its indicator here and show the notice
+        that node kept in the shared store to the agent's pages open here."""
+        self._unwatch(agent_id, session_id)
+        if notice_id is None or agent_id not in self._subscribers:
+            return
+        notice = await self.store.get(notice_id)
+        if notice is not None and notice.agent_id == agent_id and notice.seen_at is None:
             await self._announce(notice)
-        elif mode == "digest":
-            await self.store.add_digest_item(agent_id, session_id, data, self.clock())
 
     async def run_digest(self) -> list[Notice]:
         """Summarise every pending digest item into one notice per agent, now."""
@@ -165,7 +191,7 @@ class NoticeBoard:
                 "policy_version": self.policy().version,
                 "texts": texts,
             }
-            notice = await self.store.add(agent_id, "digest", texts["en"], data, self.clock())
+            notice, _ = await self.store.add(agent_id, "digest", texts["en"], data, self.clock())
             await self._announce(notice)
             made.append(notice)
         return made

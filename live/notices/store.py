@@ -1,4 +1,12 @@
-"""The durable notice table: one SQLite file, a notice kept until its agent has seen it."""
+"""The durable notice table, a notice kept until its agent has seen it.
+
+Embedded, one SQLite file (``NoticeStore``); in a cluster, the ledger's PostgreSQL database
+(``store_postgres.PostgresNoticeStore``), so a notice is made once and its delivered/seen
+state is the same on every node. ``open_notice_store`` picks the one beside the ledger.
+
+A notice about one listen carries a key (``notice_key``: session and mode), unique in the
+table: a second attempt to make it (two nodes, a recovery racing a late end) finds the first.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import LedgerUnavailable
 from ..types import new_id
@@ -22,7 +30,8 @@ CREATE TABLE IF NOT EXISTS notices (
     text TEXT NOT NULL,
     data TEXT NOT NULL,            -- JSON: session ids, purpose, listener label, times
     delivered_at REAL,
-    seen_at REAL
+    seen_at REAL,
+    notice_key TEXT                -- session:mode for a notice about one listen, else NULL
 );
 CREATE INDEX IF NOT EXISTS notices_agent ON notices (agent_id, seen_at);
 CREATE TABLE IF NOT EXISTS digest_items (
@@ -32,6 +41,18 @@ CREATE TABLE IF NOT EXISTS digest_items (
     ended_at REAL NOT NULL
 );
 """
+# After the columns exist (a file from before ``notice_key`` gains it in ``open``).
+KEY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS notices_key ON notices (notice_key)"
+
+
+def notice_key(session_id: str, mode: str) -> str:
+    """The unique key of the notice of ``mode`` about the listen ``session_id``."""
+    return f"{session_id}:{mode}"
+
+
+def like_pattern(text: str) -> str:
+    """A ``LIKE … ESCAPE '\\'`` pattern matching ``text`` anywhere."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +86,44 @@ class Notice:
         }
 
 
+class NoticeTable(Protocol):
+    """What the notice board keeps notices in: ``NoticeStore`` or ``PostgresNoticeStore``."""
+
+    async def open(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    async def add(
+        self, agent_id: str, mode: str, text: str, data: dict[str, Any], at: float, *, key: str | None = None
+    ) -> tuple[Notice, bool]:
+        """Keep a new notice; with ``key``, at most one: ``(the one kept, whether it is new)``."""
+        ...
+
+    async def has_session(self, session_id: str) -> bool: ...
+
+    async def get(self, notice_id: str) -> Notice | None: ...
+
+    async def of_agent(self, agent_id: str, *, unseen_only: bool = False) -> list[Notice]: ...
+
+    async def mark_delivered(self, notice_id: str, at: float) -> bool: ...
+
+    async def mark_seen(self, notice_id: str, at: float) -> bool: ...
+
+    async def add_digest_item(self, agent_id: str, session_id: str, data: dict[str, Any], ended_at: float) -> None: ...
+
+    async def take_digest_items(self) -> dict[str, list[dict[str, Any]]]: ...
+
+
+def open_notice_store(ledger_url: str, path: Path) -> NoticeTable:
+    """The store beside the ledger: PostgreSQL for a ``postgres(ql)://`` ledger, else SQLite
+    at ``path``."""
+    if ledger_url.startswith(("postgresql://", "postgres://")):
+        from .store_postgres import PostgresNoticeStore
+
+        return PostgresNoticeStore(ledger_url)
+    return NoticeStore(path)
+
+
 def _notice(row: sqlite3.Row) -> Notice:
     return Notice(
         row["notice_id"],
@@ -96,6 +155,10 @@ class NoticeStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(SCHEMA)
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(notices)")}
+            if "notice_key" not in columns:  # a file from before notices had keys
+                db.execute("ALTER TABLE notices ADD COLUMN notice_key TEXT")
+            db.execute(KEY_INDEX)
             return db
 
         try:
@@ -130,21 +193,28 @@ class NoticeStore:
             except sqlite3.Error as exc:
                 raise LedgerUnavailable(f"notice store: {exc}") from exc
 
-    async def add(self, agent_id: str, mode: str, text: str, data: dict[str, Any], at: float) -> Notice:
+    async def add(
+        self, agent_id: str, mode: str, text: str, data: dict[str, Any], at: float, *, key: str | None = None
+    ) -> tuple[Notice, bool]:
         notice = Notice(new_id("nt"), agent_id, mode, at, text, data)
-        await self._run(
-            "INSERT INTO notices (notice_id, agent_id, mode, created_at, text, data) VALUES (?,?,?,?,?,?)",
-            (notice.notice_id, agent_id, mode, at, text, json.dumps(data, sort_keys=True)),
+        rows = await self._run(
+            "INSERT INTO notices (notice_id, agent_id, mode, created_at, text, data, notice_key)"
+            " VALUES (?,?,?,?,?,?,?) ON CONFLICT (notice_key) DO NOTHING RETURNING notice_id",
+            (notice.notice_id, agent_id, mode, at, text, json.dumps(data, sort_keys=True), key),
         )
-        return notice
+        if rows:
+            return notice, True
+        kept = await self._run("SELECT * FROM notices WHERE notice_key = ?", (key,))
+        if not kept:
+            raise LedgerUnavailable(f"notice store: the notice {key!r} is neither new nor kept")
+        return _notice(kept[0]), False
 
     async def has_session(self, session_id: str) -> bool:
         """Whether a notice (or a pending digest item) names the listen ``session_id``."""
-        pattern = "%" + session_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = await self._run(
             "SELECT 1 FROM notices WHERE data LIKE ? ESCAPE '\\'"
             " UNION ALL SELECT 1 FROM digest_items WHERE session_id = ? LIMIT 1",
-            (pattern, session_id),
+            (like_pattern(session_id), session_id),
         )
         return bool(rows)
 
