@@ -108,6 +108,11 @@ class Node:
             ice_servers=ice_servers,
             queue_packets=listener_queue_packets,
         )
+        # A listen whose end the bus lost leaves the agent's indicator on nowhere once the
+        # roster is reconciled: only listens the cluster (or this node) still runs are shown.
+        self.calls.after_resync(
+            lambda: self.notices.keep_watching(self.calls.listening() | set(self.listens.sessions))
+        )
         self.calls.watch(self.listens)
         self.housekeeping = Housekeeping(
             node_id=node_id, ledger=ledger, spool=spool, policy=self.policy, running=self.listens.running

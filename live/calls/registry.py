@@ -23,7 +23,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -79,6 +79,7 @@ class CallRegistry:
         self._bus = bus
         self._resync_s = resync_s  # None: the bus never loses events (in-process)
         self._resync_task: asyncio.Task[None] | None = None
+        self._after_resync: list[Callable[[], None]] = []
         # While a resync reads the cluster: the calls bus events touched meanwhile (newer
         # than what the read returns, so the resync leaves them alone).
         self._touched: set[CallId] | None = None
@@ -99,6 +100,10 @@ class CallRegistry:
 
     def watch(self, watcher: CallWatcher) -> None:
         self._watchers.append(watcher)
+
+    def after_resync(self, callback: Callable[[], None]) -> None:
+        """``callback`` runs after every resync, with the roster reconciled."""
+        self._after_resync.append(callback)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -354,6 +359,12 @@ class CallRegistry:
         for call_id, info in self._local_info.items():
             if call_id not in self.roster.calls and call_id not in touched:
                 self._apply(CallStarted(info))  # this node's call, whatever Redis says
+        for callback in self._after_resync:
+            callback()
+
+    def listening(self) -> set[str]:
+        """The session ids of every listen the roster shows running, on any node."""
+        return {listener.session_id for call in self.roster.calls.values() for listener in call.listeners}
 
     async def _resync_loop(self, every_s: float) -> None:
         failing = False

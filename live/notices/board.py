@@ -169,6 +169,13 @@ class NoticeBoard:
                 self.watching.pop(agent_id, None)
             self._push(agent_id, self.monitoring_event(agent_id))
 
+    def keep_watching(self, running: set[str]) -> None:
+        """Clear the live indicator of listens that run nowhere any more: their end was
+        missed (published while the bus was down), and a resync of the roster found them gone."""
+        for agent_id, sessions in list(self.watching.items()):
+            for session_id in [s for s in sessions if s not in running]:
+                self._unwatch(agent_id, session_id)
+
     async def listen_ended_elsewhere(self, *, agent_id: str, session_id: str, notice_id: str | None) -> None:
         """A listen made on another node ended: clear its indicator here and show the notice
         that node kept in the shared store to the agent's pages open here."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +16,11 @@ from live.calls import CallRegistry
 from live.errors import BusUnavailable, Conflict, Forbidden, NotFound, ServiceUnavailable
 from live.ingest.sink import CallAnnouncement
 from live.model import BusEvent, CallEnded, CallInfo, CallStarted, ListenerInfo, ListenStarted
+from live.notices import NoticeBoard, NoticeStore
 from live.policy import SetConsent, SetPci
 from live.policy_holder import PolicyHolder
 from live.types import CallId, Consent, EndReason, NodeId, Role, SessionId
+from tests.unit.test_notice_board import POLICY, RecordingLedger
 
 DEFAULT = Path(__file__).resolve().parents[2] / "live" / "policy" / "default.toml"
 SAM = Identity("sam", "Sam Supervisor", Role.SUPERVISOR)
@@ -218,3 +221,32 @@ async def test_a_refused_call_leaves_nothing_behind(failing: tuple[CallRegistry,
     bus.error = None
     await calls.call_started(CallAnnouncement(CallId("CA1"), "twilio", "agent-1"))
     assert calls.known("CA1") is not None
+
+
+async def test_a_missed_listen_end_leaves_no_indicator_on_after_a_resync(
+    registry: tuple[CallRegistry, MemoryCallBus, Watcher], tmp_path: Path
+) -> None:
+    """The end of a listen on another node was published while the bus was down: once the
+    roster is reconciled, the agent's live indicator here no longer shows it."""
+    calls, bus, _ = registry
+    board = NoticeBoard(NoticeStore(tmp_path / "notices.sqlite3"), RecordingLedger(), lambda: POLICY)
+    await board.store.open()
+    calls.after_resync(lambda: board.keep_watching(calls.listening()))
+    try:
+        await bus.publish(CallStarted(remote("CA7")))
+        listener = ListenerInfo(SessionId("ls_gone"), "sam", "Sam", "quality", 2.0, NodeId("n2"))
+        await bus.publish(ListenStarted(CallId("CA7"), listener, ("agent",)))
+        board.listen_started(agent_id="agent-7", session_id="ls_gone", label="Sam", mode="live", purpose="quality")
+        board.listen_started(agent_id="agent-7", session_id="ls_on", label="Kim", mode="live", purpose="training")
+        other = ListenerInfo(SessionId("ls_on"), "kim", "Kim", "training", 3.0, NodeId("n2"))
+        await bus.publish(ListenStarted(CallId("CA7"), other, ("agent",)))
+        page, leave = board.subscribe("agent-7")
+        # Behind the registry's back: the first listen ended (its ListenEnded was lost).
+        held = bus._roster.calls[CallId("CA7")]
+        bus._roster.calls[CallId("CA7")] = dataclasses.replace(held, listeners=(other,))
+        await calls.resync()
+        assert set(board.watching["agent-7"]) == {"ls_on"}
+        assert page.get_nowait()["listening"] == [{"listener": "Kim", "purpose": "training"}]
+        leave()
+    finally:
+        await board.store.aclose()
