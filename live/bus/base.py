@@ -37,6 +37,11 @@ class ClusterView:
 
     calls: tuple[CallInfo, ...]  # alive, oldest first, each with its listeners
     nodes: frozenset[str]  # the nodes whose heartbeat is fresh
+    # The nodes with a heartbeat on record, fresh or stale (None: the bus keeps none). A node
+    # without one is not known to be lost: the store may have been emptied (Redis restarted)
+    # and the node not have written its calls back yet; a reader gives it ``node_timeout_s``.
+    heard: frozenset[str] | None = None
+    node_timeout_s: float = 0.0
 
 
 class CallBus(Protocol):

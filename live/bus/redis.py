@@ -33,6 +33,8 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, WatchError
 from redis.typing import EncodableT
 
@@ -145,8 +147,11 @@ class RedisCallBus:
         """
         if self._redis is not None:
             raise RuntimeError("RedisCallBus already started")
+        # One immediate retry on a fresh connection: after Redis restarts, the pool's older
+        # connections are dead, and the first command on each would fail though Redis is up.
         client = aioredis.Redis.from_url(
-            self.url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
+            self.url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10,
+            retry=Retry(NoBackoff(), 1),
         )
         events = _Subscription(client, "events", self._on_message)
         try:
@@ -243,9 +248,14 @@ class RedisCallBus:
     # --- heartbeat ---------------------------------------------------------------------
 
     async def _beat(self, client: aioredis.Redis) -> None:
+        # Calls and listens first, then the heartbeat that makes them count: no reader sees
+        # this node alive in a Redis that forgot its calls (and takes them for ended).
+        known = await client.zscore(self.keys.nodes, self.node_id) is not None
+        if not known or self._dirty:
+            await self._repair(client, lost=not known)
         added = await client.eval(_HEARTBEAT_LUA, 1, self.keys.nodes, self.node_id)
-        if added or self._dirty:
-            await self._repair(client, lost=bool(added))
+        if added and known:  # forgotten in between
+            await self._repair(client, lost=True)
 
     async def _repair(self, client: aioredis.Redis, *, lost: bool) -> None:
         """Make the shared roster say what this node asserts, and publish the ends it could
@@ -430,7 +440,8 @@ class RedisCallBus:
             if listen.call_id in calls and listen.listener.node_id in alive:
                 calls[listen.call_id] = calls[listen.call_id].with_listener(listen.listener)
         ordered = sorted(calls.values(), key=lambda c: (c.started_at, c.call_id))
-        return ClusterView(tuple(ordered), frozenset(alive))
+        heard = frozenset(node.decode() for node, _beat in beats)
+        return ClusterView(tuple(ordered), frozenset(alive), heard, self.node_timeout_s)
 
     def subscribe(self, handler: EventHandler) -> Unsubscribe:
         self._handlers.append(handler)

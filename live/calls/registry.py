@@ -12,7 +12,8 @@ Resync, not hope: events can be lost (a Redis outage, a node's subscription down
 can die without a word. Every ``resync_s`` the registry reads the cluster's state from the bus
 and reconciles its roster with it (``resync``): calls gone end here too (``node-lost`` when
 their node's heartbeat is stale, so a dead node's calls leave every roster within the bus's
-node timeout plus one resync), calls new are added, changed calls and listeners are taken.
+node timeout plus one resync; a node with no heartbeat on record, as after Redis restarted
+empty, gets the node timeout to write its calls back), calls new are added, changed calls and listeners are taken.
 A call ingested here is this node's to say: the roster keeps it while its socket lives, even
 while the bus cannot carry it, and its media and state go with the socket.
 """
@@ -29,7 +30,7 @@ from typing import Any, Protocol
 
 from ..auth import Identity
 from ..bus import CallBus
-from ..bus.base import EventHandler, Unsubscribe
+from ..bus.base import ClusterView, EventHandler, Unsubscribe
 from ..errors import BusUnavailable, Conflict, LiveError, NotFound
 from ..ingest.sink import CallAnnouncement
 from ..media.hub import CallMedia
@@ -97,6 +98,8 @@ class CallRegistry:
         # The last calls that ended (oldest first): a listen asked for one of them is a
         # refusal of a known call, on record, not an unknown call.
         self._ended: dict[CallId, CallInfo] = {}
+        # Nodes with calls here but no heartbeat on record, since when (monotonic).
+        self._unheard: dict[NodeId, float] = {}
 
     def watch(self, watcher: CallWatcher) -> None:
         self._watchers.append(watcher)
@@ -335,9 +338,10 @@ class CallRegistry:
         finally:
             self._touched = None
         now = time.time()
+        unsure = self._unsure(view)
         seen = {call.call_id: call for call in view.calls}
         for call_id, held in list(self.roster.calls.items()):
-            if call_id in seen or call_id in touched or call_id in self.local:
+            if call_id in seen or call_id in touched or call_id in self.local or held.node_id in unsure:
                 continue
             lost = held.node_id not in view.nodes
             log.warning("resync: call %s is gone (%s)", call_id, "node lost" if lost else "ended")
@@ -365,6 +369,18 @@ class CallRegistry:
     def listening(self) -> set[str]:
         """The session ids of every listen the roster shows running, on any node."""
         return {listener.session_id for call in self.roster.calls.values() for listener in call.listeners}
+
+    def _unsure(self, view: ClusterView) -> set[NodeId]:
+        """Nodes whose calls are missing from ``view`` but which are not known to be lost yet:
+        no heartbeat of theirs on record (Redis restarted empty before they wrote their
+        state back) for less than the node timeout. Their calls are kept meanwhile."""
+        if view.heard is None:
+            return set()
+        clock = time.monotonic()
+        held = {call.node_id for call in self.roster.calls.values()}
+        unheard = {node for node in held if node not in view.heard and node != self.node_id}
+        self._unheard = {node: self._unheard.get(node, clock) for node in unheard}
+        return {node for node, since in self._unheard.items() if clock - since < view.node_timeout_s}
 
     async def _resync_loop(self, every_s: float) -> None:
         failing = False

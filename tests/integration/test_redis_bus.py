@@ -356,3 +356,20 @@ async def test_unreachable_redis_at_start_is_a_clear_error() -> None:
             await bus.start()
     assert asyncio.all_tasks() - before == set()
     await bus.aclose()
+
+
+async def test_the_pools_connections_from_before_a_restart_are_not_an_error(own_redis: RedisServer) -> None:
+    """Redis restarted: each pooled connection of the old server is dead; the first command
+    on it is retried on a new one, not failed while Redis is up."""
+    bus = RedisCallBus(own_redis.url, NodeId("node-a"))
+    await bus.start()
+    try:
+        await stop_heartbeat(bus)
+        await asyncio.gather(*(bus.view() for _ in range(4)))  # four connections in the pool
+        own_redis.stop()
+        own_redis.start()
+        for n in range(4):
+            await bus.publish(CallStarted(call(f"CA{n}")))
+        assert len((await bus.view()).calls) == 0  # not beating: its calls do not count
+    finally:
+        await bus.aclose()

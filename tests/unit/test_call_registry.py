@@ -12,6 +12,7 @@ import pytest
 from live.audit import open_ledger
 from live.auth import Identity
 from live.bus import MemoryCallBus
+from live.bus.base import ClusterView
 from live.calls import CallRegistry
 from live.errors import BusUnavailable, Conflict, Forbidden, NotFound, ServiceUnavailable
 from live.ingest.sink import CallAnnouncement
@@ -250,3 +251,57 @@ async def test_a_missed_listen_end_leaves_no_indicator_on_after_a_resync(
         leave()
     finally:
         await board.store.aclose()
+
+
+class ForgetfulBus(MemoryCallBus):
+    """A bus that keeps heartbeats, as Redis does: ``alive`` beat lately, ``heard`` have a
+    heartbeat on record (fresh or stale)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alive: set[str] = set()
+        self.heard: set[str] = set()
+        self.node_timeout_s = 60.0
+
+    async def view(self) -> ClusterView:
+        calls = tuple(c for c in self._roster.calls.values() if c.node_id in self.alive)
+        return ClusterView(calls, frozenset(self.alive), frozenset(self.heard), self.node_timeout_s)
+
+
+async def test_resync_waits_for_a_node_the_bus_forgot(tmp_path: Path) -> None:
+    """Redis restarted empty: a node with no heartbeat on record is not lost before the node
+    timeout (it may not have written its calls back yet); one with a stale heartbeat is."""
+    ledger = open_ledger("", tmp_path / "ledger.sqlite3", key_path=tmp_path / "key.pem", checkpoint_interval_s=0)
+    await ledger.open()
+    policy = PolicyHolder(DEFAULT, ledger)
+    await policy.start()
+    bus = ForgetfulBus()
+    await bus.start()
+    bus.alive = bus.heard = {"n2", "n3", "n4"}
+    for node in ("n2", "n3", "n4"):
+        await bus.publish(CallStarted(remote(f"CA-{node}", node)))
+    calls = CallRegistry(NodeId("n1"), bus, policy)
+    watcher = Watcher(calls)
+    calls.watch(watcher)
+    await calls.start()
+    try:
+        bus._roster.calls.clear()
+        bus.alive, bus.heard = set(), set()  # Redis restarted empty
+        await calls.resync()
+        assert len(calls.calls()) == 3 and watcher.seen == []
+        # n2 writes its call back and beats again; n3 stays unheard past the node timeout.
+        bus.alive, bus.heard = {"n2"}, {"n2"}
+        await bus.publish(CallStarted(remote("CA-n2", "n2")))
+        bus.node_timeout_s = 0.0
+        await calls.resync()
+        assert [c.call_id for c in calls.calls()] == ["CA-n2"]
+        assert sorted(watcher.seen) == ["gone CA-n3 node-lost", "gone CA-n4 node-lost"]
+        # A node whose heartbeat is on record but stale is lost at once, timeout or not.
+        bus.node_timeout_s = 60.0
+        bus.alive = set()
+        await calls.resync()
+        assert calls.calls() == [] and watcher.seen[-1] == "gone CA-n2 node-lost"
+    finally:
+        await calls.stop()
+        await bus.aclose()
+        await ledger.aclose()
