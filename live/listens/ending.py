@@ -6,12 +6,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ..audit.spool import LedgerSpool
 from ..bus import CallBus
 from ..errors import LiveError
 from ..model import ListenEnded
 from ..notices import NoticeBoard
+from ..notices.board import OwedNotice
+from ..notices.store import Notice
 from ..types import EndReason, NodeId
 from .session import ListenSession, heard_fields
 
@@ -65,14 +68,28 @@ async def record_end(
     # Served here until its end is kept (ledger or spool): whoever sees the session gone
     # finds the end on record.
     kept()
-    noticed, notice_id = await _notice_ended(session, reason, ended_at, heard["heard_s"], notices)
-    if recorded and noticed:
-        # Only now: a crash between the end and its notice leaves the proof of life, and
-        # the next start gives the notice of the ended session (``recovery``).
-        try:
-            await spool.gone(session.session_id)
-        except LiveError as exc:
-            log.warning("could not clear the proof of life of %s: %s", session.session_id, exc.message)
+
+    async def noticed(notice: Notice | None) -> None:
+        if recorded:
+            # Only now: a crash between the end and its notice leaves the proof of life, and
+            # the next start gives the notice of the ended session (``recovery``).
+            try:
+                await spool.gone(session.session_id)
+            except LiveError as exc:
+                log.warning("could not clear the proof of life of %s: %s", session.session_id, exc.message)
+
+    arguments = _notice_arguments(session, reason, ended_at, heard["heard_s"])
+    notice_id: str | None = None
+    try:
+        notice = await notices.listen_ended(**arguments)
+    except LiveError as exc:
+        # The notice store (the shared database) is down: the board tries again while the
+        # node runs; the agent gets the notice once it is back, never not at all.
+        log.error("could not give notice of listen %s yet: %s", session.session_id, exc.message)
+        notices.owe(OwedNotice(arguments, noticed))
+    else:
+        notice_id = None if notice is None else notice.notice_id
+        await noticed(notice)
     try:
         await bus.publish(
             ListenEnded(
@@ -90,30 +107,25 @@ async def record_end(
     await session.peer.close(reason)
 
 
-async def _notice_ended(
-    session: ListenSession, reason: EndReason, ended_at: float, heard_s: float | None, notices: NoticeBoard
-) -> tuple[bool, str | None]:
-    """Give the agent the notice of an ended session: whether it was kept, and the id of the
-    notice to show now (the other nodes show it to the agent's pages they serve)."""
-    try:
-        notice = await notices.listen_ended(
-            agent_id=session.agent_id,
-            session_id=session.session_id,
-            call_id=session.call_id,
-            mode=session.notice_mode,
-            item={
-                "purpose": session.purpose,
-                "listener": session.label,
-                "started_at": session.started_at,
-                "ended_at": ended_at,
-                "call_started_at": session.call_started_at,
-                "duration_s": round(ended_at - session.started_at, 3),
-                "policy_version": session.policy_version,
-                "reason": reason.value,
-                "heard_s": heard_s,
-            },
-        )
-    except LiveError as exc:
-        log.error("could not give notice of listen %s: %s", session.session_id, exc.message)
-        return False, None
-    return True, None if notice is None else notice.notice_id
+def _notice_arguments(
+    session: ListenSession, reason: EndReason, ended_at: float, heard_s: float | None
+) -> dict[str, Any]:
+    """What ``NoticeBoard.listen_ended`` needs to give the agent the notice of an ended
+    session (the other nodes show the notice to the agent's pages they serve)."""
+    return {
+        "agent_id": session.agent_id,
+        "session_id": session.session_id,
+        "call_id": session.call_id,
+        "mode": session.notice_mode,
+        "item": {
+            "purpose": session.purpose,
+            "listener": session.label,
+            "started_at": session.started_at,
+            "ended_at": ended_at,
+            "call_started_at": session.call_started_at,
+            "duration_s": round(ended_at - session.started_at, 3),
+            "policy_version": session.policy_version,
+            "reason": reason.value,
+            "heard_s": heard_s,
+        },
+    }

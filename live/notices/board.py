@@ -25,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeAlias
 
@@ -59,6 +60,18 @@ class EntryRecorder(Protocol):
     async def append(self, kind: str, *, actor: str, at: float, **fields: Any) -> int | None: ...
 
 
+OWED_FIRST_S = 0.5
+OWED_MAX_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class OwedNotice:
+    """``NoticeBoard.listen_ended``'s keyword arguments, and what to do once it is kept."""
+
+    arguments: dict[str, Any]
+    then: Callable[[Notice | None], Awaitable[None]]
+
+
 class NoticeBoard:
     """Owns the notice store, the agents' sockets and the digest timer."""
 
@@ -77,15 +90,19 @@ class NoticeBoard:
         self.watching: dict[str, dict[str, tuple[str, str | None]]] = {}
         self._subscribers: dict[str, set[asyncio.Queue[AgentEvent]]] = {}
         self._digest_task: asyncio.Task[None] | None = None
+        # Notices of ended listens the store could not take yet, tried again with backoff.
+        self._owed: list[OwedNotice] = []
+        self._owed_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.store.open()
         self._digest_task = asyncio.create_task(self._digest_timer(), name="notice-digest")
 
     async def aclose(self) -> None:
-        if self._digest_task is not None:
-            self._digest_task.cancel()
-            await asyncio.gather(self._digest_task, return_exceptions=True)
+        for task in (self._digest_task, self._owed_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.store.aclose()
 
     # --- agents' pages ---------------------------------------------------------------------
@@ -161,6 +178,29 @@ class NoticeBoard:
         if mode == "digest":
             await self.store.add_digest_item(agent_id, session_id, data, self.clock())
         return None
+
+    def owe(self, owed: OwedNotice) -> None:
+        """The notice of an ended listen that the store could not take (the shared database
+        is down): tried again with backoff while the node runs, ``owed.then`` called once it
+        is kept. (A restart meanwhile still owes it: the proof of life stays, ``recovery``.)"""
+        self._owed.append(owed)
+        if self._owed_task is None or self._owed_task.done():
+            self._owed_task = asyncio.create_task(self._pay_owed(), name="notices-owed")
+
+    async def _pay_owed(self) -> None:
+        delay = OWED_FIRST_S
+        while self._owed:
+            await asyncio.sleep(delay)
+            batch, self._owed = self._owed, []
+            for n, owed in enumerate(batch):
+                try:
+                    notice = await self.listen_ended(**owed.arguments)
+                except LiveError as exc:
+                    log.warning("notice of listen %s still waits: %s", owed.arguments.get("session_id"), exc.message)
+                    self._owed[:0] = batch[n:]  # in order, before any owed meanwhile
+                    break
+                await owed.then(notice)
+            delay = min(delay * 2, OWED_MAX_S) if self._owed else OWED_FIRST_S
 
     def _unwatch(self, agent_id: str, session_id: str) -> None:
         sessions = self.watching.get(agent_id, {})

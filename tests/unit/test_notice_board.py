@@ -7,8 +7,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from live.errors import LedgerUnavailable
 from live.notices import NoticeBoard, NoticeStore, after_call_text, duration_text
+from live.notices.board import OwedNotice
 from live.policy import load_policy
+from tests.support.wait import wait_for
 
 BERLIN = ZoneInfo("Europe/Berlin")
 POLICY = load_policy(
@@ -98,3 +103,51 @@ async def test_digest_at_the_schedule_and_kept_in_the_store(tmp_path: Path) -> N
         assert kept.notice_id == digest.notice_id
     finally:
         await store.aclose()
+
+
+class FlakyStore(NoticeStore):
+    """A notice store whose database is down for the first ``down`` writes."""
+
+    def __init__(self, path: Path, down: int) -> None:
+        super().__init__(path)
+        self.down = down
+
+    async def add(self, *args: Any, **kwargs: Any) -> Any:
+        if self.down:
+            self.down -= 1
+            raise LedgerUnavailable("notice store: the database does not answer")
+        return await super().add(*args, **kwargs)
+
+
+async def test_a_notice_the_store_could_not_take_is_given_once_it_can(tmp_path: Path) -> None:
+    """The shared database is down when a listen ends: the notice is owed, tried again, and
+    given (and the caller told) once the store takes it; nothing is given twice."""
+    board = NoticeBoard(FlakyStore(tmp_path / "n.sqlite3", down=3), RecordingLedger(), lambda: POLICY)
+    await board.start()
+    page, leave = board.subscribe("agent-1")
+    kept: list[str] = []
+    arguments: dict[str, Any] = {
+        "agent_id": "agent-1",
+        "session_id": "ls_owed",
+        "call_id": "CA1",
+        "mode": "after_call",
+        "item": {"purpose": "quality", "listener": "QA", "started_at": 1000.0, "call_started_at": 990.0,
+                 "duration_s": 60, "policy_version": "d-1"},
+    }
+
+    async def then(notice: Any) -> None:
+        kept.append(notice.notice_id)
+
+    try:
+        with pytest.raises(LedgerUnavailable):
+            await board.listen_ended(**arguments)
+        board.owe(OwedNotice(arguments, then))
+        await wait_for(lambda: kept, 60, "the owed notice to be kept")
+        [notice] = await board.notices_for("agent-1")
+        assert kept == [notice.notice_id] and notice.data["session_id"] == "ls_owed"
+        shown = page.get_nowait()
+        assert shown["type"] == "notice" and shown["notice"]["id"] == notice.notice_id
+        assert page.empty()
+    finally:
+        leave()
+        await board.aclose()
