@@ -25,6 +25,11 @@ class ListenerInfo:
     purpose: str
     started_at: float
     node_id: NodeId
+    # What the agent's live indicator shows, for a node that learns of the listen from the
+    # roster (it started before that node, or its announcement was lost): the listener as
+    # the policy discloses them, and the notice mode decided for it. Absent from older nodes.
+    label: str | None = None
+    notice_mode: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

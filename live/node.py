@@ -25,6 +25,7 @@ from .config import IceServer, Settings
 from .housekeeping import Housekeeping, LedgerStats
 from .listens import ListenService, ListenStats
 from .notices import NoticeBoard, NoticeRelay, NoticeTable, open_notice_store
+from .notices.board import RunningListen
 from .policy_holder import PolicyHolder
 from .types import NodeId
 
@@ -110,13 +111,20 @@ class Node:
         )
         # A listen whose end the bus lost leaves the agent's indicator on nowhere once the
         # roster is reconciled: only listens the cluster (or this node) still runs are shown.
-        self.calls.after_resync(
-            lambda: self.notices.keep_watching(self.calls.listening() | set(self.listens.sessions))
-        )
+        self.calls.after_resync(lambda: self.notices.sync_watching(self._running_listens()))
         self.calls.watch(self.listens)
         self.housekeeping = Housekeeping(
             node_id=node_id, ledger=ledger, spool=spool, policy=self.policy, running=self.listens.running
         )
+
+    def _running_listens(self) -> dict[str, RunningListen]:
+        """Every listen running in the cluster as the roster shows it, and those served here."""
+        running = self.calls.listening()
+        for session in self.listens.sessions.values():
+            running[session.session_id] = RunningListen(
+                session.agent_id, session.label, session.purpose, session.notice_mode
+            )
+        return running
 
     async def start(self) -> None:
         """Open the stores, load the policy, close what a crash left open, join the bus.

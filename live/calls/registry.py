@@ -35,6 +35,7 @@ from ..errors import BusUnavailable, Conflict, LiveError, NotFound
 from ..ingest.sink import CallAnnouncement
 from ..media.hub import CallMedia
 from ..model import BusEvent, CallEnded, CallInfo, CallStarted, CallUpdated, Roster
+from ..notices.board import RunningListen
 from ..policy import SetConsent, SetPci
 from ..policy_holder import PolicyHolder
 from ..types import LEGS, CallId, Consent, EndReason, LegName, NodeId
@@ -366,9 +367,20 @@ class CallRegistry:
         for callback in self._after_resync:
             callback()
 
-    def listening(self) -> set[str]:
-        """The session ids of every listen the roster shows running, on any node."""
-        return {listener.session_id for call in self.roster.calls.values() for listener in call.listeners}
+    def listening(self) -> dict[str, RunningListen]:
+        """Every listen the roster shows running, on any node, by session id. A listen from
+        a node that does not say how it is shown (an older node) is shown as its listener's
+        name, in the live mode."""
+        return {
+            listener.session_id: RunningListen(
+                call.agent_id,
+                listener.label if listener.label is not None else listener.display_name,
+                listener.purpose,
+                listener.notice_mode if listener.label is not None else None,
+            )
+            for call in self.roster.calls.values()
+            for listener in call.listeners
+        }
 
     def _unsure(self, view: ClusterView) -> set[NodeId]:
         """Nodes whose calls are missing from ``view`` but which are not known to be lost yet:

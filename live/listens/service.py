@@ -268,7 +268,14 @@ class ListenService:
         for leg in LEGS:  # only now, with the start on record, may packets flow
             media.leg(leg).attach(queues[leg])
         listener = ListenerInfo(
-            session_id, actor.user_id, actor.display_name, purpose, session.started_at, self.node_id
+            session_id,
+            actor.user_id,
+            actor.display_name,
+            purpose,
+            session.started_at,
+            self.node_id,
+            label=session.label,
+            notice_mode=session.notice_mode,
         )
         try:
             await self._bus.publish(

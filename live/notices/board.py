@@ -60,6 +60,17 @@ class EntryRecorder(Protocol):
     async def append(self, kind: str, *, actor: str, at: float, **fields: Any) -> int | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class RunningListen:
+    """A listen running somewhere in the cluster, as the agent's indicator shows it."""
+
+    agent_id: str
+    label: str
+    purpose: str | None
+    mode: str | None
+
+
+ENDED_KEPT = 10_000  # ended listens remembered so a lagging roster does not show them again
 OWED_FIRST_S = 0.5
 OWED_MAX_S = 10.0
 
@@ -92,6 +103,9 @@ class NoticeBoard:
         self._digest_task: asyncio.Task[None] | None = None
         # Notices of ended listens the store could not take yet, tried again with backoff.
         self._owed: list[OwedNotice] = []
+        # Listens whose indicator was cleared (ended): a roster that still lists one for a
+        # moment (its end not yet announced) does not turn it on again.
+        self._ended: dict[str, None] = {}
         self._owed_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -202,19 +216,36 @@ class NoticeBoard:
                 await owed.then(notice)
             delay = min(delay * 2, OWED_MAX_S) if self._owed else OWED_FIRST_S
 
-    def _unwatch(self, agent_id: str, session_id: str) -> None:
+    def _unwatch(self, agent_id: str, session_id: str, *, ended: bool = True) -> None:
+        if ended:
+            self._ended[session_id] = None
+            while len(self._ended) > ENDED_KEPT:
+                del self._ended[next(iter(self._ended))]
         sessions = self.watching.get(agent_id, {})
         if sessions.pop(session_id, None) is not None:
             if not sessions:
                 self.watching.pop(agent_id, None)
             self._push(agent_id, self.monitoring_event(agent_id))
 
-    def keep_watching(self, running: set[str]) -> None:
-        """Clear the live indicator of listens that run nowhere any more: their end was
-        missed (published while the bus was down), and a resync of the roster found them gone."""
+    def sync_watching(self, running: dict[str, RunningListen]) -> None:
+        """Make the live indicators what the reconciled roster says: listens that run nowhere
+        any more are cleared (their end was missed while the bus was down), listens running
+        elsewhere that this board never heard of are shown (they began before this node did,
+        or their start was missed)."""
         for agent_id, sessions in list(self.watching.items()):
             for session_id in [s for s in sessions if s not in running]:
-                self._unwatch(agent_id, session_id)
+                self._unwatch(agent_id, session_id, ended=False)  # shown again if listed again
+        for session_id, listen in running.items():
+            if session_id in self._ended:
+                continue
+            if listen.mode == "live" and session_id not in self.watching.get(listen.agent_id, {}):
+                self.listen_started(
+                    agent_id=listen.agent_id,
+                    session_id=session_id,
+                    label=listen.label,
+                    mode=listen.mode,
+                    purpose=listen.purpose,
+                )
 
     async def listen_ended_elsewhere(self, *, agent_id: str, session_id: str, notice_id: str | None) -> None:
         """A listen made on another node ended: clear its indicator here and show the notice

@@ -224,30 +224,35 @@ async def test_a_refused_call_leaves_nothing_behind(failing: tuple[CallRegistry,
     assert calls.known("CA1") is not None
 
 
-async def test_a_missed_listen_end_leaves_no_indicator_on_after_a_resync(
+async def test_after_a_resync_the_indicator_shows_what_runs_in_the_cluster(
     registry: tuple[CallRegistry, MemoryCallBus, Watcher], tmp_path: Path
 ) -> None:
-    """The end of a listen on another node was published while the bus was down: once the
-    roster is reconciled, the agent's live indicator here no longer shows it."""
+    """Announcements lost while the bus was down: once the roster is reconciled, the agent's
+    live indicator here shows exactly the listens running anywhere, as their node said."""
     calls, bus, _ = registry
     board = NoticeBoard(NoticeStore(tmp_path / "notices.sqlite3"), RecordingLedger(), lambda: POLICY)
     await board.store.open()
-    calls.after_resync(lambda: board.keep_watching(calls.listening()))
+    calls.after_resync(lambda: board.sync_watching(calls.listening()))
     try:
-        await bus.publish(CallStarted(remote("CA7")))
-        listener = ListenerInfo(SessionId("ls_gone"), "sam", "Sam", "quality", 2.0, NodeId("n2"))
-        await bus.publish(ListenStarted(CallId("CA7"), listener, ("agent",)))
-        board.listen_started(agent_id="agent-7", session_id="ls_gone", label="Sam", mode="live", purpose="quality")
-        board.listen_started(agent_id="agent-7", session_id="ls_on", label="Kim", mode="live", purpose="training")
-        other = ListenerInfo(SessionId("ls_on"), "kim", "Kim", "training", 3.0, NodeId("n2"))
-        await bus.publish(ListenStarted(CallId("CA7"), other, ("agent",)))
-        page, leave = board.subscribe("agent-7")
-        # Behind the registry's back: the first listen ended (its ListenEnded was lost).
+        await bus.publish(CallStarted(remote("CA7")))  # agent-2's call on node n2
+        gone = ListenerInfo(SessionId("ls_gone"), "sam", "Sam", "quality", 2.0, NodeId("n2"), "Sam", "live")
+        on = ListenerInfo(SessionId("ls_on"), "kim", "Kim", "training", 3.0, NodeId("n2"), "QA team", "live")
+        await bus.publish(ListenStarted(CallId("CA7"), gone, ("agent",)))
+        board.listen_started(agent_id="agent-2", session_id="ls_gone", label="Sam", mode="live", purpose="quality")
+        page, leave = board.subscribe("agent-2")
+        # Behind the registry's back: Sam's listen ended, Kim's began (both announcements lost),
+        # and an after-call listen began (no indicator for it).
+        quiet = ListenerInfo(SessionId("ls_quiet"), "lee", "Lee", "coaching", 4.0, NodeId("n2"), "Lee", "after_call")
         held = bus._roster.calls[CallId("CA7")]
-        bus._roster.calls[CallId("CA7")] = dataclasses.replace(held, listeners=(other,))
+        bus._roster.calls[CallId("CA7")] = dataclasses.replace(held, listeners=(on, quiet))
         await calls.resync()
-        assert set(board.watching["agent-7"]) == {"ls_on"}
-        assert page.get_nowait()["listening"] == [{"listener": "Kim", "purpose": "training"}]
+        assert set(board.watching["agent-2"]) == {"ls_on"}
+        events = [page.get_nowait() for _ in range(page.qsize())]
+        assert events[-1]["listening"] == [{"listener": "QA team", "purpose": "training"}]
+        # A roster that still lists an ended listen for a moment does not show it again.
+        board._unwatch("agent-2", "ls_on")
+        await calls.resync()
+        assert "agent-2" not in board.watching
         leave()
     finally:
         await board.store.aclose()
