@@ -108,6 +108,41 @@ async def test_live_indicator_for_a_listen_on_another_node(
             await sender.stop()
 
 
+async def test_a_node_started_during_a_listen_shows_it(
+    tmp_path: Path, postgres_db_url: str, redis_url: str
+) -> None:
+    """Node D starts while a listen on node C runs: it never saw the start announced, yet the
+    agent's page on D shows the indicator (from the reconciled roster) and clears it at the end."""
+    async with nodes(tmp_path, "live", postgres_db_url, redis_url) as (b, c):
+        sender = TwilioSender(c.twilio_url, "CA-cl-late", LOUD, LOUD, agent="agent")
+        await sender.start()
+        listener = Listener(c.base_url, c.tokens["sup"])
+        try:
+            await wait_call(c, "CA-cl-late")
+            await listener.listen("CA-cl-late", purpose="training")
+            (tmp_path / "d").mkdir()
+            shutil.copy(b.settings.users_path, tmp_path / "d" / "users.json")
+            late = running_server(
+                tmp_path / "d",
+                policy_file=str(b.settings.policy_file),
+                ledger_url=postgres_db_url,
+                redis_url=redis_url,
+                node_id="d",
+            )
+            async with late as d, aiohttp.ClientSession() as http, http.ws_connect(
+                f"{d.ws_url}/api/agent/events", headers={"Authorization": f"Bearer {d.tokens['agent']}"}
+            ) as ws:
+                shown = await next_event(ws)
+                while not shown["active"]:  # idle until D's first resync (a bound: next_event)
+                    shown = await next_event(ws)
+                assert shown["listening"] == [{"listener": "Sam Supervisor", "purpose": "training"}]
+                assert await listener.stop() == 200
+                assert (await next_event(ws))["active"] is False
+        finally:
+            await listener.close()
+            await sender.stop()
+
+
 async def test_after_call_notice_once_across_nodes_and_seen_everywhere(
     tmp_path: Path, postgres_db_url: str, redis_url: str
 ) -> None:
