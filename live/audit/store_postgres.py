@@ -13,14 +13,14 @@ One log per database: the tables are ``ledger_*`` in the connection's search pat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from ..errors import LedgerUnavailable
+from ..errors import LedgerUnavailable, LiveError
 from .entry import CheckpointRow, DetailsRow, EntryRow
 from .store import ENTRY_COLUMNS, LeafRow, StoreWriter, entry_filters
 
@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS ledger_heartbeats (
 
 # InternalClientError: a connection the server dropped mid-query (asyncpg reports a state
 # clash rather than a connection error), as in a database outage.
-_ERRORS = (
+PG_ERRORS = _ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
@@ -86,6 +86,27 @@ _SELECT_ENTRIES = (
     + ", d.seq AS d_seq, d.salt, d.body, d.erased_at"
     " FROM ledger_entries e LEFT JOIN ledger_details d ON d.seq = e.seq"
 )
+
+
+async def open_side_pool(
+    url: str, schema: str, lock: int, *, timeout_s: float, fail: Callable[[str], LiveError]
+) -> asyncpg.Pool:
+    """A small pool (two connections) for a store that lives beside the ledger in its
+    database (notices, revocations), its tables created under the advisory ``lock`` (nodes
+    starting together would race on ``CREATE … IF NOT EXISTS``). ``fail(message)`` is the
+    error raised when the database cannot be reached or the tables made."""
+    try:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=2, command_timeout=timeout_s)
+    except (*PG_ERRORS, ValueError) as exc:
+        raise fail(f"cannot connect to {redact(url)}: {exc}") from exc
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
+            await conn.execute(schema)
+    except PG_ERRORS as exc:
+        await pool.close()
+        raise fail(f"cannot create its tables: {exc}") from exc
+    return pool
 
 
 def redact(url: str) -> str:

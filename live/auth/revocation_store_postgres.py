@@ -8,13 +8,13 @@ so every id a reader sees was committed after all smaller ones.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
-from ..audit.store_postgres import redact
+from ..audit.store_postgres import PG_ERRORS as _ERRORS
+from ..audit.store_postgres import open_side_pool, redact
 from ..errors import RevocationsUnavailable
 from .revocation_store import row_revocation
 from .revocations import Revocation
@@ -32,7 +32,6 @@ CREATE TABLE IF NOT EXISTS auth_revocations (
 );
 """
 
-_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, asyncio.TimeoutError)
 
 
 class PostgresRevocationStore:
@@ -47,19 +46,13 @@ class PostgresRevocationStore:
     async def open(self) -> None:
         if self._pool is not None:
             return
-        try:
-            pool = await asyncpg.create_pool(self.url, min_size=1, max_size=2, command_timeout=self._timeout)
-        except (*_ERRORS, ValueError) as exc:
-            raise RevocationsUnavailable(f"cannot connect to the revocations at {self.description}: {exc}") from exc
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                # Nodes starting together would race on CREATE TABLE IF NOT EXISTS: one at a time.
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
-                await conn.execute(SCHEMA)
-        except _ERRORS as exc:
-            await pool.close()
-            raise RevocationsUnavailable(f"cannot create the revocations table: {exc}") from exc
-        self._pool = pool
+        self._pool = await open_side_pool(
+            self.url,
+            SCHEMA,
+            APPEND_LOCK,
+            timeout_s=self._timeout,
+            fail=lambda why: RevocationsUnavailable(f"the revocations: {why}"),
+        )
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None

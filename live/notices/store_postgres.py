@@ -7,13 +7,13 @@ only while unset (``… IS NULL``), so of two nodes racing, exactly one records 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import asyncpg
 
-from ..audit.store_postgres import redact
+from ..audit.store_postgres import PG_ERRORS as _ERRORS
+from ..audit.store_postgres import open_side_pool, redact
 from ..errors import LedgerUnavailable
 from ..types import new_id
 from .store import Notice, like_pattern
@@ -42,7 +42,6 @@ CREATE TABLE IF NOT EXISTS notice_digest_items (
 );
 """
 
-_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, asyncio.TimeoutError)
 
 
 def _notice(row: Any) -> Notice:
@@ -70,19 +69,13 @@ class PostgresNoticeStore:
     async def open(self) -> None:
         if self._pool is not None:
             return
-        try:
-            pool = await asyncpg.create_pool(self.url, min_size=1, max_size=2, command_timeout=self._timeout)
-        except (*_ERRORS, ValueError) as exc:
-            raise LedgerUnavailable(f"cannot connect to the notice store at {self.description}: {exc}") from exc
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                # Nodes starting together would race on CREATE … IF NOT EXISTS: one at a time.
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
-                await conn.execute(SCHEMA)
-        except _ERRORS as exc:
-            await pool.close()
-            raise LedgerUnavailable(f"cannot create the notice tables: {exc}") from exc
-        self._pool = pool
+        self._pool = await open_side_pool(
+            self.url,
+            SCHEMA,
+            SCHEMA_LOCK,
+            timeout_s=self._timeout,
+            fail=lambda why: LedgerUnavailable(f"the notice store: {why}"),
+        )
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None
